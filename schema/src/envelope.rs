@@ -1,0 +1,84 @@
+//! The Envelope: what ingest hands to the queue.
+//!
+//! The raw bytes exactly as received plus where they came from. Nothing in it is parsed;
+//! the processor decides what the bytes are. `sha256` keys the Kafka message and makes
+//! byte-identical redeliveries cheap to recognize.
+
+use sha2::{Digest, Sha256};
+
+/// Which kind of source produced an Envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A file or directory given on the command line or watched.
+    Dir,
+    /// An IMAP mailbox.
+    Imap,
+    /// The HTTP endpoint.
+    Http,
+}
+
+impl Source {
+    /// The lowercase name used in headers and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Dir => "dir",
+            Source::Imap => "imap",
+            Source::Http => "http",
+        }
+    }
+}
+
+/// Raw report bytes plus provenance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The bytes exactly as received.
+    pub bytes: Vec<u8>,
+    /// Where they came from.
+    pub source: Source,
+    /// When ingest received them, unix seconds.
+    pub received_at: i64,
+    /// Original file or attachment name, when there was one.
+    pub filename: Option<String>,
+    /// Declared content type, when there was one (informational only).
+    pub content_type: Option<String>,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+    /// Mailbox + UID, remote address, or path.
+    pub origin: String,
+}
+
+impl Envelope {
+    /// Wraps bytes, computing their hash.
+    pub fn new(bytes: Vec<u8>, source: Source, origin: String, received_at: i64) -> Self {
+        let sha256 = Sha256::digest(&bytes).into();
+        Self { bytes, source, received_at, filename: None, content_type: None, sha256, origin }
+    }
+
+    /// The hash as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("bytes", &self.bytes.len())
+            .field("source", &self.source)
+            .field("received_at", &self.received_at)
+            .field("filename", &self.filename)
+            .field("sha256", &self.sha256_hex())
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

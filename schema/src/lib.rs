@@ -1,0 +1,41 @@
+//! ruaflow-schema: everything about the bytes and the records. No network, no async.
+//!
+//! ```text
+//! raw bytes ──> unpack ──────────────> XML  ──> dmarc::DmarcReader ──> ReportHeader, Record…
+//!  (file,        (sniff by content,     JSON ──> tlsrpt::parse_report ──> TlsReport
+//!   attachment,   gzip/zlib/zip/MIME,   ARF  ──> failure::FailureReport
+//!   message)      capped by Limits)     broken ─> Error (a dead letter's reason)
+//! ```
+//!
+//! Parsers are pure and synchronous, never panic, and read every untrusted byte through
+//! the caps in [`Limits`]. The DMARC parser streams records one at a time, so memory stays
+//! flat whatever the report size.
+//!
+//! Layout:
+//! - [`envelope`]: raw bytes + provenance, the message between ingest and processor
+//! - [`limits`]: the caps on every untrusted read
+//! - [`unpack`]: format sniffing, bounded decompression, zip and MIME walking
+//! - [`dmarc`]: aggregate report model and streaming parser
+//! - [`tlsrpt`]: SMTP TLS report model and parser
+//! - [`failure`]: DMARC failure (forensic) report recognition
+//! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
+//! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
+
+#![forbid(unsafe_code)]
+
+pub mod dmarc;
+pub mod envelope;
+pub mod error;
+pub mod failure;
+pub mod limits;
+pub mod read;
+pub mod text;
+pub mod time;
+pub mod tlsrpt;
+pub mod unpack;
+mod vocab;
+
+pub use envelope::{Envelope, Source};
+pub use error::Error;
+pub use limits::{LimitExceeded, Limits};
+pub use read::{read_reports, Located, Parsed};

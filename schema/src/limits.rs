@@ -1,0 +1,86 @@
+//! Caps on every untrusted read.
+//!
+//! Input: nothing; output: a [`Limits`] value that every decoder and parser takes.
+//! Invariant: no byte of a report is read, decompressed or buffered beyond these caps, and
+//! the error that stops a read names the cap that was hit (see [`LimitExceeded`]).
+
+use serde::Deserialize;
+
+/// Caps applied while decoding and parsing one raw report (one Envelope).
+///
+/// The defaults are generous for real receivers (the largest real aggregate reports are a
+/// few MiB uncompressed) while keeping a hostile input from taking more than about
+/// `max_decompressed_bytes` of memory or CPU.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest raw input accepted, in bytes, before any decompression (32 MiB).
+    pub max_input_bytes: u64,
+    /// Largest decompressed size of one document, in bytes (1 GiB). Streaming parsers keep
+    /// memory flat regardless; the cap bounds CPU time and anything that must be buffered.
+    pub max_decompressed_bytes: u64,
+    /// Largest decompressed size of a document that has to be held in memory whole (a
+    /// TLSRPT JSON report, a mail message, a zip archive found inside gzip), in bytes (64 MiB).
+    pub max_buffered_bytes: u64,
+    /// Most compression layers (gzip, zlib) wrapped around one document (3).
+    pub max_compression_layers: u32,
+    /// Most entries read from one zip archive (64).
+    pub max_zip_entries: u32,
+    /// Deepest XML element nesting (32). DMARC reports nest 5 deep.
+    pub max_xml_depth: u32,
+    /// Longest text of one XML element or JSON string field, in bytes (64 KiB).
+    pub max_field_bytes: u32,
+    /// Most records in one DMARC report, or failure details in one TLSRPT report (10,000,000).
+    pub max_records: u64,
+    /// Most MIME parts visited in one mail message, nested messages included (256).
+    pub max_mime_parts: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_input_bytes: 32 << 20,
+            max_decompressed_bytes: 1 << 30,
+            max_buffered_bytes: 64 << 20,
+            max_compression_layers: 3,
+            max_zip_entries: 64,
+            max_xml_depth: 32,
+            max_field_bytes: 64 << 10,
+            max_records: 10_000_000,
+            max_mime_parts: 256,
+        }
+    }
+}
+
+/// Which cap a hostile or oversized input ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// [`Limits::max_input_bytes`].
+    #[error("input is larger than max_input_bytes ({0} bytes)")]
+    InputBytes(u64),
+    /// [`Limits::max_decompressed_bytes`].
+    #[error("decompressed size exceeds max_decompressed_bytes ({0} bytes)")]
+    DecompressedBytes(u64),
+    /// [`Limits::max_buffered_bytes`].
+    #[error("document to buffer exceeds max_buffered_bytes ({0} bytes)")]
+    BufferedBytes(u64),
+    /// [`Limits::max_compression_layers`].
+    #[error("more than max_compression_layers ({0}) nested compression layers")]
+    CompressionLayers(u32),
+    /// [`Limits::max_zip_entries`].
+    #[error("zip archive has more than max_zip_entries ({0}) entries")]
+    ZipEntries(u32),
+    /// [`Limits::max_xml_depth`].
+    #[error("xml nesting deeper than max_xml_depth ({0})")]
+    XmlDepth(u32),
+    /// [`Limits::max_field_bytes`].
+    #[error("a field is longer than max_field_bytes ({0} bytes)")]
+    FieldBytes(u32),
+    /// [`Limits::max_records`].
+    #[error("report has more than max_records ({0}) records")]
+    Records(u64),
+    /// [`Limits::max_mime_parts`].
+    #[error("mail message has more than max_mime_parts ({0}) parts")]
+    MimeParts(u32),
+}

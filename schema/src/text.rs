@@ -1,0 +1,102 @@
+//! Turning untrusted bytes into text.
+//!
+//! Input: the raw bytes of one field; output: a `String`. Real receivers send UTF-8,
+//! windows-1252 (declared or not) and plain invalid UTF-8 (parsedmarc's `invalid_utf_8.xml`
+//! sample): valid UTF-8 is taken as is, anything else is read as windows-1252, which maps
+//! every byte to a character, so no input is ever refused for its encoding.
+
+/// The characters windows-1252 puts at 0x80..=0x9F (where ISO-8859-1 has C1 controls).
+/// The five bytes windows-1252 leaves undefined map to U+FFFD.
+const CP1252_HIGH: [char; 32] = [
+    '€', '\u{FFFD}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{FFFD}', 'Ž', '\u{FFFD}',
+    '\u{FFFD}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{FFFD}', 'ž', 'Ÿ',
+];
+
+/// Decodes windows-1252 (a superset of ISO-8859-1 for printable text).
+pub fn decode_cp1252(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9F => CP1252_HIGH[usize::from(b - 0x80)],
+            _ => char::from(b),
+        })
+        .collect()
+}
+
+/// Decodes a field: UTF-8 when it is valid, windows-1252 otherwise, or always
+/// windows-1252 when the document declared a single-byte encoding.
+pub fn decode_field(bytes: &[u8], single_byte: bool) -> String {
+    if !single_byte {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return s.to_owned();
+        }
+    }
+    decode_cp1252(bytes)
+}
+
+/// True for encoding labels that mean a single-byte Latin encoding.
+pub fn is_single_byte_label(label: &[u8]) -> bool {
+    let label = label.to_ascii_lowercase();
+    matches!(
+        label.as_slice(),
+        b"windows-1252" | b"cp1252" | b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"us-ascii"
+    ) || label.starts_with(b"iso-8859-15")
+}
+
+/// Trims ASCII whitespace (spaces, tabs, CR, LF) from both ends.
+pub fn trim_ascii(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+/// Parses a unix timestamp as receivers write it: an integer, possibly surrounded by
+/// whitespace, or a float (`1538413632.0`), truncated to whole seconds.
+pub fn parse_epoch(s: &str) -> Option<i64> {
+    let s = trim_ascii(s);
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let f: f64 = s.parse().ok()?;
+    // The range check keeps `as` from saturating silently on absurd values.
+    (f.is_finite() && f.abs() < 1e15).then(|| f.trunc() as i64)
+}
+
+/// Parses a message count: a non-negative integer, or a float with no fractional part.
+pub fn parse_count(s: &str) -> Option<u64> {
+    let s = trim_ascii(s);
+    if let Ok(v) = s.parse::<u64>() {
+        return Some(v);
+    }
+    let f: f64 = s.parse().ok()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1e15).then(|| f as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_is_kept_and_invalid_utf8_reads_as_cp1252() {
+        assert_eq!(decode_field("héllo".as_bytes(), false), "héllo");
+        assert_eq!(decode_field(b"caf\xe9 \x80", false), "café €");
+        assert_eq!(decode_field("é".as_bytes(), true), "Ã©");
+    }
+
+    #[test]
+    fn epochs_and_counts_are_lenient_but_not_guessing() {
+        assert_eq!(parse_epoch(" 1524268799 \t"), Some(1_524_268_799));
+        assert_eq!(parse_epoch("1538413632.75"), Some(1_538_413_632));
+        assert_eq!(parse_epoch("soon"), None);
+        assert_eq!(parse_count("12"), Some(12));
+        assert_eq!(parse_count("3.0"), Some(3));
+        assert_eq!(parse_count("3.5"), None);
+        assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count(""), None);
+    }
+
+    #[test]
+    fn single_byte_labels() {
+        assert!(is_single_byte_label(b"Windows-1252"));
+        assert!(is_single_byte_label(b"ISO-8859-1"));
+        assert!(!is_single_byte_label(b"UTF-8"));
+    }
+}

@@ -1,0 +1,50 @@
+//! Command-line interface. The command names and flags are a stable contract (see
+//! DESIGN.md "CLI"): scripts depend on them.
+
+mod inputs;
+mod parse;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// DMARC aggregate and SMTP TLS report pipeline with DKIM replay flood detection.
+#[derive(Debug, Parser)]
+#[command(name = "ruaflow", version, about)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse report files and print what they hold.
+    Parse(parse::ParseArgs),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Parse(args) => parse::run(args),
+    }
+}
+
+/// Logs go to stderr, fields first; `RUST_LOG` overrides the level.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,ruaflow=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}
