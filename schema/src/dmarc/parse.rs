@@ -8,7 +8,7 @@
 //! guessed). No DTD is read and no entity other than the five predefined ones and
 //! character references is expanded.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 
 use quick_xml::events::{BytesStart, Event};
@@ -288,7 +288,14 @@ pub struct DmarcReader<R: BufRead> {
 
 impl<R: BufRead> DmarcReader<R> {
     /// Wraps a reader of XML text.
-    pub fn new(input: R, limits: &Limits) -> Self {
+    pub fn new(input: R, limits: &Limits) -> DmarcReader<BufReader<MarkupGuard<R>>> {
+        let guarded = BufReader::with_capacity(32 << 10, MarkupGuard::new(input, limits.max_field_bytes));
+        DmarcReader::with_guarded(guarded, limits)
+    }
+}
+
+impl<R: BufRead> DmarcReader<R> {
+    fn with_guarded(input: R, limits: &Limits) -> Self {
         let mut xml = quick_xml::Reader::from_reader(input);
         let config = xml.config_mut();
         // Leniency for real receivers: mismatched end tags come from raw `<` in text
@@ -753,6 +760,40 @@ impl<R: BufRead> DmarcReader<R> {
 
     fn structure_error(&self, detail: &str) -> Error {
         Error::Xml { position: self.xml.buffer_position(), detail: detail.to_owned() }
+    }
+}
+
+/// Bounds the bytes between two markup characters (`<`, `>`).
+///
+/// quick-xml buffers a whole text node or tag before handing it out, so a 1 GiB run of
+/// text would become a 1 GiB buffer. This reader fails with
+/// [`LimitExceeded::FieldBytes`] as soon as a run grows past what any field may hold
+/// (twice `max_field_bytes`, leaving room for surrounding whitespace and attributes).
+pub struct MarkupGuard<R> {
+    inner: R,
+    run: u64,
+    max_run: u64,
+    max_field_bytes: u32,
+}
+
+impl<R> MarkupGuard<R> {
+    fn new(inner: R, max_field_bytes: u32) -> Self {
+        Self { inner, run: 0, max_run: 2 * u64::from(max_field_bytes) + 1024, max_field_bytes }
+    }
+}
+
+impl<R: BufRead> Read for MarkupGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        match memchr::memrchr2(b'<', b'>', chunk) {
+            Some(last) => self.run = (n - last - 1) as u64,
+            None => self.run += n as u64,
+        }
+        if self.run > self.max_run {
+            return Err(std::io::Error::other(LimitExceeded::FieldBytes(self.max_field_bytes)));
+        }
+        Ok(n)
     }
 }
 
