@@ -1,1 +1,20 @@
-//! placeholder
+//! ruaflow-ingest: report sources and the queue they feed.
+//!
+//! ```text
+//! files / directories ──> dir ──┐
+//! IMAP mailboxes (planned) ─────┼──> Envelope ──> queue (local: bounded channel; Kafka: planned)
+//! HTTPS POST (planned) ─────────┘
+//! ```
+//!
+//! A source turns whatever it reads into [`ruaflow_schema::Envelope`]s — the raw bytes
+//! and where they came from, nothing parsed — and acknowledges its input only once the
+//! processor says the data is durably stored.
+//!
+//! Layout:
+//! - [`dir`]: files and directories, once or watched
+//! - [`queue`]: the in-process bounded queue of the embedded deployment
+
+#![forbid(unsafe_code)]
+
+pub mod dir;
+pub mod queue;

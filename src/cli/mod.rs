@@ -1,8 +1,10 @@
 //! Command-line interface. The command names and flags are a stable contract (see
 //! DESIGN.md "CLI"): scripts depend on them.
 
+mod config;
 mod inputs;
 mod parse;
+mod run;
 
 use std::process::ExitCode;
 
@@ -23,12 +25,15 @@ pub struct Cli {
 enum Command {
     /// Parse report files and print what they hold.
     Parse(parse::ParseArgs),
+    /// Run the embedded pipeline: inputs into a SQLite database.
+    Run(run::RunArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -45,6 +50,7 @@ pub fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .init();
 }

@@ -33,7 +33,7 @@ pub struct ParseArgs {
 const BATCH_FILES: usize = 64;
 
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
-    let files = inputs::expand(&args.paths)?;
+    let files = ruaflow_ingest::dir::scan(&args.paths)?;
     let limits = Limits::default();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stdout = std::io::stdout();

@@ -1,0 +1,500 @@
+//! The embedded pipeline: deliveries → parse workers → one store writer → commit → acks.
+//!
+//! ```text
+//!  queue (Delivery) ──> worker 1..N: unpack, parse ──┐  one bounded stream of record
+//!                                                    ├─> chunks per report, in order
+//!                                                    v
+//!                       writer: SQLite batch ── commit ──> barrier: acks ──> on_commit hook
+//! ```
+//!
+//! Input: [`Delivery`]s (an Envelope plus its acknowledgement) from a bounded queue.
+//! Output: reports, records, aggregates and dead letters in the store; each delivery
+//! acknowledged after the batch holding it committed. Invariants: records stream from a
+//! worker to the writer in bounded chunks, so a report of any size takes bounded memory;
+//! a report is written whole or not at all (savepoint); duplicates by bytes or by report
+//! identity change no total; a report that fails part-way becomes a dead letter with the
+//! reason, and the pipeline goes on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ruaflow_schema::dmarc::{DmarcReader, Record, ReportHeader};
+use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::unpack::{unpack, Content};
+use ruaflow_schema::{Envelope, Error as SchemaError, Limits};
+use tracing::{debug, warn};
+
+use crate::barrier::{Ack, Barrier};
+use crate::sqlite::{Origin, SqliteStore, StoreError};
+
+/// Messages waiting for the writer. When full, workers block: back-pressure reaches
+/// the queue, and through it the sources.
+const WRITER_QUEUE: usize = 64;
+/// Chunks of records buffered per report between its worker and the writer; when full,
+/// the worker's parser pauses, so memory per report is bounded.
+const STREAM_CHUNKS: usize = 8;
+/// Records per chunk.
+const CHUNK_RECORDS: usize = 2048;
+
+/// One envelope to process and what to do once it is durably stored.
+pub struct Delivery {
+    /// The raw input.
+    pub envelope: Envelope,
+    /// Fired after the batch holding it committed (see [`crate::barrier`]).
+    pub ack: Option<Ack>,
+}
+
+/// How the pipeline batches and parses.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Parse worker threads.
+    pub workers: usize,
+    /// Commit after this many records in the batch.
+    pub batch_records: u64,
+    /// Commit at least this often while data flows.
+    pub batch_interval: Duration,
+    /// Caps on untrusted input.
+    pub limits: Limits,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()).max(1),
+            batch_records: 100_000,
+            batch_interval: Duration::from_millis(500),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Counters the pipeline keeps while it runs (read them for progress).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Envelopes fully processed and committed.
+    pub envelopes: AtomicU64,
+    /// Envelopes skipped because identical bytes were stored before.
+    pub duplicate_envelopes: AtomicU64,
+    /// Reports stored (DMARC and TLS).
+    pub reports: AtomicU64,
+    /// Reports skipped because a report with the same identity was stored before.
+    pub duplicate_reports: AtomicU64,
+    /// DMARC records stored.
+    pub records: AtomicU64,
+    /// Messages over the stored records.
+    pub messages: AtomicU64,
+    /// Dead letters written.
+    pub dead_letters: AtomicU64,
+    /// DMARC failure reports seen (recognized, not stored).
+    pub failure_reports: AtomicU64,
+}
+
+/// A plain copy of [`Progress`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// See [`Progress::envelopes`].
+    pub envelopes: u64,
+    /// See [`Progress::duplicate_envelopes`].
+    pub duplicate_envelopes: u64,
+    /// See [`Progress::reports`].
+    pub reports: u64,
+    /// See [`Progress::duplicate_reports`].
+    pub duplicate_reports: u64,
+    /// See [`Progress::records`].
+    pub records: u64,
+    /// See [`Progress::messages`].
+    pub messages: u64,
+    /// See [`Progress::dead_letters`].
+    pub dead_letters: u64,
+    /// See [`Progress::failure_reports`].
+    pub failure_reports: u64,
+}
+
+impl Progress {
+    /// Reads the counters.
+    pub fn summary(&self) -> Summary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Summary {
+            envelopes: get(&self.envelopes),
+            duplicate_envelopes: get(&self.duplicate_envelopes),
+            reports: get(&self.reports),
+            duplicate_reports: get(&self.duplicate_reports),
+            records: get(&self.records),
+            messages: get(&self.messages),
+            dead_letters: get(&self.dead_letters),
+            failure_reports: get(&self.failure_reports),
+        }
+    }
+}
+
+/// Called by the writer after every commit, with the store and the (domain, day) pairs
+/// the batch touched: where streaming detection runs.
+pub trait CommitHook: Send {
+    /// Runs after a commit; errors are logged, never fatal to ingestion.
+    fn after_commit(&mut self, store: &mut SqliteStore, touched: &[(String, i64)]);
+}
+
+impl CommitHook for () {
+    fn after_commit(&mut self, _: &mut SqliteStore, _: &[(String, i64)]) {}
+}
+
+enum Chunk {
+    Header(Box<ReportHeader>),
+    Records(Vec<Record>),
+    End(Vec<String>),
+    Failed(SchemaError),
+}
+
+enum ToWriter {
+    Dmarc { origin: Arc<Origin>, location: String, chunks: Receiver<Chunk>, raw: Arc<Vec<u8>> },
+    Tls { origin: Arc<Origin>, location: String, report: Box<TlsReport> },
+    Dead { origin: Arc<Origin>, location: String, reason: String, raw: Arc<Vec<u8>> },
+    Failure,
+    Done { origin: Arc<Origin>, duplicate: bool, ack: Option<Ack> },
+}
+
+/// Runs the pipeline until `queue` is closed and drained, then commits and returns.
+pub fn run(
+    mut store: SqliteStore,
+    db_path: Option<std::path::PathBuf>,
+    queue: tokio::sync::mpsc::Receiver<Delivery>,
+    config: &PipelineConfig,
+    progress: Arc<Progress>,
+    hook: &mut dyn CommitHook,
+) -> Result<SqliteStore, StoreError> {
+    let queue = Mutex::new(queue);
+    let (to_writer, writer_rx) = sync_channel::<ToWriter>(WRITER_QUEUE);
+    std::thread::scope(|scope| {
+        for _ in 0..config.workers.max(1) {
+            let to_writer = to_writer.clone();
+            let queue = &queue;
+            let db_path = db_path.clone();
+            scope.spawn(move || worker(queue, &to_writer, &config.limits, db_path.as_deref()));
+        }
+        drop(to_writer);
+        write_loop(&mut store, &writer_rx, config, &progress, hook)
+    })?;
+    Ok(store)
+}
+
+/// A worker: takes deliveries until the queue closes, parses, streams to the writer.
+fn worker(
+    queue: &Mutex<tokio::sync::mpsc::Receiver<Delivery>>,
+    to_writer: &SyncSender<ToWriter>,
+    limits: &Limits,
+    db_path: Option<&std::path::Path>,
+) {
+    // A read-only connection lets a worker skip byte-identical redeliveries without
+    // parsing them (WAL readers do not block the writer).
+    let seen = db_path.and_then(|p| {
+        rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()
+    });
+    loop {
+        let delivery = {
+            let Ok(mut queue) = queue.lock() else { return };
+            queue.blocking_recv()
+        };
+        let Some(Delivery { envelope, ack }) = delivery else { return };
+        let origin = Arc::new(Origin {
+            sha256: envelope.sha256,
+            source: envelope.source.as_str(),
+            origin: envelope.origin.clone(),
+            filename: envelope.filename.clone(),
+            received_at: envelope.received_at,
+        });
+        let duplicate = seen.as_ref().is_some_and(|c| {
+            c.prepare_cached("SELECT 1 FROM envelopes WHERE sha256 = ?1")
+                .and_then(|mut s| s.exists([&envelope.sha256[..]]))
+                .unwrap_or(false)
+        });
+        if !duplicate && process(envelope, &origin, to_writer, limits).is_err() {
+            return; // the writer is gone (it failed); nothing more can be stored
+        }
+        if to_writer.send(ToWriter::Done { origin, duplicate, ack }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Unpacks and parses one envelope, sending everything found to the writer. Errs only
+/// when the writer has gone away.
+fn process(
+    envelope: Envelope,
+    origin: &Arc<Origin>,
+    to_writer: &SyncSender<ToWriter>,
+    limits: &Limits,
+) -> Result<(), ()> {
+    let raw = Arc::new(envelope.bytes);
+    let send = |msg| to_writer.send(msg).map_err(|_| ());
+    unpack(&raw, limits, &mut |found| {
+        let location = found.location;
+        match found.content {
+            Content::Xml(reader) => {
+                let (tx, rx) = sync_channel(STREAM_CHUNKS);
+                send(ToWriter::Dmarc {
+                    origin: Arc::clone(origin),
+                    location,
+                    chunks: rx,
+                    raw: Arc::clone(&raw),
+                })?;
+                stream_dmarc(reader, limits, &tx);
+                Ok(())
+            }
+            Content::Json(reader) => {
+                let parsed = ruaflow_schema::read::read_json(reader, limits)
+                    .and_then(|bytes| ruaflow_schema::tlsrpt::parse_report(&bytes, limits));
+                match parsed {
+                    Ok(report) => {
+                        send(ToWriter::Tls { origin: Arc::clone(origin), location, report: Box::new(report) })
+                    }
+                    Err(err) => send(ToWriter::Dead {
+                        origin: Arc::clone(origin),
+                        location,
+                        reason: err.to_string(),
+                        raw: Arc::clone(&raw),
+                    }),
+                }
+            }
+            Content::Failure(_) => send(ToWriter::Failure),
+            Content::Broken(err) => send(ToWriter::Dead {
+                origin: Arc::clone(origin),
+                location,
+                reason: err.to_string(),
+                raw: Arc::clone(&raw),
+            }),
+        }
+    })
+}
+
+/// Parses one aggregate report into chunks. Stops early, quietly, when the writer drops
+/// the stream (the report is a duplicate).
+fn stream_dmarc(reader: &mut dyn std::io::BufRead, limits: &Limits, tx: &SyncSender<Chunk>) {
+    let mut parser = DmarcReader::new(reader, limits);
+    match parser.header() {
+        Ok(header) => {
+            if tx.send(Chunk::Header(Box::new(header))).is_err() {
+                return;
+            }
+        }
+        Err(err) => {
+            let _ = tx.send(Chunk::Failed(err));
+            return;
+        }
+    }
+    let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
+    loop {
+        match parser.next_record() {
+            Ok(Some(record)) => {
+                chunk.push(record);
+                if chunk.len() == CHUNK_RECORDS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
+                    if tx.send(Chunk::Records(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                let _ = tx.send(Chunk::Failed(err));
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() && tx.send(Chunk::Records(chunk)).is_err() {
+        return;
+    }
+    let _ = tx.send(Chunk::End(parser.take_warnings()));
+}
+
+/// The writer: the only owner of the store. Commits in batches; fires acks after.
+fn write_loop(
+    store: &mut SqliteStore,
+    rx: &Receiver<ToWriter>,
+    config: &PipelineConfig,
+    progress: &Progress,
+    hook: &mut dyn CommitHook,
+) -> Result<(), StoreError> {
+    let mut barrier = Barrier::default();
+    let mut batch = Batch::default();
+    let mut batch_started = Instant::now();
+    loop {
+        let wait = config.batch_interval.saturating_sub(batch_started.elapsed());
+        let msg = match rx.recv_timeout(wait) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(msg) = msg {
+            if batch.is_empty() {
+                batch_started = Instant::now();
+            }
+            store.begin()?;
+            handle(store, msg, &mut batch, &mut barrier)?;
+        }
+        let due = batch.records >= config.batch_records || batch_started.elapsed() >= config.batch_interval;
+        if due && !batch.is_empty() {
+            commit(store, &mut batch, &mut barrier, progress, hook)?;
+            batch_started = Instant::now();
+        }
+    }
+    commit(store, &mut batch, &mut barrier, progress, hook)
+}
+
+/// What the open batch holds, published to [`Progress`] only once committed.
+#[derive(Default)]
+struct Batch {
+    messages_in: u64,
+    summary: Summary,
+    records: u64,
+    touched: Vec<(String, i64)>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.messages_in == 0
+    }
+}
+
+fn commit(
+    store: &mut SqliteStore,
+    batch: &mut Batch,
+    barrier: &mut Barrier,
+    progress: &Progress,
+    hook: &mut dyn CommitHook,
+) -> Result<(), StoreError> {
+    barrier.commit_then_ack(|| store.commit())?;
+    let s = std::mem::take(batch);
+    let add = |c: &AtomicU64, v: u64| c.fetch_add(v, Ordering::Relaxed);
+    add(&progress.envelopes, s.summary.envelopes);
+    add(&progress.duplicate_envelopes, s.summary.duplicate_envelopes);
+    add(&progress.reports, s.summary.reports);
+    add(&progress.duplicate_reports, s.summary.duplicate_reports);
+    add(&progress.records, s.summary.records);
+    add(&progress.messages, s.summary.messages);
+    add(&progress.dead_letters, s.summary.dead_letters);
+    add(&progress.failure_reports, s.summary.failure_reports);
+    if !s.touched.is_empty() {
+        let mut touched = s.touched;
+        touched.sort();
+        touched.dedup();
+        hook.after_commit(store, &touched);
+    }
+    Ok(())
+}
+
+fn handle(
+    store: &mut SqliteStore,
+    msg: ToWriter,
+    batch: &mut Batch,
+    barrier: &mut Barrier,
+) -> Result<(), StoreError> {
+    batch.messages_in += 1;
+    let s = &mut batch.summary;
+    match msg {
+        ToWriter::Dmarc { origin, location, chunks, raw } => {
+            let header = match chunks.recv() {
+                Ok(Chunk::Header(header)) => header,
+                Ok(Chunk::Failed(err)) => return dead(store, s, &origin, &location, &err.to_string(), &raw),
+                _ => {
+                    return dead(
+                        store,
+                        s,
+                        &origin,
+                        &location,
+                        "parser stopped before the report header",
+                        &raw,
+                    )
+                }
+            };
+            let Some(mut open) = store.begin_dmarc(&header, &origin, &location)? else {
+                debug!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, "duplicate report skipped");
+                s.duplicate_reports += 1;
+                return Ok(()); // dropping `chunks` stops the worker's parser
+            };
+            loop {
+                match chunks.recv() {
+                    Ok(Chunk::Records(records)) => {
+                        for record in &records {
+                            store.dmarc_record(&mut open, record)?;
+                        }
+                    }
+                    Ok(Chunk::End(warnings)) => {
+                        for warning in &warnings {
+                            warn!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, warning = %warning, "report read with a warning");
+                        }
+                        s.reports += 1;
+                        s.records += open.records();
+                        s.messages += open.messages();
+                        batch.records += open.records();
+                        batch.touched.push((
+                            header.policy.domain.clone(),
+                            crate::normalize::day_of(header.metadata.begin, header.metadata.end),
+                        ));
+                        store.finish_dmarc(open, &warnings)?;
+                        return Ok(());
+                    }
+                    Ok(Chunk::Failed(err)) => {
+                        store.abort_report(open)?;
+                        return dead(store, s, &origin, &location, &err.to_string(), &raw);
+                    }
+                    Ok(Chunk::Header(_)) | Err(_) => {
+                        store.abort_report(open)?;
+                        return dead(
+                            store,
+                            s,
+                            &origin,
+                            &location,
+                            "parser stopped in the middle of the report",
+                            &raw,
+                        );
+                    }
+                }
+            }
+        }
+        ToWriter::Tls { origin, location, report } => {
+            if store.tlsrpt(&report, &origin, &location)? {
+                s.reports += 1;
+                if let Some(domain) = report.policy_domain() {
+                    batch
+                        .touched
+                        .push((domain.to_owned(), crate::normalize::day_of(report.start, report.end)));
+                }
+            } else {
+                s.duplicate_reports += 1;
+            }
+            Ok(())
+        }
+        ToWriter::Dead { origin, location, reason, raw } => dead(store, s, &origin, &location, &reason, &raw),
+        ToWriter::Failure => {
+            s.failure_reports += 1;
+            Ok(())
+        }
+        ToWriter::Done { origin, duplicate, ack } => {
+            if duplicate {
+                s.duplicate_envelopes += 1;
+            } else {
+                store.envelope_done(&origin, 0, 0)?;
+                s.envelopes += 1;
+            }
+            if let Some(ack) = ack {
+                barrier.hold(ack);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dead(
+    store: &mut SqliteStore,
+    s: &mut Summary,
+    origin: &Origin,
+    location: &str,
+    reason: &str,
+    raw: &[u8],
+) -> Result<(), StoreError> {
+    warn!(origin = %origin.origin, location = %location, reason = %reason, "dead letter");
+    s.dead_letters += 1;
+    store.dead_letter(origin, location, reason, raw)
+}

@@ -1,0 +1,574 @@
+//! The embedded store: one SQLite file (WAL mode), the same logical tables as ClickHouse.
+//!
+//! Input: reports and dead letters from the pipeline's writer. Output: rows that
+//! `ruaflow report`, the detectors and dashboards read. Invariants: every write of a
+//! report (its row, its records, its aggregates) happens inside one savepoint, so a
+//! report is stored whole or not at all; the report identity is a UNIQUE key, so a
+//! redelivered report changes no total; transactions are committed by the caller in
+//! batches, and only a committed batch may be acknowledged upstream.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use ruaflow_schema::dmarc::{Disposition, Record, ReportHeader};
+use ruaflow_schema::tlsrpt::TlsReport;
+
+use crate::normalize::{day_of, network_of, verdict};
+
+/// Versioned migrations, applied in order and recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/sql/sqlite/0001_init.sql"))];
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer ruaflow.
+    #[error("database schema version {found} is newer than this ruaflow supports ({supported})")]
+    TooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+}
+
+impl StoreError {
+    /// True when retrying the same write later may succeed (the file is busy or locked).
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// Provenance of the envelope a report or dead letter came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// SHA-256 of the raw bytes.
+    pub sha256: [u8; 32],
+    /// `dir`, `imap`, `http`.
+    pub source: &'static str,
+    /// Path, mailbox + UID, or remote address.
+    pub origin: String,
+    /// Original filename, if any.
+    pub filename: Option<String>,
+    /// When ingest received it, unix seconds.
+    pub received_at: i64,
+}
+
+/// A report being written: its row id and the aggregates accumulated so far.
+pub struct OpenReport {
+    id: i64,
+    domain: String,
+    day: i64,
+    reporter: String,
+    records: u64,
+    messages: u64,
+    sources: HashMap<std::net::IpAddr, SourceCounts>,
+    selectors: HashMap<(String, String), SelectorCounts>,
+}
+
+impl OpenReport {
+    /// Messages counted so far.
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// Records counted so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+#[derive(Default)]
+struct SourceCounts {
+    messages: u64,
+    dmarc_pass: u64,
+    dkim_aligned_pass: u64,
+    spf_aligned_pass: u64,
+    dkim_only_pass: u64,
+    disp_none: u64,
+    disp_quarantine: u64,
+    disp_reject: u64,
+}
+
+#[derive(Default)]
+struct SelectorCounts {
+    messages: u64,
+    dkim_pass: u64,
+    dkim_only_pass: u64,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+    in_tx: bool,
+    raw_cap: usize,
+}
+
+/// Bytes of a dead letter's raw input kept in the store (the rest is counted).
+pub const DEAD_LETTER_RAW_CAP: usize = 1 << 20;
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self, StoreError> {
+        // WAL lets `ruaflow report` read while `ruaflow run` writes; NORMAL sync is
+        // durable across process crashes (the case the pipeline guards against) and
+        // only risks the last commits on power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Self { conn, in_tx: false, raw_cap: DEAD_LETTER_RAW_CAP };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )?;
+        let current: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > supported {
+            return Err(StoreError::TooNew { found: current, supported });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, now()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The underlying connection, for readers (`report`, detection).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a batch transaction if none is open.
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch. After this returns, everything written since [`Self::begin`]
+    /// survives a crash, and only now may the envelopes in it be acknowledged.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_tx = false;
+        }
+        Ok(())
+    }
+
+    /// True when an envelope with these bytes was already stored.
+    pub fn envelope_seen(&self, sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached("SELECT 1 FROM envelopes WHERE sha256 = ?1")?
+            .query_row([&sha256[..]], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Records that an envelope was fully processed (inside the batch).
+    pub fn envelope_done(
+        &mut self,
+        origin: &Origin,
+        reports: u64,
+        dead_letters: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO envelopes (sha256, source, origin, filename, received_at, stored_at, reports, dead_letters)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                &origin.sha256[..],
+                origin.source,
+                origin.origin,
+                origin.filename,
+                origin.received_at,
+                now(),
+                reports,
+                dead_letters
+            ])?;
+        Ok(())
+    }
+
+    /// Starts storing a DMARC report. Returns `None` when a report with the same
+    /// identity is already stored (the caller then skips its records).
+    pub fn begin_dmarc(
+        &mut self,
+        header: &ReportHeader,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<Option<OpenReport>, StoreError> {
+        let m = &header.metadata;
+        let p = &header.policy;
+        let day = day_of(m.begin, m.end);
+        self.conn.execute_batch("SAVEPOINT report")?;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
+                    schema_version, policy_p, policy_sp, policy_np, adkim, aspf, pct, testing, record_count,
+                    message_count, envelope_sha256, location, stored_at)
+                 VALUES ('dmarc', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
+            )?
+            .execute(params![
+                m.org_name,
+                m.report_id,
+                p.domain,
+                m.begin,
+                m.end,
+                day,
+                m.email,
+                match header.schema {
+                    ruaflow_schema::dmarc::SchemaVersion::Rfc7489 => "rfc7489",
+                    ruaflow_schema::dmarc::SchemaVersion::Rfc9990 => "rfc9990",
+                },
+                p.p.as_ref().map(|v| v.as_str()),
+                p.sp.as_ref().map(|v| v.as_str()),
+                p.np.as_ref().map(|v| v.as_str()),
+                p.adkim.as_ref().map(|v| v.as_str()),
+                p.aspf.as_ref().map(|v| v.as_str()),
+                p.pct,
+                p.testing.as_ref().map(|v| v.as_str()),
+                &origin.sha256[..],
+                location,
+                now(),
+            ])?;
+        if inserted == 0 {
+            self.conn.execute_batch("RELEASE report")?;
+            return Ok(None);
+        }
+        Ok(Some(OpenReport {
+            id: self.conn.last_insert_rowid(),
+            domain: p.domain.clone(),
+            day,
+            reporter: m.org_name.clone(),
+            records: 0,
+            messages: 0,
+            sources: HashMap::new(),
+            selectors: HashMap::new(),
+        }))
+    }
+
+    /// Stores one record of an open report and adds it to the report's aggregates.
+    pub fn dmarc_record(&mut self, report: &mut OpenReport, record: &Record) -> Result<(), StoreError> {
+        let v = verdict(record);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO dmarc_records (report, source_ip, count, disposition, policy_dkim, policy_spf, dmarc_pass,
+                    dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, dkim_domain, dkim_selector,
+                    dkim_result, spf_domain, spf_result, reasons, dkim_auth, spf_auth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            )?
+            .execute(params![
+                report.id,
+                record.source_ip.to_string(),
+                record.count,
+                record.disposition.as_str(),
+                record.dkim.as_ref().map(|r| r.as_str()),
+                record.spf.as_ref().map(|r| r.as_str()),
+                v.dmarc_pass(),
+                v.dkim_aligned,
+                v.spf_aligned,
+                record.header_from,
+                record.envelope_from,
+                record.envelope_to,
+                v.dkim.map(|d| d.domain.as_str()),
+                v.dkim.and_then(|d| d.selector.as_deref()),
+                v.dkim.map(|d| d.result.as_str()),
+                v.spf.map(|s| s.domain.as_str()),
+                v.spf.map(|s| s.result.as_str()),
+                (!record.reasons.is_empty()).then(|| json(&record.reasons)),
+                json(&record.dkim_auth),
+                json(&record.spf_auth),
+            ])?;
+        let n = record.count;
+        report.records += 1;
+        report.messages += n;
+        let s = report.sources.entry(record.source_ip).or_default();
+        s.messages += n;
+        s.dmarc_pass += n * u64::from(v.dmarc_pass());
+        s.dkim_aligned_pass += n * u64::from(v.dkim_aligned);
+        s.spf_aligned_pass += n * u64::from(v.spf_aligned);
+        s.dkim_only_pass += n * u64::from(v.dkim_only());
+        match record.disposition {
+            Disposition::Quarantine => s.disp_quarantine += n,
+            Disposition::Reject => s.disp_reject += n,
+            _ => s.disp_none += n,
+        }
+        if let Some(dkim) = v.dkim {
+            let key = (dkim.domain.clone(), dkim.selector.clone().unwrap_or_default());
+            let c = report.selectors.entry(key).or_default();
+            c.messages += n;
+            c.dkim_pass += n * u64::from(dkim.result == ruaflow_schema::dmarc::DkimResult::Pass);
+            c.dkim_only_pass += n * u64::from(v.dkim_only());
+        }
+        Ok(())
+    }
+
+    /// Finishes an open report: writes its totals, warnings and aggregates, and
+    /// releases its savepoint.
+    pub fn finish_dmarc(&mut self, report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
+        let warnings = (!warnings.is_empty()).then(|| serde_json::to_string(warnings).unwrap_or_default());
+        self.conn
+            .prepare_cached(
+                "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
+            )?
+            .execute(params![report.id, report.records, report.messages, warnings])?;
+        let mut upsert = self.conn.prepare_cached(
+            "INSERT INTO agg_source_day (domain, day, source_ip, reporter, network, messages, dmarc_pass,
+                dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, disp_none, disp_quarantine, disp_reject)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (domain, day, source_ip, reporter) DO UPDATE SET
+                messages = messages + excluded.messages,
+                dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+                dkim_aligned_pass = dkim_aligned_pass + excluded.dkim_aligned_pass,
+                spf_aligned_pass = spf_aligned_pass + excluded.spf_aligned_pass,
+                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass,
+                disp_none = disp_none + excluded.disp_none,
+                disp_quarantine = disp_quarantine + excluded.disp_quarantine,
+                disp_reject = disp_reject + excluded.disp_reject",
+        )?;
+        let mut source = self.conn.prepare_cached(
+            "INSERT INTO sources (ip, network, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO NOTHING",
+        )?;
+        for (ip, c) in &report.sources {
+            let network = network_of(*ip);
+            let ip = ip.to_string();
+            upsert.execute(params![
+                report.domain,
+                report.day,
+                ip,
+                report.reporter,
+                network,
+                c.messages,
+                c.dmarc_pass,
+                c.dkim_aligned_pass,
+                c.spf_aligned_pass,
+                c.dkim_only_pass,
+                c.disp_none,
+                c.disp_quarantine,
+                c.disp_reject
+            ])?;
+            source.execute(params![ip, network, report.day])?;
+        }
+        let mut selector = self.conn.prepare_cached(
+            "INSERT INTO agg_selector_day (domain, day, dkim_domain, selector, messages, dkim_pass, dkim_only_pass)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET
+                messages = messages + excluded.messages,
+                dkim_pass = dkim_pass + excluded.dkim_pass,
+                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass",
+        )?;
+        for ((domain, sel), c) in &report.selectors {
+            selector.execute(params![
+                report.domain,
+                report.day,
+                domain,
+                sel,
+                c.messages,
+                c.dkim_pass,
+                c.dkim_only_pass
+            ])?;
+        }
+        drop((upsert, source, selector));
+        self.conn.execute_batch("RELEASE report")?;
+        Ok(())
+    }
+
+    /// Abandons an open report (its parse failed part-way): nothing of it is kept.
+    pub fn abort_report(&mut self, report: OpenReport) -> Result<(), StoreError> {
+        let _ = report;
+        self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
+        Ok(())
+    }
+
+    /// Stores a TLS report whole. Returns false when it was already stored.
+    pub fn tlsrpt(
+        &mut self,
+        report: &TlsReport,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError> {
+        let domain = report.policy_domain().unwrap_or("").to_owned();
+        let day = day_of(report.start, report.end);
+        self.conn.execute_batch("SAVEPOINT report")?;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
+                    schema_version, record_count, message_count, envelope_sha256, location, stored_at)
+                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                report.organization_name,
+                report.report_id,
+                domain,
+                report.start,
+                report.end,
+                day,
+                report.contact_info,
+                report.policies.len(),
+                report.successful_sessions() + report.failed_sessions(),
+                &origin.sha256[..],
+                location,
+                now()
+            ])?;
+        if inserted == 0 {
+            self.conn.execute_batch("RELEASE report")?;
+            return Ok(false);
+        }
+        let id = self.conn.last_insert_rowid();
+        let mut policy = self.conn.prepare_cached(
+            "INSERT INTO tlsrpt_policies (report, policy_type, policy_domain, mx_host, policy_string,
+                successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut failure = self.conn.prepare_cached(
+            "INSERT INTO tlsrpt_failures (report, policy_domain, result_type, sending_mta_ip, receiving_mx_hostname,
+                receiving_ip, failed_sessions, additional_information, failure_reason_code)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for p in &report.policies {
+            let policy_domain =
+                if p.policy_domain.is_empty() { domain.as_str() } else { p.policy_domain.as_str() };
+            policy.execute(params![
+                id,
+                p.policy_type.as_str(),
+                policy_domain,
+                serde_json::to_string(&p.mx_host).unwrap_or_default(),
+                serde_json::to_string(&p.policy_string).unwrap_or_default(),
+                p.successful_sessions,
+                p.failed_sessions
+            ])?;
+            for f in &p.failure_details {
+                failure.execute(params![
+                    id,
+                    policy_domain,
+                    f.result_type.as_str(),
+                    f.sending_mta_ip.map(|ip| ip.to_string()),
+                    f.receiving_mx_hostname,
+                    f.receiving_ip.map(|ip| ip.to_string()),
+                    f.failed_session_count,
+                    f.additional_information,
+                    f.failure_reason_code
+                ])?;
+            }
+        }
+        drop((policy, failure));
+        self.conn.execute_batch("RELEASE report")?;
+        Ok(true)
+    }
+
+    /// Stores a dead letter: where, why, and the raw bytes up to the cap. A dead letter
+    /// for the same envelope and location is stored once.
+    pub fn dead_letter(
+        &mut self,
+        origin: &Origin,
+        location: &str,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<(), StoreError> {
+        let kept = &raw[..raw.len().min(self.raw_cap)];
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dead_letters (envelope_sha256, source, origin, location, reason, received_at, raw_size, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                &origin.sha256[..],
+                origin.source,
+                origin.origin,
+                location,
+                reason,
+                origin.received_at,
+                raw.len(),
+                kept
+            ])?;
+        Ok(())
+    }
+
+    /// Totals over the whole store, for summaries and tests.
+    pub fn totals(&self) -> Result<Totals, StoreError> {
+        let t = self.conn.query_row(
+            "SELECT
+                (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc'),
+                (SELECT COUNT(*) FROM reports WHERE kind = 'tlsrpt'),
+                (SELECT COUNT(*) FROM dmarc_records),
+                (SELECT COALESCE(SUM(count), 0) FROM dmarc_records),
+                (SELECT COALESCE(SUM(messages), 0) FROM agg_source_day),
+                (SELECT COUNT(*) FROM dead_letters)",
+            [],
+            |r| {
+                Ok(Totals {
+                    dmarc_reports: r.get(0)?,
+                    tlsrpt_reports: r.get(1)?,
+                    records: r.get(2)?,
+                    messages: r.get(3)?,
+                    aggregated_messages: r.get(4)?,
+                    dead_letters: r.get(5)?,
+                })
+            },
+        )?;
+        Ok(t)
+    }
+}
+
+/// Store-wide totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// DMARC aggregate reports stored.
+    pub dmarc_reports: u64,
+    /// TLS reports stored.
+    pub tlsrpt_reports: u64,
+    /// DMARC records stored.
+    pub records: u64,
+    /// Messages over all records.
+    pub messages: u64,
+    /// Messages over the per-source aggregates (equals `messages` when consistent).
+    pub aggregated_messages: u64,
+    /// Dead letters stored.
+    pub dead_letters: u64,
+}
+
+/// The current time, unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A model value as JSON text. The model types serialize infallibly (strings, numbers,
+/// vectors of them), so the empty-string fallback is never taken.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
