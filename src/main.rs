@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod report;
+mod synth;
 
 use std::process::ExitCode;
 

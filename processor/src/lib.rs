@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod barrier;
+pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
 pub mod sqlite;

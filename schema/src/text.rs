@@ -26,12 +26,17 @@ pub fn decode_cp1252(bytes: &[u8]) -> String {
 /// Decodes a field: UTF-8 when it is valid, windows-1252 otherwise, or always
 /// windows-1252 when the document declared a single-byte encoding.
 pub fn decode_field(bytes: &[u8], single_byte: bool) -> String {
+    decode_text(bytes, single_byte).into_owned()
+}
+
+/// [`decode_field`] without copying valid UTF-8.
+pub fn decode_text(bytes: &[u8], single_byte: bool) -> std::borrow::Cow<'_, str> {
     if !single_byte {
         if let Ok(s) = std::str::from_utf8(bytes) {
-            return s.to_owned();
+            return std::borrow::Cow::Borrowed(s);
         }
     }
-    decode_cp1252(bytes)
+    std::borrow::Cow::Owned(decode_cp1252(bytes))
 }
 
 /// True for encoding labels that mean a single-byte Latin encoding.

@@ -1,10 +1,13 @@
 //! Command-line interface. The command names and flags are a stable contract (see
 //! DESIGN.md "CLI"): scripts depend on them.
 
+mod alerts;
 mod config;
 mod inputs;
 mod parse;
+mod report;
 mod run;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -27,6 +30,12 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Run the embedded pipeline: inputs into a SQLite database.
     Run(run::RunArgs),
+    /// Summary per domain, sources, TLS and alerts from a database (text, JSON or HTML).
+    Report(report::ReportArgs),
+    /// The stored alerts (one JSON object per line with --json).
+    Alerts(alerts::AlertsArgs),
+    /// Write a synthetic data set (realistic reports plus ground truth).
+    Synth(synth::SynthArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -34,6 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
         Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -11,9 +11,12 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use ruaflow_schema::dmarc::DmarcReader;
 use ruaflow_schema::dmarc::DmarcReport;
 use ruaflow_schema::failure::FailureReport;
+use ruaflow_schema::read::parse_found;
 use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::unpack::{unpack, Content, Found};
 use ruaflow_schema::{read_reports, Limits, Located, Parsed};
 
 use super::inputs;
@@ -74,6 +77,9 @@ fn parse_batch(batch: &[PathBuf], limits: &Limits, threads: usize, json: bool) -
 
 fn render_file(path: &Path, limits: &Limits, json: bool) -> (String, bool) {
     let file = path.display().to_string();
+    if !json {
+        return summarize_file(&file, path, limits);
+    }
     let found = match inputs::read_capped(path, limits.max_input_bytes) {
         Ok(bytes) => read_reports(&bytes, limits),
         Err(err) => vec![Located { location: String::new(), parsed: Parsed::Error(err) }],
@@ -82,13 +88,9 @@ fn render_file(path: &Path, limits: &Limits, json: bool) -> (String, bool) {
     let mut had_error = false;
     for located in &found {
         had_error |= matches!(located.parsed, Parsed::Error(_));
-        if json {
-            let line = Line::new(&file, located);
-            // Serializing plain data into a String cannot fail.
-            text.push_str(&serde_json::to_string(&line).unwrap_or_default());
-        } else {
-            text.push_str(&summary(&file, located));
-        }
+        let line = Line::new(&file, located);
+        // Serializing plain data into a String cannot fail.
+        text.push_str(&serde_json::to_string(&line).unwrap_or_default());
         text.push('\n');
     }
     (text, had_error)
@@ -167,28 +169,71 @@ impl<'a> Line<'a> {
     }
 }
 
-fn summary(file: &str, located: &Located) -> String {
-    let at =
-        if located.location.is_empty() { file.to_owned() } else { format!("{file} [{}]", located.location) };
-    match &located.parsed {
-        Parsed::Dmarc(r) => {
-            let m = &r.header.metadata;
-            let mut line = format!(
-                "{at}: dmarc from {} for {}, {} .. {}, {} records, {} messages",
-                m.org_name,
-                r.header.policy.domain,
-                ruaflow_schema::time::format_datetime(m.begin),
-                ruaflow_schema::time::format_datetime(m.end),
-                r.records.len(),
-                r.message_count()
-            );
-            for warning in &r.warnings {
-                line.push_str(&format!("\n  warning: {warning}"));
+/// The readable summary streams: DMARC records are counted as they are parsed and never
+/// held, so a report of any size is summarized in flat memory.
+fn summarize_file(file: &str, path: &Path, limits: &Limits) -> (String, bool) {
+    let bytes = match inputs::read_capped(path, limits.max_input_bytes) {
+        Ok(bytes) => bytes,
+        Err(err) => return (format!("{file}: error: {err}\n"), true),
+    };
+    let mut text = String::new();
+    let mut had_error = false;
+    let result: Result<(), std::convert::Infallible> = unpack(&bytes, limits, &mut |found| {
+        let line = match found.content {
+            Content::Xml(reader) => match count_dmarc(reader, limits) {
+                Ok(line) => line,
+                Err(err) => {
+                    had_error = true;
+                    format!("error: {err}")
+                }
+            },
+            other => {
+                let located = parse_found(Found { location: String::new(), content: other }, limits);
+                had_error |= matches!(located.parsed, Parsed::Error(_));
+                describe(&located.parsed)
             }
-            line
+        };
+        let at =
+            if found.location.is_empty() { file.to_owned() } else { format!("{file} [{}]", found.location) };
+        text.push_str(&format!("{at}: {line}\n"));
+        Ok(())
+    });
+    match result {
+        Ok(()) => (text, had_error),
+        Err(never) => match never {},
+    }
+}
+
+fn count_dmarc(reader: &mut dyn std::io::BufRead, limits: &Limits) -> Result<String, ruaflow_schema::Error> {
+    let mut parser = DmarcReader::new(reader, limits);
+    let header = parser.header()?;
+    let (mut records, mut messages) = (0u64, 0u64);
+    while let Some(record) = parser.next_record()? {
+        records += 1;
+        messages += record.count;
+    }
+    let m = &header.metadata;
+    let mut line = format!(
+        "dmarc from {} for {}, {} .. {}, {records} records, {messages} messages",
+        m.org_name,
+        header.policy.domain,
+        ruaflow_schema::time::format_datetime(m.begin),
+        ruaflow_schema::time::format_datetime(m.end),
+    );
+    for warning in parser.warnings() {
+        line.push_str(&format!("\n  warning: {warning}"));
+    }
+    Ok(line)
+}
+
+/// One line for what is not an aggregate report (those are counted by [`count_dmarc`]).
+fn describe(parsed: &Parsed) -> String {
+    match parsed {
+        Parsed::Dmarc(r) => {
+            format!("dmarc from {} for {}", r.header.metadata.org_name, r.header.policy.domain)
         }
         Parsed::Tlsrpt(r) => format!(
-            "{at}: tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
+            "tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
             r.organization_name,
             r.policy_domain().unwrap_or("?"),
             r.policies.len(),
@@ -196,10 +241,10 @@ fn summary(file: &str, located: &Located) -> String {
             r.failed_sessions()
         ),
         Parsed::Failure(r) => format!(
-            "{at}: dmarc failure report for {} from {}",
+            "dmarc failure report for {} from {}",
             r.reported_domain.as_deref().unwrap_or("?"),
             r.source_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string())
         ),
-        Parsed::Error(err) => format!("{at}: error: {err}"),
+        Parsed::Error(err) => format!("error: {err}"),
     }
 }

@@ -8,7 +8,7 @@
 //! guessed). No DTD is read and no entity other than the five predefined ones and
 //! character references is expanded.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::net::IpAddr;
 
 use quick_xml::events::{BytesStart, Event};
@@ -16,7 +16,7 @@ use quick_xml::events::{BytesStart, Event};
 use super::model::*;
 use crate::error::{clip, Error};
 use crate::limits::{LimitExceeded, Limits};
-use crate::text::{decode_field, is_single_byte_label, parse_count, parse_epoch, trim_ascii};
+use crate::text::{decode_text, is_single_byte_label, parse_count, parse_epoch, trim_ascii};
 
 /// The RFC 9990 namespace; its presence on `<feedback>` marks the newer schema.
 const NS_DMARC_2: &[u8] = b"urn:ietf:params:xml:ns:dmarc-2.0";
@@ -70,6 +70,57 @@ enum Tag {
     Unknown,
 }
 
+/// Known element names. `identities` is what the pre-RFC draft schema called
+/// `identifiers`. [`Tag::of`] dispatches on length first, so each lookup compares at
+/// most a few fixed-size words; a test checks it agrees with this table.
+#[cfg(test)]
+const TAG_NAMES: &[(&[u8], Tag)] = &[
+    (b"adkim", Tag::Adkim),
+    (b"aspf", Tag::Aspf),
+    (b"auth_results", Tag::AuthResults),
+    (b"begin", Tag::Begin),
+    (b"comment", Tag::Comment),
+    (b"count", Tag::Count),
+    (b"date_range", Tag::DateRange),
+    (b"discovery_method", Tag::DiscoveryMethod),
+    (b"disposition", Tag::Disposition),
+    (b"dkim", Tag::Dkim),
+    (b"domain", Tag::Domain),
+    (b"email", Tag::Email),
+    (b"end", Tag::End),
+    (b"envelope_from", Tag::EnvelopeFrom),
+    (b"envelope_to", Tag::EnvelopeTo),
+    (b"error", Tag::Error),
+    (b"extra_contact_info", Tag::ExtraContactInfo),
+    (b"feedback", Tag::Feedback),
+    (b"fo", Tag::Fo),
+    (b"generator", Tag::Generator),
+    (b"header_from", Tag::HeaderFrom),
+    (b"human_result", Tag::HumanResult),
+    (b"identifiers", Tag::Identifiers),
+    (b"identities", Tag::Identifiers),
+    (b"np", Tag::Np),
+    (b"org_name", Tag::OrgName),
+    (b"p", Tag::P),
+    (b"pct", Tag::Pct),
+    (b"policy_evaluated", Tag::PolicyEvaluated),
+    (b"policy_published", Tag::PolicyPublished),
+    (b"reason", Tag::Reason),
+    (b"record", Tag::Record),
+    (b"report_id", Tag::ReportId),
+    (b"report_metadata", Tag::ReportMetadata),
+    (b"result", Tag::Result),
+    (b"row", Tag::Row),
+    (b"scope", Tag::Scope),
+    (b"selector", Tag::Selector),
+    (b"source_ip", Tag::SourceIp),
+    (b"sp", Tag::Sp),
+    (b"spf", Tag::Spf),
+    (b"testing", Tag::Testing),
+    (b"type", Tag::Type),
+    (b"version", Tag::Version),
+];
+
 impl Tag {
     fn of(local: &[u8]) -> Tag {
         let mut lower = [0u8; 24];
@@ -78,51 +129,176 @@ impl Tag {
         };
         dst.copy_from_slice(local);
         dst.make_ascii_lowercase();
-        match &*dst {
-            b"feedback" => Tag::Feedback,
-            b"version" => Tag::Version,
-            b"report_metadata" => Tag::ReportMetadata,
-            b"org_name" => Tag::OrgName,
-            b"email" => Tag::Email,
-            b"extra_contact_info" => Tag::ExtraContactInfo,
-            b"report_id" => Tag::ReportId,
-            b"date_range" => Tag::DateRange,
-            b"begin" => Tag::Begin,
-            b"end" => Tag::End,
-            b"error" => Tag::Error,
-            b"generator" => Tag::Generator,
-            b"policy_published" => Tag::PolicyPublished,
-            b"domain" => Tag::Domain,
-            b"adkim" => Tag::Adkim,
-            b"aspf" => Tag::Aspf,
-            b"p" => Tag::P,
-            b"sp" => Tag::Sp,
-            b"np" => Tag::Np,
-            b"pct" => Tag::Pct,
-            b"fo" => Tag::Fo,
-            b"testing" => Tag::Testing,
-            b"discovery_method" => Tag::DiscoveryMethod,
-            b"record" => Tag::Record,
-            b"row" => Tag::Row,
-            b"source_ip" => Tag::SourceIp,
-            b"count" => Tag::Count,
-            b"policy_evaluated" => Tag::PolicyEvaluated,
-            b"disposition" => Tag::Disposition,
-            b"dkim" => Tag::Dkim,
-            b"spf" => Tag::Spf,
-            b"reason" => Tag::Reason,
-            b"type" => Tag::Type,
-            b"comment" => Tag::Comment,
-            // `identities` is what the pre-RFC draft schema called `identifiers`.
-            b"identifiers" | b"identities" => Tag::Identifiers,
-            b"header_from" => Tag::HeaderFrom,
-            b"envelope_from" => Tag::EnvelopeFrom,
-            b"envelope_to" => Tag::EnvelopeTo,
-            b"auth_results" => Tag::AuthResults,
-            b"selector" => Tag::Selector,
-            b"result" => Tag::Result,
-            b"human_result" => Tag::HumanResult,
-            b"scope" => Tag::Scope,
+        let word: &[u8] = dst;
+        match word.len() {
+            1 => {
+                if word == b"p" {
+                    Tag::P
+                } else {
+                    Tag::Unknown
+                }
+            }
+            2 => {
+                if word == b"fo" {
+                    Tag::Fo
+                } else if word == b"np" {
+                    Tag::Np
+                } else if word == b"sp" {
+                    Tag::Sp
+                } else {
+                    Tag::Unknown
+                }
+            }
+            3 => {
+                if word == b"end" {
+                    Tag::End
+                } else if word == b"pct" {
+                    Tag::Pct
+                } else if word == b"row" {
+                    Tag::Row
+                } else if word == b"spf" {
+                    Tag::Spf
+                } else {
+                    Tag::Unknown
+                }
+            }
+            4 => {
+                if word == b"aspf" {
+                    Tag::Aspf
+                } else if word == b"dkim" {
+                    Tag::Dkim
+                } else if word == b"type" {
+                    Tag::Type
+                } else {
+                    Tag::Unknown
+                }
+            }
+            5 => {
+                if word == b"adkim" {
+                    Tag::Adkim
+                } else if word == b"begin" {
+                    Tag::Begin
+                } else if word == b"count" {
+                    Tag::Count
+                } else if word == b"email" {
+                    Tag::Email
+                } else if word == b"error" {
+                    Tag::Error
+                } else if word == b"scope" {
+                    Tag::Scope
+                } else {
+                    Tag::Unknown
+                }
+            }
+            6 => {
+                if word == b"domain" {
+                    Tag::Domain
+                } else if word == b"reason" {
+                    Tag::Reason
+                } else if word == b"record" {
+                    Tag::Record
+                } else if word == b"result" {
+                    Tag::Result
+                } else {
+                    Tag::Unknown
+                }
+            }
+            7 => {
+                if word == b"comment" {
+                    Tag::Comment
+                } else if word == b"testing" {
+                    Tag::Testing
+                } else if word == b"version" {
+                    Tag::Version
+                } else {
+                    Tag::Unknown
+                }
+            }
+            8 => {
+                if word == b"feedback" {
+                    Tag::Feedback
+                } else if word == b"org_name" {
+                    Tag::OrgName
+                } else if word == b"selector" {
+                    Tag::Selector
+                } else {
+                    Tag::Unknown
+                }
+            }
+            9 => {
+                if word == b"generator" {
+                    Tag::Generator
+                } else if word == b"report_id" {
+                    Tag::ReportId
+                } else if word == b"source_ip" {
+                    Tag::SourceIp
+                } else {
+                    Tag::Unknown
+                }
+            }
+            10 => {
+                if word == b"date_range" {
+                    Tag::DateRange
+                } else if word == b"identities" {
+                    Tag::Identifiers
+                } else {
+                    Tag::Unknown
+                }
+            }
+            11 => {
+                if word == b"disposition" {
+                    Tag::Disposition
+                } else if word == b"envelope_to" {
+                    Tag::EnvelopeTo
+                } else if word == b"header_from" {
+                    Tag::HeaderFrom
+                } else if word == b"identifiers" {
+                    Tag::Identifiers
+                } else {
+                    Tag::Unknown
+                }
+            }
+            12 => {
+                if word == b"auth_results" {
+                    Tag::AuthResults
+                } else if word == b"human_result" {
+                    Tag::HumanResult
+                } else {
+                    Tag::Unknown
+                }
+            }
+            13 => {
+                if word == b"envelope_from" {
+                    Tag::EnvelopeFrom
+                } else {
+                    Tag::Unknown
+                }
+            }
+            15 => {
+                if word == b"report_metadata" {
+                    Tag::ReportMetadata
+                } else {
+                    Tag::Unknown
+                }
+            }
+            16 => {
+                if word == b"discovery_method" {
+                    Tag::DiscoveryMethod
+                } else if word == b"policy_evaluated" {
+                    Tag::PolicyEvaluated
+                } else if word == b"policy_published" {
+                    Tag::PolicyPublished
+                } else {
+                    Tag::Unknown
+                }
+            }
+            18 => {
+                if word == b"extra_contact_info" {
+                    Tag::ExtraContactInfo
+                } else {
+                    Tag::Unknown
+                }
+            }
             _ => Tag::Unknown,
         }
     }
@@ -234,11 +410,11 @@ fn field_at(path: &[Tag]) -> Option<Field> {
 }
 
 /// A record as read so far; validated when `</record>` closes.
-#[derive(Default)]
 struct RecordDraft {
-    source_ip: String,
-    count: String,
-    disposition: String,
+    /// Parsed as soon as read; the raw text is kept only when it cannot be used.
+    source_ip: Result<IpAddr, String>,
+    count: Result<u64, String>,
+    disposition: Option<Disposition>,
     dkim: Option<DmarcResult>,
     spf: Option<DmarcResult>,
     reasons: Vec<OverrideReason>,
@@ -247,6 +423,24 @@ struct RecordDraft {
     envelope_to: Option<String>,
     dkim_auth: Vec<DkimAuth>,
     spf_auth: Vec<SpfAuth>,
+}
+
+impl Default for RecordDraft {
+    fn default() -> Self {
+        Self {
+            source_ip: Err(String::new()),
+            count: Err(String::new()),
+            disposition: None,
+            dkim: None,
+            spf: None,
+            reasons: Vec::new(),
+            header_from: String::new(),
+            envelope_from: None,
+            envelope_to: None,
+            dkim_auth: Vec::new(),
+            spf_auth: Vec::new(),
+        }
+    }
 }
 
 /// What one XML event meant for the caller.
@@ -288,9 +482,8 @@ pub struct DmarcReader<R: BufRead> {
 
 impl<R: BufRead> DmarcReader<R> {
     /// Wraps a reader of XML text.
-    pub fn new(input: R, limits: &Limits) -> DmarcReader<BufReader<MarkupGuard<R>>> {
-        let guarded = BufReader::with_capacity(32 << 10, MarkupGuard::new(input, limits.max_field_bytes));
-        DmarcReader::with_guarded(guarded, limits)
+    pub fn new(input: R, limits: &Limits) -> DmarcReader<MarkupGuard<R>> {
+        DmarcReader::with_guarded(MarkupGuard::new(input, limits.max_field_bytes), limits)
     }
 }
 
@@ -418,8 +611,7 @@ impl<R: BufRead> DmarcReader<R> {
             Event::Empty(start) => self.open(&start, true),
             Event::End(end) => {
                 let tag = Tag::of(end.local_name().as_ref());
-                let raw = end.name().as_ref().to_vec();
-                self.close_named(tag, &raw)
+                self.close_named(tag, end.name().as_ref())
             }
             Event::Text(text) => {
                 if self.leaf.is_some() {
@@ -582,9 +774,11 @@ impl<R: BufRead> DmarcReader<R> {
             return Ok(Step::Continue);
         };
         if let Some(field) = self.leaf.take() {
-            let value = decode_field(&self.text, self.single_byte);
-            self.assign(field, trim_ascii(&value));
-            self.text.clear();
+            // The text buffer is taken out so the decoded value can borrow it.
+            let mut text = std::mem::take(&mut self.text);
+            self.assign(field, trim_ascii(&decode_text(&text, self.single_byte)));
+            text.clear();
+            self.text = text;
         }
         let was_record = self.stack.len() == root + 2 && self.stack.last() == Some(&Tag::Record);
         let closes_root = self.stack.len() == root + 1;
@@ -647,9 +841,9 @@ impl<R: BufRead> DmarcReader<R> {
                 self.policy.testing = opt(value).map(|v| Testing::parse(&v))
             }
             Field::DiscoveryMethod if in_header && first_policy => self.policy.discovery_method = opt(value),
-            Field::SourceIp => self.draft.source_ip = value.to_owned(),
-            Field::Count => self.draft.count = value.to_owned(),
-            Field::Disposition => self.draft.disposition = value.to_owned(),
+            Field::SourceIp => self.draft.source_ip = parse_ip(value).ok_or_else(|| value.to_owned()),
+            Field::Count => self.draft.count = parse_count(value).ok_or_else(|| value.to_owned()),
+            Field::Disposition => self.draft.disposition = opt(value).map(|v| Disposition::parse(&v)),
             Field::EvalDkim => self.draft.dkim = opt(value).map(|v| DmarcResult::parse(&v)),
             Field::EvalSpf => self.draft.spf = opt(value).map(|v| DmarcResult::parse(&v)),
             Field::ReasonType => {
@@ -713,21 +907,24 @@ impl<R: BufRead> DmarcReader<R> {
     fn finish_record(&mut self) -> Option<Record> {
         let draft = std::mem::take(&mut self.draft);
         let n = self.records_seen;
-        let Some(source_ip) = parse_ip(&draft.source_ip) else {
-            self.warnings
-                .push(format!("record {n} skipped: no usable source_ip ({:?})", clip(&draft.source_ip)));
-            return None;
+        let source_ip = match draft.source_ip {
+            Ok(ip) => ip,
+            Err(raw) => {
+                self.warnings.push(format!("record {n} skipped: no usable source_ip ({:?})", clip(&raw)));
+                return None;
+            }
         };
-        let Some(count) = parse_count(&draft.count) else {
-            self.warnings.push(format!("record {n} skipped: no usable count ({:?})", clip(&draft.count)));
-            return None;
+        let count = match draft.count {
+            Ok(count) => count,
+            Err(raw) => {
+                self.warnings.push(format!("record {n} skipped: no usable count ({:?})", clip(&raw)));
+                return None;
+            }
         };
-        let disposition = if draft.disposition.is_empty() {
+        let disposition = draft.disposition.unwrap_or_else(|| {
             self.warnings.push(format!("record {n}: no disposition, read as none"));
             Disposition::None
-        } else {
-            Disposition::parse(&draft.disposition)
-        };
+        });
         Some(Record {
             source_ip,
             count,
@@ -769,31 +966,53 @@ impl<R: BufRead> DmarcReader<R> {
 /// text would become a 1 GiB buffer. This reader fails with
 /// [`LimitExceeded::FieldBytes`] as soon as a run grows past what any field may hold
 /// (twice `max_field_bytes`, leaving room for surrounding whitespace and attributes).
+/// It scans the inner reader's buffer in place, so it adds no copy.
 pub struct MarkupGuard<R> {
     inner: R,
+    /// Bytes since the last `<` or `>`.
     run: u64,
     max_run: u64,
     max_field_bytes: u32,
+    /// How much of the inner reader's current buffer has been scanned.
+    scanned: usize,
 }
 
 impl<R> MarkupGuard<R> {
     fn new(inner: R, max_field_bytes: u32) -> Self {
-        Self { inner, run: 0, max_run: 2 * u64::from(max_field_bytes) + 1024, max_field_bytes }
+        Self { inner, run: 0, max_run: 2 * u64::from(max_field_bytes) + 1024, max_field_bytes, scanned: 0 }
     }
 }
 
 impl<R: BufRead> Read for MarkupGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let chunk = &buf[..n];
-        match memchr::memrchr2(b'<', b'>', chunk) {
-            Some(last) => self.run = (n - last - 1) as u64,
-            None => self.run += n as u64,
-        }
-        if self.run > self.max_run {
-            return Err(std::io::Error::other(LimitExceeded::FieldBytes(self.max_field_bytes)));
-        }
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for MarkupGuard<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let buf = self.inner.fill_buf()?;
+        if self.scanned < buf.len() {
+            let fresh = &buf[self.scanned..];
+            match memchr::memrchr2(b'<', b'>', fresh) {
+                Some(last) => self.run = (fresh.len() - last - 1) as u64,
+                None => self.run += fresh.len() as u64,
+            }
+            self.scanned = buf.len();
+            if self.run > self.max_run {
+                return Err(std::io::Error::other(LimitExceeded::FieldBytes(self.max_field_bytes)));
+            }
+        }
+        Ok(buf)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+        self.scanned = self.scanned.saturating_sub(n);
     }
 }
 
@@ -862,5 +1081,39 @@ fn local_part(name: &[u8]) -> &[u8] {
     match name.iter().rposition(|&b| b == b':') {
         Some(colon) => &name[colon + 1..],
         None => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_lookup_agrees_with_the_table() {
+        for (name, tag) in TAG_NAMES {
+            assert_eq!(Tag::of(name), *tag, "{}", String::from_utf8_lossy(name));
+            assert_eq!(Tag::of(&name.to_ascii_uppercase()), *tag);
+        }
+        assert_eq!(Tag::of(b"Source_IP"), Tag::SourceIp);
+        assert_eq!(Tag::of(b"identities"), Tag::Identifiers);
+        assert_eq!(Tag::of(b"a_very_long_unknown_element_name"), Tag::Unknown);
+    }
+
+    #[test]
+    fn markup_guard_cuts_long_runs_and_passes_normal_xml() {
+        // A run longer than the cap that spans the decompressor's chunks is cut off.
+        let long = format!("<feedback>{}</feedback>", "x".repeat(5000));
+        let chunked = std::io::BufReader::with_capacity(64, long.as_bytes());
+        let mut out = String::new();
+        let err = MarkupGuard::new(chunked, 16).read_to_string(&mut out).expect_err("run cap");
+        assert_eq!(crate::error::limit_of(&err), Some(LimitExceeded::FieldBytes(16)));
+        let mut fine = String::new();
+        MarkupGuard::new(&b"<a>short</a>"[..], 16).read_to_string(&mut fine).expect("read");
+        assert_eq!(fine, "<a>short</a>");
+        // A long field is refused by the field cap itself, wherever it sits.
+        let limits = Limits { max_field_bytes: 16, ..Limits::default() };
+        let report = format!("<feedback><report_metadata><org_name>{}</org_name>", "y".repeat(100));
+        let err = parse_report(report.as_bytes(), &limits).expect_err("field cap");
+        assert!(matches!(err, Error::Limit(LimitExceeded::FieldBytes(16))), "{err}");
     }
 }

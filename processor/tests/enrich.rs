@@ -1,0 +1,453 @@
+//! Source enrichment against real inputs: the MaxMind test databases in
+//! `../shared/mmdb`, and dnsmasq (Debian package `dnsmasq-base`) started on a free
+//! loopback port as the nameserver. A missing dnsmasq or database fails the test; it is
+//! never a silent skip.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ruaflow_processor::enrich::{ptr_base, EnrichConfig, Enricher, MmdbInfo, PtrLookup};
+use ruaflow_processor::normalize::network_of;
+use ruaflow_processor::sqlite::SqliteStore;
+
+// ---------------------------------------------------------------- helpers
+
+fn mmdb(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/mmdb").join(name);
+    assert!(
+        path.is_file(),
+        "test database {} is missing: ../shared/mmdb must sit beside the repository",
+        path.display()
+    );
+    path
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test ip")
+}
+
+/// A migrated store at `dir/ruaflow.db` holding `sources` rows for `ips`.
+fn db_with_sources(dir: &Path, ips: &[&str]) -> PathBuf {
+    let path = dir.join("ruaflow.db");
+    let store = SqliteStore::open(&path).expect("open store");
+    for text in ips {
+        store
+            .conn()
+            .execute(
+                "INSERT INTO sources (ip, network, first_seen) VALUES (?1, ?2, 1700000000)",
+                rusqlite::params![ip(text).to_string(), network_of(ip(text))],
+            )
+            .expect("insert source");
+    }
+    path
+}
+
+/// One `sources` row as the tests check it.
+#[derive(Debug, PartialEq)]
+struct Row {
+    ptr: Option<String>,
+    ptr_base: Option<String>,
+    asn: Option<i64>,
+    as_org: Option<String>,
+    country: Option<String>,
+    resolved: bool,
+}
+
+fn row(db: &Path, text: &str) -> Row {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.query_row(
+        "SELECT ptr, ptr_base, asn, as_org, country, resolved_at FROM sources WHERE ip = ?1",
+        [ip(text).to_string()],
+        |r| {
+            Ok(Row {
+                ptr: r.get(0)?,
+                ptr_base: r.get(1)?,
+                asn: r.get(2)?,
+                as_org: r.get(3)?,
+                country: r.get(4)?,
+                resolved: r.get::<_, Option<i64>>(5)?.is_some(),
+            })
+        },
+    )
+    .expect("source row")
+}
+
+fn unresolved(asn: Option<i64>, as_org: Option<&str>) -> Row {
+    Row { ptr: None, ptr_base: None, asn, as_org: as_org.map(str::to_owned), country: None, resolved: false }
+}
+
+/// A nameserver that never answers: a bound UDP socket nobody reads from. It also
+/// tells whether any query was sent to it.
+struct SilentNameserver {
+    socket: UdpSocket,
+}
+
+impl SilentNameserver {
+    fn new() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        socket.set_nonblocking(true).expect("nonblocking");
+        Self { socket }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("local addr")
+    }
+
+    /// Datagrams received since the last call.
+    fn queries(&self) -> usize {
+        let mut buf = [0u8; 1500];
+        let mut n = 0;
+        while self.socket.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// dnsmasq answering PTR queries from `--ptr-record`s and a hosts file, and NXDOMAIN
+/// for every other reverse name. Killed on drop.
+struct Dnsmasq {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dnsmasq {
+    fn start(ptr_records: &[(&str, &str)], hosts: &str) -> Self {
+        let binary = find_dnsmasq();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts_file = dir.path().join("hosts");
+        std::fs::write(&hosts_file, hosts).expect("write hosts");
+        let log = dir.path().join("dnsmasq.log");
+        // A free port can be taken between our check and dnsmasq's bind: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(&binary);
+            cmd.arg("--no-daemon")
+                .arg("--conf-file=/dev/null")
+                .arg(format!("--port={port}"))
+                .arg("--listen-address=127.0.0.1")
+                .arg("--bind-interfaces")
+                .arg("--no-resolv")
+                .arg("--no-hosts")
+                .arg(format!("--addn-hosts={}", hosts_file.display()))
+                // Reverse zones are answered here only: an unknown name is NXDOMAIN,
+                // not REFUSED for want of an upstream server.
+                .arg("--local=/in-addr.arpa/")
+                .arg("--local=/ip6.arpa/")
+                .arg("--pid-file=");
+            for (ip, name) in ptr_records {
+                cmd.arg(format!("--ptr-record={},{name}", arpa(ip)));
+            }
+            let stderr = std::fs::File::create(&log).expect("log file");
+            let mut child =
+                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().expect("start dnsmasq");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().expect("dnsmasq status").is_some() {
+                    break;
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Self { child, addr, log, _dir: dir };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("dnsmasq did not start; its log:\n{}", read(&log));
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    text
+}
+
+fn find_dnsmasq() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join("dnsmasq"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "dnsmasq is not installed: the rDNS tests need a real nameserver; \
+                 install the Debian package dnsmasq-base (tests/run does)"
+            )
+        })
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The reverse name of an address (`192.0.2.25` → `25.2.0.192.in-addr.arpa`).
+fn arpa(text: &str) -> String {
+    match ip(text) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+            let nibbles: Vec<String> = hex.chars().rev().map(String::from).collect();
+            format!("{}.ip6.arpa", nibbles.join("."))
+        }
+    }
+}
+
+fn online(nameserver: SocketAddr) -> EnrichConfig {
+    EnrichConfig { nameservers: vec![nameserver], lookup_timeout_ms: 2_000, ..EnrichConfig::default() }
+}
+
+// ---------------------------------------------------------------- config, psl, mmdb
+
+/// The pipeline shares one enricher between tasks and spawns `enrich_pending`.
+#[test]
+fn enricher_can_be_shared_and_spawned() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let enricher =
+        Enricher::new(&EnrichConfig { offline: true, ..EnrichConfig::default() }).expect("enricher");
+    send_sync(&enricher);
+    send(&enricher.enrich_pending(Path::new("unused.db"), 1));
+    send(&enricher.lookup_ptr(ip("192.0.2.1")));
+}
+
+#[test]
+fn config_defaults_and_rejects_unknown_fields() {
+    let config: EnrichConfig = serde_json::from_str("{}").expect("empty config");
+    assert_eq!(config, EnrichConfig::default());
+    assert_eq!(config.max_concurrent_lookups, 32);
+    assert_eq!(config.lookup_timeout_ms, 2_000);
+    assert_eq!(config.retry_after_secs, 3_600);
+    assert!(!config.offline);
+
+    let config: EnrichConfig =
+        serde_json::from_str(r#"{"offline": true, "nameservers": ["127.0.0.1:5353"]}"#).expect("config");
+    assert!(config.offline);
+    assert_eq!(config.nameservers, vec![SocketAddr::from(([127, 0, 0, 1], 5353))]);
+
+    let err = serde_json::from_str::<EnrichConfig>(r#"{"timeout_ms": 5}"#).expect_err("unknown field");
+    assert!(err.to_string().contains("timeout_ms"), "{err}");
+
+    let zero = EnrichConfig { offline: true, max_concurrent_lookups: 0, ..EnrichConfig::default() };
+    let err = Enricher::new(&zero).err().expect("zero concurrency is refused");
+    assert!(err.to_string().contains("max_concurrent_lookups"), "{err}");
+}
+
+#[test]
+fn ptr_base_is_the_registrable_domain() {
+    assert_eq!(ptr_base("mail-1.outbound.example.co.uk").as_deref(), Some("example.co.uk"));
+    assert_eq!(ptr_base("MX.Mail.Example.COM.").as_deref(), Some("example.com"));
+    assert_eq!(ptr_base("o1.ptr1234.sendgrid.net").as_deref(), Some("sendgrid.net"));
+    assert_eq!(ptr_base("co.uk"), None);
+    assert_eq!(ptr_base("localhost"), None);
+}
+
+#[test]
+fn mmdb_lookups_against_the_test_databases() {
+    let config = EnrichConfig {
+        offline: true,
+        asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")),
+        country_db: Some(mmdb("GeoLite2-Country-Test.mmdb")),
+        ..EnrichConfig::default()
+    };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    // GeoLite2-ASN-Test.json: 1.0.0.0/24 → AS15169 "Google Inc.".
+    let google = enricher.lookup_mmdb(ip("1.0.0.1"));
+    assert_eq!(google.asn, Some(15169));
+    assert_eq!(google.as_org.as_deref(), Some("Google Inc."));
+    // 12.81.96.0/19 → AS7018 with no organization in the record.
+    let att = enricher.lookup_mmdb(ip("12.81.100.1"));
+    assert_eq!((att.asn, att.as_org), (Some(7018), None));
+    // IPv6: 2001:1700::/27 → AS6730 "Sunrise Communications AG".
+    let sunrise = enricher.lookup_mmdb(ip("2001:1700::25"));
+    assert_eq!(sunrise.asn, Some(6730));
+    assert_eq!(sunrise.as_org.as_deref(), Some("Sunrise Communications AG"));
+
+    // The country test database (MaxMind's test data): 81.2.69.142 → GB,
+    // 89.160.20.112/28 → SE, 2001:218::/32 → JP.
+    assert_eq!(enricher.lookup_mmdb(ip("81.2.69.142")).country.as_deref(), Some("GB"));
+    assert_eq!(enricher.lookup_mmdb(ip("89.160.20.115")).country.as_deref(), Some("SE"));
+    assert_eq!(enricher.lookup_mmdb(ip("2001:218::1")).country.as_deref(), Some("JP"));
+
+    // Documentation ranges are in neither database.
+    assert_eq!(enricher.lookup_mmdb(ip("192.0.2.1")), MmdbInfo::default());
+    assert!(enricher.lookup_mmdb(ip("2001:db8::1")).is_empty());
+
+    // No databases: nothing, and no error.
+    let bare = Enricher::new(&EnrichConfig { offline: true, ..EnrichConfig::default() }).expect("enricher");
+    assert!(bare.lookup_mmdb(ip("1.0.0.1")).is_empty());
+}
+
+#[test]
+fn unreadable_database_error_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing-GeoLite2-ASN.mmdb");
+    let config = EnrichConfig { offline: true, asn_db: Some(missing.clone()), ..EnrichConfig::default() };
+    let err = Enricher::new(&config).err().expect("missing file is an error");
+    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+
+    // A file that is not a MaxMind DB (the JSON listing beside the test database).
+    let json = mmdb("GeoLite2-ASN-Test.json");
+    let config = EnrichConfig { offline: true, country_db: Some(json.clone()), ..EnrichConfig::default() };
+    let err = Enricher::new(&config).err().expect("not an mmdb file");
+    assert!(err.to_string().contains(&json.display().to_string()), "{err}");
+}
+
+// ---------------------------------------------------------------- rDNS against dnsmasq
+
+#[tokio::test]
+async fn rdns_answers_land_in_sources() {
+    let dns = Dnsmasq::start(
+        &[("192.0.2.25", "mail-1.outbound.example.co.uk")],
+        "2001:db8::25 MX6.Mail.Example.org\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["192.0.2.25", "2001:db8::25", "198.51.100.7", "1.0.0.1"]);
+    let config = EnrichConfig { asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")), ..online(dns.addr) };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    let updated = enricher.enrich_pending(&db, 100).await.expect("enrich");
+    assert_eq!(updated, 4, "dnsmasq log:\n{}", read(&dns.log));
+
+    assert_eq!(
+        row(&db, "192.0.2.25"),
+        Row {
+            ptr: Some("mail-1.outbound.example.co.uk".into()),
+            ptr_base: Some("example.co.uk".into()),
+            asn: None,
+            as_org: None,
+            country: None,
+            resolved: true,
+        }
+    );
+    let v6 = row(&db, "2001:db8::25");
+    assert_eq!(v6.ptr.as_deref(), Some("mx6.mail.example.org"));
+    assert_eq!(v6.ptr_base.as_deref(), Some("example.org"));
+    assert!(v6.resolved);
+    // NXDOMAIN is an answer: resolved, with no name.
+    assert_eq!(row(&db, "198.51.100.7"), Row { resolved: true, ..unresolved(None, None) });
+    assert_eq!(row(&db, "1.0.0.1"), Row { resolved: true, ..unresolved(Some(15169), Some("Google Inc.")) });
+
+    // Answered rows are not selected again.
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 0);
+
+    // Definitive answers are cached in memory: with the nameserver gone they still come.
+    drop(dns);
+    assert_eq!(
+        enricher.lookup_ptr(ip("192.0.2.25")).await,
+        PtrLookup::Answer(Some("mail-1.outbound.example.co.uk".into()))
+    );
+    assert_eq!(enricher.lookup_ptr(ip("198.51.100.7")).await, PtrLookup::Answer(None));
+}
+
+#[tokio::test]
+async fn limit_bounds_the_rows_enriched() {
+    let dns = Dnsmasq::start(&[], "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["198.51.100.1", "198.51.100.2", "198.51.100.3"]);
+    let enricher = Enricher::new(&online(dns.addr)).expect("enricher");
+    assert_eq!(enricher.enrich_pending(&db, 2).await.expect("enrich"), 2);
+    assert_eq!(enricher.enrich_pending(&db, 2).await.expect("enrich"), 1);
+    assert_eq!(enricher.enrich_pending(&db, 2).await.expect("enrich"), 0);
+    for text in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert!(row(&db, text).resolved, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn dead_nameserver_times_out_and_is_retried_later() {
+    let silent = SilentNameserver::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["192.0.2.9", "1.0.0.1"]);
+    let config = EnrichConfig {
+        lookup_timeout_ms: 300,
+        asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")),
+        ..online(silent.addr())
+    };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    let started = Instant::now();
+    // Both rows get their MMDB fields; neither gets an rDNS answer.
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 2);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "lookups took {elapsed:?}");
+    assert!(silent.queries() >= 2, "the nameserver was asked");
+    assert_eq!(row(&db, "192.0.2.9"), unresolved(None, None));
+    assert_eq!(row(&db, "1.0.0.1"), unresolved(Some(15169), Some("Google Inc.")));
+
+    // Within the retry-after window the failed addresses are neither selected nor asked.
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 0);
+    assert_eq!(enricher.lookup_ptr(ip("192.0.2.9")).await, PtrLookup::Skipped);
+    assert_eq!(silent.queries(), 0, "a deferred address was asked again");
+
+    // Once the window has passed they are asked again.
+    let config = EnrichConfig { retry_after_secs: 0, ..config };
+    let enricher = Enricher::new(&config).expect("enricher");
+    enricher.enrich_pending(&db, 100).await.expect("enrich");
+    assert!(silent.queries() >= 2, "failed addresses are retried");
+    assert_eq!(enricher.lookup_ptr(ip("192.0.2.9")).await, PtrLookup::Failed);
+    assert!(!row(&db, "192.0.2.9").resolved);
+}
+
+#[tokio::test]
+async fn concurrent_lookups_are_bounded() {
+    let silent = SilentNameserver::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+    let config = EnrichConfig { lookup_timeout_ms: 200, max_concurrent_lookups: 1, ..online(silent.addr()) };
+    let enricher = Enricher::new(&config).expect("enricher");
+    let started = Instant::now();
+    enricher.enrich_pending(&db, 100).await.expect("enrich");
+    // One at a time, each waiting out its timeout.
+    assert!(started.elapsed() >= Duration::from_millis(600), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn offline_mode_sends_no_queries() {
+    let silent = SilentNameserver::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["1.0.0.1", "192.0.2.77"]);
+    let config =
+        EnrichConfig { offline: true, asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")), ..online(silent.addr()) };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    // MMDB fields are filled offline; no row is marked resolved.
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 2);
+    assert_eq!(row(&db, "1.0.0.1"), unresolved(Some(15169), Some("Google Inc.")));
+    assert_eq!(row(&db, "192.0.2.77"), unresolved(None, None));
+    assert_eq!(enricher.lookup_ptr(ip("192.0.2.77")).await, PtrLookup::Skipped);
+    // Rows already given their MMDB fields are not rewritten on every call.
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 0);
+    assert_eq!(silent.queries(), 0, "offline mode sent a query");
+
+    // Offline without databases there is nothing to do, and the database is not touched.
+    let bare = Enricher::new(&EnrichConfig { offline: true, ..EnrichConfig::default() }).expect("enricher");
+    assert_eq!(bare.enrich_pending(&dir.path().join("absent.db"), 100).await.expect("no-op"), 0);
+}

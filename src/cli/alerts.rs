@@ -1,0 +1,63 @@
+//! `ruaflow alerts --db FILE [--json]`: the stored alerts, oldest first.
+//!
+//! With `--json`, one JSON object per line: the alert's `body` column, which already is
+//! the whole alert as the detector wrote it. Without, a readable line per alert.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::report::{query, text, write_stdout};
+
+/// Arguments of `ruaflow alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// The SQLite database written by `ruaflow run` (opened read-only).
+    #[arg(long, default_value = "ruaflow.db")]
+    pub db: PathBuf,
+    /// One JSON object per line (the stable machine format).
+    #[arg(long)]
+    pub json: bool,
+    /// Only alerts for this policy domain.
+    #[arg(long, value_name = "D")]
+    pub domain: Option<String>,
+}
+
+/// Prints the alerts.
+pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
+    let conn = query::open(&args.db)?;
+    if args.json {
+        let mut out = String::new();
+        let mut stmt = conn.prepare(
+            "SELECT body FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
+             ORDER BY window_start, id",
+        )?;
+        let bodies = stmt.query_map([&args.domain], |r| r.get::<_, String>(0))?;
+        for body in bodies {
+            out.push_str(&one_line(&body?));
+            out.push('\n');
+        }
+        return write_stdout(&out);
+    }
+    let mut alerts = query::alerts(&conn, args.domain.as_deref(), i64::MIN, i64::MAX)?;
+    alerts.reverse();
+    if alerts.is_empty() {
+        return write_stdout("no alerts\n");
+    }
+    let mut out = String::new();
+    text::alerts_table(&alerts, true).render(&mut out, 0, text::Style { color: false });
+    write_stdout(&out)
+}
+
+/// The body on one line. The detector writes compact JSON, which is printed as it is;
+/// a body with line breaks is re-serialized compactly so the output stays one object
+/// per line.
+fn one_line(body: &str) -> String {
+    if !body.contains(['\n', '\r']) {
+        return body.to_owned();
+    }
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(value) => value.to_string(),
+        Err(_) => serde_json::json!({ "error": "alert body is not JSON", "body": body }).to_string(),
+    }
+}

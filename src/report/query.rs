@@ -1,0 +1,476 @@
+//! Queries: the SQLite store → a [`Report`].
+//!
+//! Input: a ruaflow SQLite file, opened read-only (WAL lets this run while `ruaflow run`
+//! writes). Output: the [`Report`] model. Invariants: every figure is read inside one
+//! read transaction, so the report is one consistent snapshot; volumes come from the
+//! aggregate tables (`agg_source_day`, `agg_selector_day`), which hold exactly the
+//! stored records; the window is made of report days present in the data, never the
+//! wall clock.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::format::{date, pct};
+use super::model::*;
+
+/// Sources listed per domain (by messages, and by failing messages).
+pub const TOP_SOURCES: i64 = 10;
+/// DKIM signing domain + selector pairs listed per domain.
+pub const TOP_SELECTORS: i64 = 12;
+/// Reporters listed per domain.
+pub const TOP_REPORTERS: i64 = 20;
+/// Alerts listed (overall, and per domain).
+pub const RECENT_ALERTS: i64 = 20;
+/// Dead letters listed with their reasons.
+pub const LATEST_DEAD_LETTERS: i64 = 5;
+
+/// What to report on.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only this policy domain (compared without regard to case).
+    pub domain: Option<String>,
+    /// Only the last N report days present in the data.
+    pub days: Option<u32>,
+}
+
+/// Opens the store read-only. A missing file is an error (opening would otherwise
+/// create an empty database), as is a file that is not a ruaflow store.
+pub fn open(db: &Path) -> anyhow::Result<Connection> {
+    if !db.exists() {
+        anyhow::bail!("no database at {} (create one with `ruaflow run --db FILE INPUT…`)", db.display());
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(db, flags)
+        .with_context(|| format!("cannot open database {}", db.display()))?;
+    // The writer holds the lock only for the moment of a checkpoint; wait it out.
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let is_store: bool = conn
+        .query_row(
+            "SELECT COUNT(*) = 2 FROM sqlite_master WHERE name IN ('reports', 'agg_source_day')",
+            [],
+            |r| r.get(0),
+        )
+        .with_context(|| format!("cannot read database {}", db.display()))?;
+    if !is_store {
+        anyhow::bail!("{} is not a ruaflow database (no `reports` table)", db.display());
+    }
+    Ok(conn)
+}
+
+/// Reads the whole report from an open store.
+pub fn load(conn: &Connection, options: &Options) -> anyhow::Result<Report> {
+    // One read transaction: every query below sees the same snapshot even while
+    // `ruaflow run` commits batches.
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let report = load_snapshot(conn, options);
+    conn.execute_batch("COMMIT")?;
+    report
+}
+
+fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report> {
+    let (since, window) = window(conn, options)?;
+    let mut domains = Vec::new();
+    for name in domain_names(conn, since, options.domain.as_deref())? {
+        domains.push(domain(conn, &name, since)?);
+    }
+    domains.sort_by(|a, b| b.volume.messages.cmp(&a.volume.messages).then_with(|| a.domain.cmp(&b.domain)));
+    let filter = options.domain.as_deref();
+    let alerts = alerts(conn, filter, since, RECENT_ALERTS)?;
+    let alert_count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2",
+        params![filter, since],
+        |r| r.get(0),
+    )?;
+    let dead_letters = dead_letters(conn)?;
+    let mut totals = Totals {
+        domains: domains.len() as u64,
+        alerts: n(alert_count),
+        dead_letters: dead_letters.count,
+        ..Totals::default()
+    };
+    for d in &domains {
+        totals.messages += d.volume.messages;
+        totals.dmarc_pass += d.volume.dmarc_pass;
+        if let Some(tls) = &d.tls {
+            totals.tls_successful_sessions += tls.successful_sessions;
+            totals.tls_failed_sessions += tls.failed_sessions;
+        }
+    }
+    totals.dmarc_pass_pct = pct(totals.dmarc_pass, totals.messages);
+    let (dmarc_reports, tlsrpt_reports): (i64, i64) = conn.query_row(
+        &format!(
+            "SELECT COALESCE(SUM(kind = 'dmarc'), 0), COALESCE(SUM(kind = 'tlsrpt'), 0) FROM reports r
+             WHERE r.day >= ?1 AND {REPORT_OF_DOMAIN}"
+        ),
+        params![since, filter],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    totals.dmarc_reports = n(dmarc_reports);
+    totals.tlsrpt_reports = n(tlsrpt_reports);
+    let reporters = reporters(conn, since, filter, REPORT_OF_DOMAIN, i64::MAX)?;
+    Ok(Report { window, totals, domains, alerts, reporters, dead_letters })
+}
+
+/// SQL condition on a `reports r` row: it is about domain `?2` as the user typed it
+/// (any case; any domain when `?2` is NULL). A TLS report is about the policy domains of
+/// its policies. Used once per report, so the scan `lower()` forces is paid once.
+const REPORT_OF_DOMAIN: &str = "(?2 IS NULL OR lower(r.domain) = lower(?2)
+    OR r.id IN (SELECT report FROM tlsrpt_policies WHERE lower(policy_domain) = lower(?2)))";
+
+/// The same for a domain name as stored: an exact match, which the
+/// `reports (domain, day)` index serves, since it runs once per domain.
+const REPORT_OF_STORED_DOMAIN: &str =
+    "(r.domain = ?2 OR r.id IN (SELECT report FROM tlsrpt_policies WHERE policy_domain = ?2))";
+
+/// The first day of the window (`i64::MIN` for everything) and its description.
+fn window(conn: &Connection, options: &Options) -> anyhow::Result<(i64, Window)> {
+    let limit = options.days.map_or(-1, i64::from);
+    let days: Vec<i64> = conn
+        .prepare(&format!(
+            "SELECT DISTINCT r.day FROM reports r WHERE {REPORT_OF_DOMAIN} ORDER BY r.day DESC LIMIT ?1"
+        ))?
+        .query_map(params![limit, options.domain], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let since = if options.days.is_some() { days.last().copied().unwrap_or(i64::MIN) } else { i64::MIN };
+    let first = days.last().copied();
+    let last = days.first().copied();
+    let window = Window {
+        days: options.days,
+        domain: options.domain.clone(),
+        first_day: first,
+        last_day: last,
+        first_date: first.map(date),
+        last_date: last.map(date),
+        report_days: days.len() as u64,
+    };
+    Ok((since, window))
+}
+
+/// Policy domains with data in the window: DMARC report domains and TLS policy domains.
+fn domain_names(conn: &Connection, since: i64, filter: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let names = conn
+        .prepare(
+            "SELECT domain FROM reports WHERE kind = 'dmarc' AND day >= ?1
+             UNION
+             SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report WHERE r.day >= ?1",
+        )?
+        .query_map([since], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names.into_iter().filter(|d| filter.is_none_or(|f| d.eq_ignore_ascii_case(f))).collect())
+}
+
+fn domain(conn: &Connection, name: &str, since: i64) -> anyhow::Result<DomainReport> {
+    let mut d = DomainReport { domain: name.to_owned(), ..DomainReport::default() };
+    let (dmarc_reports, tlsrpt_reports): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc' AND domain = ?1 AND day >= ?2),
+                (SELECT COUNT(DISTINCT p.report) FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
+                  WHERE p.policy_domain = ?1 AND r.day >= ?2)",
+        params![name, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    d.dmarc_reports = n(dmarc_reports);
+    d.tlsrpt_reports = n(tlsrpt_reports);
+    d.policy = conn
+        .query_row(
+            "SELECT policy_p, policy_sp, pct FROM reports WHERE kind = 'dmarc' AND domain = ?1 AND day >= ?2
+             ORDER BY day DESC, id DESC LIMIT 1",
+            params![name, since],
+            |r| Ok(Policy { p: r.get(0)?, sp: r.get(1)?, pct: r.get(2)? }),
+        )
+        .optional()?;
+    d.volume = volume(conn, name, since)?;
+    d.sources = n(conn.query_row(
+        "SELECT COUNT(DISTINCT source_ip) FROM agg_source_day WHERE domain = ?1 AND day >= ?2",
+        params![name, since],
+        |r| r.get(0),
+    )?);
+    d.daily = daily(conn, name, since)?;
+    d.top_sources = sources(conn, name, since, "messages")?;
+    d.top_failing_sources = sources(conn, name, since, "failing")?;
+    d.selectors = selectors(conn, name, since)?;
+    d.selector_daily = selector_daily(conn, name, since)?;
+    d.tls = tls(conn, name, since)?;
+    d.reporters = reporters(conn, since, Some(name), REPORT_OF_STORED_DOMAIN, TOP_REPORTERS)?;
+    d.alerts = alerts(conn, Some(name), since, RECENT_ALERTS)?;
+    Ok(d)
+}
+
+fn volume(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Volume> {
+    let v = conn.query_row(
+        "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(dmarc_pass), 0), COALESCE(SUM(dkim_aligned_pass), 0),
+                COALESCE(SUM(spf_aligned_pass), 0), COALESCE(SUM(dkim_only_pass), 0),
+                COALESCE(SUM(disp_none), 0), COALESCE(SUM(disp_quarantine), 0), COALESCE(SUM(disp_reject), 0)
+         FROM agg_source_day WHERE domain = ?1 AND day >= ?2",
+        params![domain, since],
+        |r| {
+            let messages = n(r.get(0)?);
+            let (dmarc_pass, dkim_aligned, spf_aligned) = (n(r.get(1)?), n(r.get(2)?), n(r.get(3)?));
+            Ok(Volume {
+                messages,
+                dmarc_pass,
+                dmarc_pass_pct: pct(dmarc_pass, messages),
+                dkim_aligned,
+                dkim_aligned_pct: pct(dkim_aligned, messages),
+                spf_aligned,
+                spf_aligned_pct: pct(spf_aligned, messages),
+                dkim_only_pass: n(r.get(4)?),
+                dispositions: Dispositions { none: n(r.get(5)?), quarantine: n(r.get(6)?), reject: n(r.get(7)?) },
+            })
+        },
+    )?;
+    Ok(v)
+}
+
+fn daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<DayVolume>> {
+    let rows = conn
+        .prepare(
+            "SELECT day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned_pass), SUM(dkim_only_pass)
+             FROM agg_source_day WHERE domain = ?1 AND day >= ?2 GROUP BY day ORDER BY day",
+        )?
+        .query_map(params![domain, since], |r| {
+            let (day, messages, pass, dkim, dkim_only): (i64, i64, i64, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let (messages, pass, dkim, dkim_only) = (n(messages), n(pass), n(dkim), n(dkim_only));
+            // dmarc_pass = DKIM aligned ∪ SPF aligned, dkim_only = DKIM aligned ∖ SPF aligned.
+            Ok(DayVolume {
+                day,
+                date: date(day),
+                messages,
+                pass_both: dkim.saturating_sub(dkim_only),
+                dkim_only,
+                spf_only: pass.saturating_sub(dkim),
+                fail: messages.saturating_sub(pass),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Top sources of a domain ordered by `"messages"` or by failing messages (`"failing"`,
+/// sources without failures left out).
+fn sources(conn: &Connection, domain: &str, since: i64, order: &str) -> anyhow::Result<Vec<Source>> {
+    let (having, order_by) = match order {
+        "failing" => ("HAVING SUM(a.messages) > SUM(a.dmarc_pass)", "SUM(a.messages) - SUM(a.dmarc_pass)"),
+        _ => ("", "SUM(a.messages)"),
+    };
+    let sql = format!(
+        "SELECT a.source_ip, MAX(a.network), SUM(a.messages), SUM(a.dmarc_pass), SUM(a.dkim_aligned_pass),
+                SUM(a.spf_aligned_pass), s.ptr, s.asn, s.as_org, s.country
+         FROM agg_source_day a LEFT JOIN sources s ON s.ip = a.source_ip
+         WHERE a.domain = ?1 AND a.day >= ?2
+         GROUP BY a.source_ip {having}
+         ORDER BY {order_by} DESC, a.source_ip LIMIT ?3"
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params![domain, since, TOP_SOURCES], |r| {
+            let messages = n(r.get(2)?);
+            let dmarc_pass = n(r.get(3)?);
+            Ok(Source {
+                ip: r.get(0)?,
+                network: r.get(1)?,
+                messages,
+                dmarc_pass,
+                dmarc_fail: messages.saturating_sub(dmarc_pass),
+                dkim_aligned: n(r.get(4)?),
+                spf_aligned: n(r.get(5)?),
+                dmarc_pass_pct: pct(dmarc_pass, messages),
+                ptr: r.get(6)?,
+                asn: r.get(7)?,
+                as_org: r.get(8)?,
+                country: r.get(9)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn selectors(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<Selector>> {
+    let rows = conn
+        .prepare(
+            "SELECT dkim_domain, selector, SUM(messages), SUM(dkim_pass), SUM(dkim_only_pass)
+             FROM agg_selector_day WHERE domain = ?1 AND day >= ?2
+             GROUP BY dkim_domain, selector ORDER BY SUM(messages) DESC, dkim_domain, selector LIMIT ?3",
+        )?
+        .query_map(params![domain, since, TOP_SELECTORS], |r| {
+            Ok(Selector {
+                dkim_domain: r.get(0)?,
+                selector: r.get(1)?,
+                messages: n(r.get(2)?),
+                dkim_pass: n(r.get(3)?),
+                dkim_only_pass: n(r.get(4)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn selector_daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<SelectorDay>> {
+    let rows = conn
+        .prepare(
+            "SELECT day, dkim_domain, selector, SUM(dkim_only_pass) FROM agg_selector_day
+             WHERE domain = ?1 AND day >= ?2 AND dkim_only_pass > 0
+             GROUP BY day, dkim_domain, selector ORDER BY day, dkim_domain, selector",
+        )?
+        .query_map(params![domain, since], |r| {
+            let day = r.get(0)?;
+            Ok(SelectorDay {
+                day,
+                date: date(day),
+                dkim_domain: r.get(1)?,
+                selector: r.get(2)?,
+                dkim_only_pass: n(r.get(3)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls>> {
+    let daily: Vec<TlsDay> = conn
+        .prepare(
+            "SELECT r.day, SUM(p.successful_sessions), SUM(p.failed_sessions)
+             FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
+             WHERE p.policy_domain = ?1 AND r.day >= ?2 GROUP BY r.day ORDER BY r.day",
+        )?
+        .query_map(params![domain, since], |r| {
+            let day = r.get(0)?;
+            Ok(TlsDay {
+                day,
+                date: date(day),
+                successful_sessions: n(r.get(1)?),
+                failed_sessions: n(r.get(2)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    if daily.is_empty() {
+        return Ok(None);
+    }
+    let reports: i64 = conn.query_row(
+        "SELECT COUNT(DISTINCT p.report) FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
+         WHERE p.policy_domain = ?1 AND r.day >= ?2",
+        params![domain, since],
+        |r| r.get(0),
+    )?;
+    let failures = conn
+        .prepare(
+            "SELECT f.result_type, SUM(f.failed_sessions) FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
+             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             GROUP BY f.result_type ORDER BY SUM(f.failed_sessions) DESC, f.result_type",
+        )?
+        .query_map(params![domain, since], |r| {
+            Ok(TlsFailure { result_type: r.get(0)?, failed_sessions: n(r.get(1)?) })
+        })?
+        .collect::<Result<_, _>>()?;
+    let failures_daily = conn
+        .prepare(
+            "SELECT r.day, f.result_type, SUM(f.failed_sessions) FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
+             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             GROUP BY r.day, f.result_type ORDER BY r.day, f.result_type",
+        )?
+        .query_map(params![domain, since], |r| {
+            let day = r.get(0)?;
+            Ok(TlsFailureDay { day, date: date(day), result_type: r.get(1)?, failed_sessions: n(r.get(2)?) })
+        })?
+        .collect::<Result<_, _>>()?;
+    let successful_sessions = daily.iter().map(|d| d.successful_sessions).sum();
+    let failed_sessions = daily.iter().map(|d| d.failed_sessions).sum();
+    Ok(Some(Tls {
+        reports: n(reports),
+        successful_sessions,
+        failed_sessions,
+        success_pct: pct(successful_sessions, successful_sessions + failed_sessions),
+        failures,
+        daily,
+        failures_daily,
+    }))
+}
+
+/// Reporters over the window, for one domain or (`None`) all; `of_domain` is
+/// [`REPORT_OF_DOMAIN`] or [`REPORT_OF_STORED_DOMAIN`].
+fn reporters(
+    conn: &Connection,
+    since: i64,
+    domain: Option<&str>,
+    of_domain: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<Reporter>> {
+    let sql = format!(
+        "SELECT r.org_name, COUNT(*), SUM(r.kind = 'dmarc'), SUM(r.kind = 'tlsrpt'),
+                SUM(CASE WHEN r.kind = 'dmarc' THEN r.message_count ELSE 0 END)
+         FROM reports r WHERE r.day >= ?1 AND {of_domain}
+         GROUP BY r.org_name ORDER BY COUNT(*) DESC, 5 DESC, r.org_name LIMIT ?3"
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params![since, domain, limit], |r| {
+            Ok(Reporter {
+                org_name: r.get(0)?,
+                reports: n(r.get(1)?),
+                dmarc_reports: n(r.get(2)?),
+                tlsrpt_reports: n(r.get(3)?),
+                messages: n(r.get(4)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Alerts whose window reaches into the report window, newest first. `domain = None`
+/// means every domain.
+pub fn alerts(conn: &Connection, domain: Option<&str>, since: i64, limit: i64) -> anyhow::Result<Vec<Alert>> {
+    let rows = conn
+        .prepare(
+            "SELECT id, kind, domain, severity, state, window_start, window_end, observed, baseline,
+                    first_seen, raised_at, summary
+             FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2
+             ORDER BY window_start DESC, id DESC LIMIT ?3",
+        )?
+        .query_map(params![domain, since, limit], |r| {
+            Ok(Alert {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                domain: r.get(2)?,
+                severity: r.get(3)?,
+                state: r.get(4)?,
+                window_start: r.get(5)?,
+                window_end: r.get(6)?,
+                observed: r.get(7)?,
+                baseline: r.get(8)?,
+                first_seen: r.get(9)?,
+                raised_at: r.get(10)?,
+                summary: r.get(11)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn dead_letters(conn: &Connection) -> anyhow::Result<DeadLetters> {
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
+    let latest = conn
+        .prepare(
+            "SELECT id, received_at, source, origin, location, reason, raw_size FROM dead_letters
+             ORDER BY received_at DESC, id DESC LIMIT ?1",
+        )?
+        .query_map([LATEST_DEAD_LETTERS], |r| {
+            Ok(DeadLetter {
+                id: r.get(0)?,
+                received_at: r.get(1)?,
+                source: r.get(2)?,
+                origin: r.get(3)?,
+                location: r.get(4)?,
+                reason: r.get(5)?,
+                raw_size: n(r.get(6)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(DeadLetters { count: n(count), latest })
+}
+
+/// A count read from SQLite (an i64, never negative in this store) as u64.
+fn n(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}

@@ -1,0 +1,358 @@
+//! Terminal view: a [`Report`] → aligned plain text, one section per domain.
+//!
+//! Input: the report model. Output: text for stdout. Numbers carry thousands separators,
+//! percentages one decimal. Colour (ANSI) only when asked, which the caller does only
+//! when stdout is a terminal and `NO_COLOR` is unset. Every string from the store goes
+//! through [`terminal_safe`], so a hostile report cannot send escape sequences.
+
+use std::fmt::Write as _;
+
+use super::format::{datetime, figure, pct, pct_text, terminal_safe, thousands, truncate};
+use super::model::{Alert, DomainReport, Report, Reporter, Source};
+
+/// Widest a table cell gets before it is cut with `…`.
+const MAX_CELL: usize = 40;
+
+/// Renders the report as text; `color` adds ANSI bold/dim/colour.
+pub fn render(report: &Report, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    header(&mut out, report, st);
+    if report.domains.is_empty() {
+        out.push_str("\nno reports in the store for this window\n");
+    }
+    for d in &report.domains {
+        domain(&mut out, d, st);
+    }
+    if !report.alerts.is_empty() {
+        let _ = writeln!(out, "\n{}", st.bold("Recent alerts"));
+        alerts_table(&report.alerts, true).render(&mut out, 2, st);
+    }
+    if !report.reporters.is_empty() {
+        let _ = writeln!(out, "\n{}", st.bold("Reporters"));
+        reporters_table(&report.reporters).render(&mut out, 2, st);
+    }
+    let dl = &report.dead_letters;
+    let _ = writeln!(out, "\n{} {}", st.bold("Dead letters"), thousands(dl.count));
+    let mut t = Table::new(&[("received", false), ("origin", false), ("location", false), ("reason", false)]);
+    for l in &dl.latest {
+        t.row(vec![datetime(l.received_at), l.origin.clone(), l.location.clone(), l.reason.clone()]);
+    }
+    t.render(&mut out, 2, st);
+    out
+}
+
+fn header(out: &mut String, report: &Report, st: Style) {
+    let t = &report.totals;
+    let _ = writeln!(
+        out,
+        "{}  {} domains · {} DMARC reports · {} TLS reports · {} messages · DMARC pass {}",
+        st.bold("ruaflow report"),
+        thousands(t.domains),
+        thousands(t.dmarc_reports),
+        thousands(t.tlsrpt_reports),
+        thousands(t.messages),
+        st.pct(t.dmarc_pass_pct),
+    );
+    let w = &report.window;
+    let span = match (&w.first_date, &w.last_date) {
+        (Some(first), Some(last)) => format!("{first} … {last}, {} report days", thousands(w.report_days)),
+        _ => "no report days".to_owned(),
+    };
+    let scope = w.days.map_or_else(|| "all report days".to_owned(), |n| format!("last {n} report days"));
+    let filter = w.domain.as_deref().map(|d| format!(" · domain {}", terminal_safe(d))).unwrap_or_default();
+    let _ = writeln!(out, "{}", st.dim(&format!("window: {scope} ({span}){filter}")));
+}
+
+fn domain(out: &mut String, d: &DomainReport, st: Style) {
+    let name = if d.domain.is_empty() { "(no policy domain)".to_owned() } else { terminal_safe(&d.domain) };
+    let policy = d
+        .policy
+        .as_ref()
+        .map(|p| {
+            let mut s = format!("p={}", p.p.as_deref().map_or("–".into(), terminal_safe));
+            if let Some(sp) = &p.sp {
+                let _ = write!(s, " sp={}", terminal_safe(sp));
+            }
+            if let Some(pct) = p.pct {
+                let _ = write!(s, " pct={pct}");
+            }
+            s
+        })
+        .unwrap_or_default();
+    let _ =
+        writeln!(out, "\n{}", format!("{} {}", st.bold(&format!("━━ {name}")), st.dim(&policy)).trim_end());
+    let v = &d.volume;
+    let _ = writeln!(
+        out,
+        "  {} DMARC reports · {} TLS reports · {} sources",
+        thousands(d.dmarc_reports),
+        thousands(d.tlsrpt_reports),
+        thousands(d.sources)
+    );
+    if v.messages > 0 {
+        let mut t = Table::new(&[("", false), ("", true), ("", false), ("", true), ("", false), ("", true)]);
+        t.row(vec![
+            "messages".into(),
+            thousands(v.messages),
+            "DMARC pass".into(),
+            pct_text(v.dmarc_pass_pct),
+            "DKIM aligned".into(),
+            pct_text(v.dkim_aligned_pct),
+        ]);
+        t.row(vec![
+            "DKIM-only pass".into(),
+            thousands(v.dkim_only_pass),
+            "DMARC fail".into(),
+            pct_text(pct(v.messages - v.dmarc_pass.min(v.messages), v.messages)),
+            "SPF aligned".into(),
+            pct_text(v.spf_aligned_pct),
+        ]);
+        let ds = &v.dispositions;
+        t.row(vec![
+            "none".into(),
+            thousands(ds.none),
+            "quarantine".into(),
+            thousands(ds.quarantine),
+            "reject".into(),
+            thousands(ds.reject),
+        ]);
+        t.headless = true;
+        t.render(out, 2, st);
+    }
+    if !d.top_sources.is_empty() {
+        let _ = writeln!(out, "\n  {}", st.bold("Top sources"));
+        sources_table(&d.top_sources, false).render(out, 4, st);
+    }
+    if !d.top_failing_sources.is_empty() {
+        let _ = writeln!(out, "\n  {}", st.bold("Top failing sources (DMARC fail)"));
+        sources_table(&d.top_failing_sources, true).render(out, 4, st);
+    }
+    if !d.selectors.is_empty() {
+        let _ = writeln!(out, "\n  {}", st.bold("DKIM signatures"));
+        let mut t = Table::new(&[
+            ("signing domain", false),
+            ("selector", false),
+            ("messages", true),
+            ("verified", true),
+            ("DKIM-only pass", true),
+        ]);
+        for s in &d.selectors {
+            let selector = if s.selector.is_empty() { "–".to_owned() } else { s.selector.clone() };
+            t.row(vec![
+                s.dkim_domain.clone(),
+                selector,
+                thousands(s.messages),
+                pct_text(pct(s.dkim_pass, s.messages)),
+                thousands(s.dkim_only_pass),
+            ]);
+        }
+        t.render(out, 4, st);
+    }
+    if let Some(tls) = &d.tls {
+        let _ = writeln!(
+            out,
+            "\n  {}  {} reports · {} sessions · success {}",
+            st.bold("TLS"),
+            thousands(tls.reports),
+            thousands(tls.successful_sessions + tls.failed_sessions),
+            st.pct(tls.success_pct)
+        );
+        if !tls.failures.is_empty() {
+            let mut t = Table::new(&[("failure result type", false), ("failed sessions", true)]);
+            for f in &tls.failures {
+                t.row(vec![f.result_type.clone(), thousands(f.failed_sessions)]);
+            }
+            t.render(out, 4, st);
+        }
+    }
+    if !d.reporters.is_empty() {
+        let _ = writeln!(out, "\n  {}", st.bold("Reporters"));
+        reporters_table(&d.reporters).render(out, 4, st);
+    }
+    if !d.alerts.is_empty() {
+        let _ = writeln!(out, "\n  {}", st.bold("Alerts"));
+        alerts_table(&d.alerts, false).render(out, 4, st);
+    }
+}
+
+fn sources_table(sources: &[Source], failing: bool) -> Table {
+    let mut t = Table::new(&[
+        ("ip", false),
+        ("network", false),
+        ("ptr", false),
+        ("asn", true),
+        ("as org", false),
+        ("cc", false),
+        ("messages", true),
+        (if failing { "failing" } else { "DMARC pass" }, true),
+    ]);
+    for s in sources {
+        let last = if failing { thousands(s.dmarc_fail) } else { pct_text(s.dmarc_pass_pct) };
+        t.row(vec![
+            s.ip.clone(),
+            s.network.clone(),
+            s.ptr.clone().unwrap_or_default(),
+            s.asn.map(|a| a.to_string()).unwrap_or_default(),
+            s.as_org.clone().unwrap_or_default(),
+            s.country.clone().unwrap_or_default(),
+            thousands(s.messages),
+            last,
+        ]);
+    }
+    t.drop_empty_columns();
+    t
+}
+
+fn reporters_table(reporters: &[Reporter]) -> Table {
+    let mut t = Table::new(&[
+        ("reporter", false),
+        ("DMARC reports", true),
+        ("TLS reports", true),
+        ("messages", true),
+    ]);
+    for r in reporters {
+        t.row(vec![
+            r.org_name.clone(),
+            thousands(r.dmarc_reports),
+            thousands(r.tlsrpt_reports),
+            thousands(r.messages),
+        ]);
+    }
+    t
+}
+
+/// The alerts as a table; `with_domain` adds the domain column (the overall list).
+pub fn alerts_table(alerts: &[Alert], with_domain: bool) -> Table {
+    let mut cols = vec![("window start", false), ("severity", false), ("kind", false)];
+    if with_domain {
+        cols.push(("domain", false));
+    }
+    cols.extend([("observed", true), ("baseline", true), ("state", false), ("summary", false)]);
+    let mut t = Table::new(&cols);
+    for a in alerts {
+        let mut row = vec![datetime(a.window_start), a.severity.clone(), a.kind.clone()];
+        if with_domain {
+            row.push(a.domain.clone());
+        }
+        row.extend([figure(a.observed), figure(a.baseline), a.state.clone(), a.summary.clone()]);
+        t.row(row);
+    }
+    t
+}
+
+/// A table with aligned columns.
+pub struct Table {
+    headers: Vec<String>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+    /// No header line (a key/value grid).
+    headless: bool,
+}
+
+impl Table {
+    /// A table with these (header, right-aligned) columns.
+    pub fn new(cols: &[(&str, bool)]) -> Self {
+        Self {
+            headers: cols.iter().map(|c| c.0.to_owned()).collect(),
+            right: cols.iter().map(|c| c.1).collect(),
+            rows: Vec::new(),
+            headless: false,
+        }
+    }
+
+    /// Adds a row of untrusted cells: made terminal-safe and cut to [`MAX_CELL`].
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.iter().map(|c| truncate(&terminal_safe(c), MAX_CELL)).collect());
+    }
+
+    /// Leaves out columns with no value in any row (e.g. no enrichment yet).
+    fn drop_empty_columns(&mut self) {
+        let keep: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| self.rows.iter().any(|r| r.get(i).is_some_and(|c| !c.is_empty())))
+            .collect();
+        fn pick(keep: &[usize], v: &[String]) -> Vec<String> {
+            keep.iter().map(|&i| v.get(i).cloned().unwrap_or_default()).collect()
+        }
+        self.headers = pick(&keep, &self.headers);
+        self.right = keep.iter().map(|&i| self.right[i]).collect();
+        self.rows = self.rows.iter().map(|r| pick(&keep, r)).collect();
+    }
+
+    /// Appends the table to `out`, each line indented by `indent` spaces.
+    pub fn render(&self, out: &mut String, indent: usize, st: Style) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let width = |i: usize| {
+            let cells = self.rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count());
+            let head = if self.headless { 0 } else { self.headers[i].chars().count() };
+            cells.chain([head]).max().unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..self.headers.len()).map(width).collect();
+        let line = |cells: &[String]| {
+            let mut s = " ".repeat(indent);
+            for (i, w) in widths.iter().enumerate() {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let pad = w.saturating_sub(cell.chars().count());
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if self.right[i] {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(cell);
+                } else {
+                    s.push_str(cell);
+                    if i + 1 < widths.len() {
+                        s.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            s.trim_end().to_owned()
+        };
+        if !self.headless {
+            let _ = writeln!(out, "{}", st.dim(&line(&self.headers)));
+        }
+        for row in &self.rows {
+            let _ = writeln!(out, "{}", line(row));
+        }
+    }
+}
+
+/// ANSI styling, or none.
+#[derive(Clone, Copy)]
+pub struct Style {
+    /// Emit ANSI escapes.
+    pub color: bool,
+}
+
+impl Style {
+    fn wrap(self, code: &str, s: &str) -> String {
+        if self.color && !s.is_empty() {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+
+    /// Dim (headers, notes).
+    pub fn dim(self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+
+    /// A pass percentage, green from 98%, yellow from 90%, red below.
+    pub fn pct(self, value: Option<f64>) -> String {
+        let text = pct_text(value);
+        match value {
+            Some(v) if v >= 98.0 => self.wrap("32", &text),
+            Some(v) if v >= 90.0 => self.wrap("33", &text),
+            Some(_) => self.wrap("31", &text),
+            None => text,
+        }
+    }
+}

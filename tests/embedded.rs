@@ -1,0 +1,175 @@
+//! End-to-end tests of the embedded pipeline (`ruaflow run --once`): idempotency by
+//! bytes and by report identity, and exact totals after the process is killed mid-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ruaflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ruaflow"))
+}
+
+fn corpus() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(dir.is_dir(), "../shared/corpus is missing");
+    dir
+}
+
+/// Store totals that must not change however often data is delivered.
+#[derive(Debug, PartialEq, Eq)]
+struct Totals {
+    reports: i64,
+    records: i64,
+    messages: i64,
+    aggregated: i64,
+    selector_messages: i64,
+    tls_policies: i64,
+}
+
+fn totals(db: &Path) -> Totals {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
+                (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
+                (SELECT COALESCE(SUM(messages),0) FROM agg_selector_day), (SELECT COUNT(*) FROM tlsrpt_policies)",
+        [],
+        |r| {
+            Ok(Totals {
+                reports: r.get(0)?,
+                records: r.get(1)?,
+                messages: r.get(2)?,
+                aggregated: r.get(3)?,
+                selector_messages: r.get(4)?,
+                tls_policies: r.get(5)?,
+            })
+        },
+    )
+    .expect("totals")
+}
+
+fn run_once(db: &Path, inputs: &[&Path]) -> String {
+    let out = ruaflow().arg("run").arg("--once").arg("--db").arg(db).args(inputs).output().expect("run");
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn the_same_report_in_any_wrapping_is_counted_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    let src = corpus().join("parsedmarc/extract_report");
+    for name in ["nice-input.xml", "nice-input.xml.gz", "nice-input.xml.zip"] {
+        std::fs::copy(src.join(name), inputs.join(name)).expect("copy");
+    }
+    // The same gzip, attached to a mail message.
+    let gz = std::fs::read(src.join("nice-input.xml.gz")).expect("read");
+    let eml = format!(
+        "From: noreply-dmarc-support@google.com\r\nSubject: Report domain: example.com\r\nMIME-Version: 1.0\r\n\
+         Content-Type: application/gzip; name=report.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        base64(&gz)
+    );
+    std::fs::write(inputs.join("mail.eml"), eml).expect("write eml");
+
+    let db = dir.path().join("t.db");
+    let summary = run_once(&db, &[&inputs]);
+    assert!(summary.contains("1 reports, 20 records, 3047 messages stored"), "{summary}");
+    assert!(summary.contains("3 duplicate reports"), "{summary}");
+    let first = totals(&db);
+    assert_eq!((first.reports, first.records, first.messages, first.aggregated), (1, 20, 3047, 3047));
+
+    // Delivered again: byte-identical inputs are skipped before parsing.
+    let again = run_once(&db, &[&inputs]);
+    assert!(again.contains("0 reports") && again.contains("4 duplicate inputs"), "{again}");
+    assert_eq!(totals(&db), first);
+}
+
+#[test]
+fn the_corpus_twice_changes_no_total() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    run_once(&db, &[&corpus()]);
+    let first = totals(&db);
+    assert!(first.reports >= 40 && first.messages > 8_000, "{first:?}");
+    assert_eq!(first.messages, first.aggregated, "aggregates agree with records");
+    assert_eq!(first.messages, first.selector_messages + unsigned_messages(&db), "selector aggregates agree");
+    run_once(&db, &[&corpus()]);
+    assert_eq!(totals(&db), first);
+}
+
+/// Messages in records that carried no DKIM result at all (absent from the selector table).
+fn unsigned_messages(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row("SELECT COALESCE(SUM(count),0) FROM dmarc_records WHERE dkim_domain IS NULL", [], |r| {
+        r.get(0)
+    })
+    .expect("query")
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_to_exact_totals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("synth");
+    let out = ruaflow()
+        .args(["synth", "--seed", "7", "--scenario", "replay-flood", "--scale", "2", "--out"])
+        .arg(&data)
+        .output()
+        .expect("synth");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let reference = dir.path().join("reference.db");
+    run_once(&reference, &[&data]);
+    let expected = totals(&reference);
+    assert!(expected.records > 1_000, "data set too small to interrupt: {expected:?}");
+
+    let db = dir.path().join("killed.db");
+    let mut kills = 0;
+    for attempt in 0..6u64 {
+        let mut child = ruaflow()
+            .arg("run")
+            .arg("--once")
+            .arg("--db")
+            .arg(&db)
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Kill at a different moment each time: after some commits, mid-batch.
+        let deadline = Instant::now() + Duration::from_millis(150 + attempt * 170);
+        while Instant::now() < deadline {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill -9");
+            kills += 1;
+        }
+        child.wait().expect("reap");
+    }
+    assert!(kills > 0, "the run always finished before it could be killed; use a larger data set");
+    run_once(&db, &[&data]);
+    assert_eq!(totals(&db), expected, "after {kills} kills");
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for j in 0..4 {
+            if j <= chunk.len() {
+                out.push(char::from(A[(n >> (18 - 6 * j)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
