@@ -48,7 +48,15 @@ fn totals(db: &Path) -> Totals {
 }
 
 fn run_once(db: &Path, inputs: &[&Path]) -> String {
-    let out = ruaflow().arg("run").arg("--once").arg("--db").arg(db).args(inputs).output().expect("run");
+    let out = ruaflow()
+        .arg("run")
+        .arg("--once")
+        .arg("--offline")
+        .arg("--db")
+        .arg(db)
+        .args(inputs)
+        .output()
+        .expect("run");
     assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8")
 }
@@ -128,6 +136,7 @@ fn a_run_killed_at_any_moment_resumes_to_exact_totals() {
         let mut child = ruaflow()
             .arg("run")
             .arg("--once")
+            .arg("--offline")
             .arg("--db")
             .arg(&db)
             .arg(&data)

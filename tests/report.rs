@@ -93,9 +93,9 @@ impl Store {
     fn insert_alert(&self, kind: &str, window_start: i64, summary: &str, body: &str) {
         let conn = rusqlite::Connection::open(&self.db).expect("open store");
         conn.execute(
-            "INSERT INTO alerts (kind, domain, severity, window_start, window_end, observed, baseline,
+            "INSERT INTO alerts (kind, domain, subject, severity, window_start, window_end, observed, baseline,
                 first_seen, raised_at, state, summary, body)
-             VALUES (?1, 'example.com', 'critical', ?2, ?2 + 86399, 945.0, 12.5, ?2, ?2 + 90000, 'firing', ?3, ?4)",
+             VALUES (?1, 'example.com', '', 'critical', ?2, ?2 + 86399, 945.0, 12.5, ?2, ?2 + 90000, 'firing', ?3, ?4)",
             rusqlite::params![kind, window_start, summary, body],
         )
         .expect("insert alert");

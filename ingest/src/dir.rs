@@ -47,6 +47,18 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`scan`], ordered oldest first by modification time (ties by path): the order in which
+/// a mailbox or drop directory received the reports, which is the order detection
+/// should see them in.
+pub fn scan_oldest_first(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<(Option<SystemTime>, PathBuf)> = scan(paths)?
+        .into_iter()
+        .map(|path| (std::fs::metadata(&path).and_then(|m| m.modified()).ok(), path))
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
+}
+
 /// Reads a file into an Envelope, at most `max_input_bytes + 1` bytes of it.
 pub fn read_envelope(path: &Path, max_input_bytes: u64) -> std::io::Result<Envelope> {
     let mut bytes = Vec::new();
@@ -64,10 +76,10 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// The files under `paths` that are new or changed since the last call.
+    /// The files under `paths` that are new or changed since the last call, oldest first.
     pub fn changed(&mut self, paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for path in scan(paths)? {
+        for path in scan_oldest_first(paths)? {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let stamp = (meta.len(), meta.modified().ok());
             if self.files.get(&path) != Some(&stamp) {

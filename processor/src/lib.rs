@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod barrier;
+pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod sink;
 pub mod sqlite;

@@ -188,6 +188,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Abandons the open batch, if any.
+    pub fn rollback(&mut self) -> Result<(), StoreError> {
+        if self.in_tx {
+            self.in_tx = false;
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
+    }
+
     /// True when an envelope with these bytes was already stored.
     pub fn envelope_seen(&self, sha256: &[u8; 32]) -> Result<bool, StoreError> {
         let found = self

@@ -12,6 +12,7 @@
 //! flat whatever the report size.
 //!
 //! Layout:
+//! - [`alert`]: the alert every detector emits and every sink receives
 //! - [`envelope`]: raw bytes + provenance, the message between ingest and processor
 //! - [`limits`]: the caps on every untrusted read
 //! - [`unpack`]: format sniffing, bounded decompression, zip and MIME walking
@@ -23,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod dmarc;
 pub mod envelope;
 pub mod error;

@@ -1,11 +1,14 @@
 //! The configuration file (TOML). Every section is optional; with no file at all the
-//! defaults apply, and ruaflow works with no configuration.
+//! defaults apply, and ruaflow works with no configuration. See `ruaflow.example.toml`.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
 
+use ruaflow_processor::detect::DetectConfig;
+use ruaflow_processor::enrich::EnrichConfig;
+use ruaflow_processor::sink::SinkConfig;
 use ruaflow_schema::Limits;
 
 /// The whole configuration file.
@@ -14,16 +17,25 @@ use ruaflow_schema::Limits;
 pub struct Config {
     /// Caps on untrusted input (`[limits]`).
     pub limits: Limits,
+    /// Detector thresholds and known senders (`[detect]`).
+    pub detect: DetectConfig,
+    /// Where alerts go besides the store and the log (`[alerts]`).
+    pub alerts: SinkConfig,
+    /// Reverse DNS and MaxMind databases (`[enrich]`).
+    pub enrich: EnrichConfig,
 }
 
 impl Config {
-    /// Loads and validates the file, or returns the defaults when there is none.
+    /// Loads and validates the file, or returns the defaults when there is none. Nothing
+    /// connects anywhere before this succeeded.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let Some(path) = path else { return Ok(Self::default()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let config: Config =
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        config.alerts.validate().with_context(|| format!("invalid [alerts] in {}", path.display()))?;
+        config.enrich.validate().with_context(|| format!("invalid [enrich] in {}", path.display()))?;
         Ok(config)
     }
 }

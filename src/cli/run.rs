@@ -13,9 +13,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use ruaflow_ingest::dir;
+use ruaflow_processor::detect::{self, DetectHook};
+use ruaflow_processor::enrich::{EnrichConfig, Enricher};
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress, Summary};
+use ruaflow_processor::sink::Sinks;
 use ruaflow_processor::sqlite::SqliteStore;
+use ruaflow_schema::alert::Alert;
 
 use super::config::Config;
 
@@ -41,8 +47,9 @@ pub struct RunArgs {
 /// How often watched inputs are scanned for new files.
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
-pub fn run(args: RunArgs) -> anyhow::Result<Summary> {
-    let config = Config::load(args.config.as_deref())?;
+pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
+    let mut config = Config::load(args.config.as_deref())?;
+    config.enrich.offline |= args.offline;
     if args.inputs.is_empty() && args.once {
         anyhow::bail!("nothing to do: give INPUT files or directories with --once");
     }
@@ -61,26 +68,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<Summary> {
     if summary.dead_letters > 0 {
         println!("dead letters are in {} (table dead_letters), with the reason for each", args.db.display());
     }
+    if summary.alerts > 0 {
+        println!("{} alert notices raised: ruaflow alerts --db {}", summary.alerts, args.db.display());
+    }
     Ok(summary)
 }
 
 /// Runs the embedded pipeline over `inputs` into the database at `db`.
-pub fn run_pipeline(db: &Path, inputs: &[PathBuf], once: bool, config: &Config) -> anyhow::Result<Summary> {
+pub fn run_pipeline(
+    db: &Path,
+    inputs: &[PathBuf],
+    once: bool,
+    config: &Config,
+) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
     let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
 
+    let sinks = Arc::new(Sinks::start(&config.alerts)?);
+    let alerts_raised = Arc::new(AtomicU64::new(0));
     let writer = {
         let progress = Arc::clone(&progress);
         let db = db.to_path_buf();
+        let sinks = Arc::clone(&sinks);
+        let raised = Arc::clone(&alerts_raised);
+        let mut hook = DetectHook {
+            config: config.detect.clone(),
+            notify: move |alert: &Alert| {
+                raised.fetch_add(1, Ordering::Relaxed);
+                sinks.emit(alert);
+            },
+        };
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut ()))?
+            .spawn(move || pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook))?
     };
 
-    let files = dir::scan(inputs)?;
-    let bar = progress_bar(files.len() as u64, &progress);
+    let mut seen = dir::Seen::default();
+    let first = seen.changed(inputs)?;
+    let bar = progress_bar(first.len() as u64, &progress);
     let max_input = config.limits.max_input_bytes;
     let feed = |paths: Vec<PathBuf>| -> anyhow::Result<()> {
         for path in paths {
@@ -95,8 +122,6 @@ pub fn run_pipeline(db: &Path, inputs: &[PathBuf], once: bool, config: &Config) 
         }
         Ok(())
     };
-    let mut seen = dir::Seen::default();
-    let first = seen.changed(inputs)?;
     let fed = feed(first);
     if fed.is_ok() && !once {
         tracing::info!(inputs = inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
@@ -118,8 +143,52 @@ pub fn run_pipeline(db: &Path, inputs: &[PathBuf], once: bool, config: &Config) 
         bar.finish_and_clear();
     }
     fed?;
-    result.context("storing reports failed")?;
-    Ok(progress.summary())
+    let store = result.context("storing reports failed")?;
+    // Checks that need the whole picture (reporter silence) run once everything is in.
+    for alert in detect::sweep(store.conn(), &config.detect)? {
+        alerts_raised.fetch_add(1, Ordering::Relaxed);
+        sinks.emit(&alert);
+    }
+    drop(store);
+    enrich(db, &config.enrich)?;
+    if !sinks.flush(Duration::from_secs(30)) {
+        tracing::error!(
+            "some alerts could not be delivered to their webhooks within 30 s (they are in the store)"
+        );
+    }
+    Ok(RunSummary { pipeline: progress.summary(), alerts: alerts_raised.load(Ordering::Relaxed) })
+}
+
+/// Fills in what is known about new sources (reverse DNS unless offline, MaxMind
+/// databases when configured), with a bounded number of lookups per run.
+fn enrich(db: &Path, config: &EnrichConfig) -> anyhow::Result<()> {
+    /// Sources enriched per run; the rest are picked up by the next run.
+    const MAX_PER_RUN: usize = 20_000;
+    if config.offline && config.asn_db.is_none() && config.country_db.is_none() {
+        return Ok(());
+    }
+    let enricher = Enricher::new(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let enriched = runtime.block_on(enricher.enrich_pending(db, MAX_PER_RUN))?;
+    tracing::info!(sources = enriched, "sources enriched");
+    Ok(())
+}
+
+/// What `run` did.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSummary {
+    /// Pipeline counters.
+    pub pipeline: Summary,
+    /// Alert notices raised (firing and resolved).
+    pub alerts: u64,
+}
+
+impl std::ops::Deref for RunSummary {
+    type Target = Summary;
+
+    fn deref(&self) -> &Summary {
+        &self.pipeline
+    }
 }
 
 /// A flag set by SIGINT or SIGTERM.

@@ -12,6 +12,8 @@ use super::model::{Alert, DomainReport, Report, Reporter, Source};
 
 /// Widest a table cell gets before it is cut with `…`.
 const MAX_CELL: usize = 40;
+/// Widest the last cell of a row gets (summaries, reasons).
+const MAX_LAST_CELL: usize = 100;
 
 /// Renders the report as text; `color` adds ANSI bold/dim/colour.
 pub fn render(report: &Report, color: bool) -> String {
@@ -28,7 +30,8 @@ pub fn render(report: &Report, color: bool) -> String {
         let _ = writeln!(out, "\n{}", st.bold("Recent alerts"));
         alerts_table(&report.alerts, true).render(&mut out, 2, st);
     }
-    if !report.reporters.is_empty() {
+    // With one domain, its own list already says it all.
+    if report.domains.len() > 1 && !report.reporters.is_empty() {
         let _ = writeln!(out, "\n{}", st.bold("Reporters"));
         reporters_table(&report.reporters).render(&mut out, 2, st);
     }
@@ -36,8 +39,9 @@ pub fn render(report: &Report, color: bool) -> String {
     let _ = writeln!(out, "\n{} {}", st.bold("Dead letters"), thousands(dl.count));
     let mut t = Table::new(&[("received", false), ("origin", false), ("location", false), ("reason", false)]);
     for l in &dl.latest {
-        t.row(vec![datetime(l.received_at), l.origin.clone(), l.location.clone(), l.reason.clone()]);
+        t.row(vec![datetime(l.received_at), tail(&l.origin, MAX_CELL), l.location.clone(), l.reason.clone()]);
     }
+    t.drop_empty_columns();
     t.render(&mut out, 2, st);
     out
 }
@@ -46,9 +50,9 @@ fn header(out: &mut String, report: &Report, st: Style) {
     let t = &report.totals;
     let _ = writeln!(
         out,
-        "{}  {} domains · {} DMARC reports · {} TLS reports · {} messages · DMARC pass {}",
+        "{}  {} · {} DMARC reports · {} TLS reports · {} messages · DMARC pass {}",
         st.bold("ruaflow report"),
-        thousands(t.domains),
+        plural(t.domains, "domain"),
         thousands(t.dmarc_reports),
         thousands(t.tlsrpt_reports),
         thousands(t.messages),
@@ -56,7 +60,7 @@ fn header(out: &mut String, report: &Report, st: Style) {
     );
     let w = &report.window;
     let span = match (&w.first_date, &w.last_date) {
-        (Some(first), Some(last)) => format!("{first} … {last}, {} report days", thousands(w.report_days)),
+        (Some(first), Some(last)) => format!("{first} … {last}, {}", plural(w.report_days, "report day")),
         _ => "no report days".to_owned(),
     };
     let scope = w.days.map_or_else(|| "all report days".to_owned(), |n| format!("last {n} report days"));
@@ -241,6 +245,23 @@ pub fn alerts_table(alerts: &[Alert], with_domain: bool) -> Table {
     t
 }
 
+/// `1 domain`, `3 domains`.
+fn plural(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// The end of `s` in at most `max` characters, `…` first when cut: the part of a path
+/// that tells files apart.
+fn tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_owned();
+    }
+    let mut out = String::from("…");
+    out.extend(s.chars().skip(n - max + 1));
+    out
+}
+
 /// A table with aligned columns.
 pub struct Table {
     headers: Vec<String>,
@@ -261,9 +282,14 @@ impl Table {
         }
     }
 
-    /// Adds a row of untrusted cells: made terminal-safe and cut to [`MAX_CELL`].
+    /// Adds a row of untrusted cells: made terminal-safe and cut to [`MAX_CELL`]
+    /// characters ([`MAX_LAST_CELL`] for the last column, which nothing follows).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.iter().map(|c| truncate(&terminal_safe(c), MAX_CELL)).collect());
+        let last = cells.len().saturating_sub(1);
+        let cut = |(i, c): (usize, &String)| {
+            truncate(&terminal_safe(c), if i == last { MAX_LAST_CELL } else { MAX_CELL })
+        };
+        self.rows.push(cells.iter().enumerate().map(cut).collect());
     }
 
     /// Leaves out columns with no value in any row (e.g. no enrichment yet).

@@ -95,7 +95,12 @@ impl Writer {
                 format!("{stem}.zip")
             }
         };
-        fs::write(self.dir.join(&file_name), &self.packed)?;
+        let path = self.dir.join(&file_name);
+        fs::write(&path, &self.packed)?;
+        // The file's time is when the receiver generated it, so inputs read oldest first
+        // arrive in the order a mailbox would have received them.
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(generated);
+        fs::File::options().write(true).open(&path)?.set_modified(when)?;
         self.files += 1;
         self.bytes += self.packed.len() as u64;
         self.doc.clear();

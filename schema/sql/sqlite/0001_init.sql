@@ -115,6 +115,9 @@ CREATE TABLE agg_source_day (
     disp_reject       INTEGER NOT NULL,
     PRIMARY KEY (domain, day, source_ip, reporter)
 ) WITHOUT ROWID;
+-- A source's history for a domain (first seen, days seen, SPF authorization): what the
+-- detectors ask to tell known senders from unknown ones.
+CREATE INDEX agg_source_history ON agg_source_day (domain, source_ip, day);
 
 -- Messages per policy domain × day × DKIM signing domain + selector.
 CREATE TABLE agg_selector_day (
@@ -156,10 +159,14 @@ CREATE TABLE dead_letters (
     UNIQUE (envelope_sha256, location)
 );
 
+-- Alerts as raised, one row per notice: a firing alert and, later, its resolved notice.
+-- `subject` tells apart alerts of one kind on one domain and day (a TLS result type, a
+-- network, a reporter); `body` is the whole alert as JSON, exactly as sinks receive it.
 CREATE TABLE alerts (
     id           INTEGER PRIMARY KEY,
     kind         TEXT NOT NULL,
     domain       TEXT NOT NULL,
+    subject      TEXT NOT NULL,
     severity     TEXT NOT NULL,
     window_start INTEGER NOT NULL,
     window_end   INTEGER NOT NULL,
@@ -169,6 +176,19 @@ CREATE TABLE alerts (
     raised_at    INTEGER NOT NULL,
     state        TEXT NOT NULL,             -- firing | resolved
     summary      TEXT NOT NULL,
-    body         TEXT NOT NULL,             -- the whole alert as JSON
-    UNIQUE (kind, domain, window_start, state)
+    body         TEXT NOT NULL,
+    UNIQUE (kind, domain, subject, window_start, state)
 );
+CREATE INDEX alerts_open ON alerts (kind, domain, subject, window_start);
+
+-- The daily value of each detector signal, per domain (and subject), as last evaluated:
+-- the history robust baselines are computed from. Kept in the store so learning
+-- survives restarts.
+CREATE TABLE detector_signals (
+    domain  TEXT NOT NULL,
+    signal  TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    day     INTEGER NOT NULL,
+    value   REAL NOT NULL,
+    PRIMARY KEY (domain, signal, subject, day)
+) WITHOUT ROWID;

@@ -1,0 +1,229 @@
+//! One blocking HTTP POST per alert and endpoint, with retries.
+//!
+//! Input: a [`Destination`] and a JSON body. Output: `Ok` once the endpoint answered 2xx,
+//! or the [`SinkError`] that made us give up.
+//! Invariant: only retriable errors (5xx, 408, 429, timeouts, connection errors) are
+//! retried, at most `retries` times with exponential backoff from [`FIRST_BACKOFF`]; any
+//! other answer is permanent and returned at once. URLs never reach logs or errors whole:
+//! a Slack webhook's path is its secret, so only [`origin`] is shown.
+
+use std::io::Read;
+use std::time::Duration;
+
+use tracing::warn;
+use ureq::http::Uri;
+
+/// The delay before the first retry; it doubles after each retry.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The longest delay between two attempts, whatever `retries` is.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How much of an error answer's body goes into [`SinkError::Status`], in bytes.
+const MAX_ERROR_BODY_BYTES: u64 = 512;
+
+/// Why an alert could not be delivered, or the sinks could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// A configuration value is unusable; nothing was started.
+    #[error("invalid sink config {field}: {reason}")]
+    Config {
+        /// The offending field, e.g. `webhooks[0].url`.
+        field: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The sink thread could not be spawned.
+    #[error("could not spawn the sink thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The alert could not be serialized (a non-finite number in `details`, say).
+    #[error("could not encode the alert: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The endpoint answered with a status other than 2xx.
+    #[error("endpoint answered http {status}: {body}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the answer's body, lossily decoded.
+        body: String,
+    },
+    /// No answer: connection, TLS, timeout or protocol failure.
+    #[error("request failed: {0}")]
+    Request(#[from] ureq::Error),
+}
+
+impl SinkError {
+    /// Whether trying again later may succeed: 5xx, 408 (request timeout), 429 (rate
+    /// limited), timeouts and connection errors. Other 4xx, 3xx, TLS and config errors need
+    /// an operator.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            SinkError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            SinkError::Request(err) => matches!(
+                err,
+                ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::ConnectProxyFailed(_)
+            ),
+            SinkError::Config { .. } | SinkError::Spawn(_) | SinkError::Encode(_) => false,
+        }
+    }
+}
+
+/// Where one endpoint's POSTs go.
+pub(crate) struct Destination {
+    /// The full URL, used only for the request.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer_token: Option<String>,
+    /// What logs show: `webhook https://hooks.slack.com/…`.
+    pub label: String,
+}
+
+/// A blocking client shared by every endpoint; lives on the sink thread.
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    retries: u32,
+}
+
+impl Client {
+    /// `timeout` bounds each attempt as a whole (resolve, connect, send, answer).
+    pub fn new(timeout: Duration, retries: u32) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // Statuses are classified below, not turned into `ureq::Error::StatusCode`.
+            .http_status_as_error(false)
+            // A POST is never followed to another URL: a redirect is a misconfigured
+            // endpoint and is reported as a permanent 3xx.
+            .max_redirects(0)
+            .user_agent(concat!("ruaflow/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Client { agent, retries }
+    }
+
+    /// POSTs `body` until it is accepted, a permanent error occurs, or `retries` retries
+    /// are spent. Between attempts it calls `pause(delay)`, which returns `false` to give
+    /// up early (shutdown).
+    pub fn deliver(
+        &self,
+        dest: &Destination,
+        body: &[u8],
+        mut pause: impl FnMut(Duration) -> bool,
+    ) -> Result<(), SinkError> {
+        let mut attempt = 0;
+        loop {
+            match self.post(dest, body) {
+                Ok(()) => return Ok(()),
+                Err(err) if err.is_retriable() && attempt < self.retries => {
+                    let delay = backoff(attempt);
+                    attempt += 1;
+                    warn!(
+                        endpoint = %dest.label,
+                        attempt,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %err,
+                        "alert delivery failed, will retry"
+                    );
+                    if !pause(delay) {
+                        return Err(err);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One attempt.
+    fn post(&self, dest: &Destination, body: &[u8]) -> Result<(), SinkError> {
+        let mut request = self.agent.post(&dest.url).content_type("application/json");
+        if let Some(token) = &dest.bearer_token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body)?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        // Best effort: the answer's reason helps the operator (Slack answers
+        // `invalid_payload`, Alertmanager the validation error) but is not required.
+        let mut start = Vec::new();
+        let _ = response.body_mut().as_reader().take(MAX_ERROR_BODY_BYTES).read_to_end(&mut start);
+        Err(SinkError::Status { status, body: String::from_utf8_lossy(&start).trim().to_owned() })
+    }
+}
+
+/// The delay before retry number `attempt + 1`: 200 ms, 400 ms, 800 ms, … up to 30 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(attempt)).min(MAX_BACKOFF)
+}
+
+/// Checks that `url` is an absolute `http://` or `https://` URL with a host.
+pub(crate) fn validate_url(field: String, url: &str) -> Result<(), SinkError> {
+    let uri: Uri =
+        url.parse().map_err(|_| SinkError::Config { field: field.clone(), reason: "not a url" })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(SinkError::Config { field, reason: "url must start with http:// or https://" });
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(SinkError::Config { field, reason: "url has no host" });
+    }
+    Ok(())
+}
+
+/// The part of a URL safe to log: scheme, host and port, with `/…` standing for a path
+/// (Slack and Teams webhook paths are credentials; userinfo is dropped too).
+pub(crate) fn origin(url: &str) -> String {
+    let Ok(uri) = url.parse::<Uri>() else { return "<invalid url>".to_owned() };
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        return "<invalid url>".to_owned();
+    };
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = if uri.path_and_query().is_some_and(|p| p.as_str() != "/") { "/…" } else { "" };
+    format!("{scheme}://{host}{port}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_200_ms_and_is_capped() {
+        let delays: Vec<u128> = (0..4).map(|a| backoff(a).as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600]);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let status = |status| SinkError::Status { status, body: String::new() };
+        for retriable in [500, 502, 503, 408, 429] {
+            assert!(status(retriable).is_retriable(), "{retriable}");
+        }
+        for permanent in [400, 401, 403, 404, 301, 413] {
+            assert!(!status(permanent).is_retriable(), "{permanent}");
+        }
+        assert!(SinkError::Request(ureq::Error::HostNotFound).is_retriable());
+        assert!(!SinkError::Request(ureq::Error::BadUri("x".into())).is_retriable());
+    }
+
+    #[test]
+    fn origin_hides_paths_and_userinfo() {
+        assert_eq!(origin("https://hooks.slack.com/services/T0/B0/SECRET"), "https://hooks.slack.com/…");
+        assert_eq!(origin("http://user:pw@127.0.0.1:9093"), "http://127.0.0.1:9093");
+        assert_eq!(origin("http://127.0.0.1:9093/"), "http://127.0.0.1:9093");
+        assert_eq!(origin("no url"), "<invalid url>");
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("u".into(), "https://example.com/hook").is_ok());
+        assert!(validate_url("u".into(), "http://127.0.0.1:9093").is_ok());
+        for bad in ["ftp://example.com/", "example.com/hook", "http://", "not a url", ""] {
+            assert!(validate_url("u".into(), bad).is_err(), "{bad:?}");
+        }
+    }
+}

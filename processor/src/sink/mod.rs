@@ -1,0 +1,308 @@
+//! Alert sinks: the log, webhooks and Alertmanager.
+//!
+//! Input: each [`Alert`] after the store has committed it, via [`Sinks::emit`].
+//! Output: one log line per alert, and one HTTP POST per alert and endpoint.
+//! Invariant: `emit` never waits on the network. The store is the source of truth, so an
+//! alert the network sinks cannot take (queue full, endpoint gave up, shutdown) is dropped
+//! for them only, with an ERROR log; it is never lost from the store.
+//!
+//! ```text
+//! emit ─┬─> log (warn! / info!)
+//!       └─> sync_channel(QUEUE_CAPACITY) ──> sink thread ──> webhook::body ──────┬─> http::Client (retries)
+//!           (full: ERROR, alert dropped)                 └─> alertmanager::body ─┘
+//! ```
+//!
+//! Layout:
+//! - [`webhook`]: generic JSON and Slack bodies, [`WebhookConfig`]
+//! - [`alertmanager`]: Alertmanager v2 postable alerts, [`AlertmanagerConfig`]
+//! - `http`: one blocking POST with retries and backoff, [`SinkError`]
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{fmt, thread};
+
+use ruaflow_schema::alert::{Alert, AlertState, Severity};
+use serde::Deserialize;
+use tracing::{debug, error, info, warn};
+
+pub mod alertmanager;
+mod http;
+pub mod webhook;
+
+pub use alertmanager::AlertmanagerConfig;
+pub use http::{SinkError, FIRST_BACKOFF};
+pub use webhook::{WebhookConfig, WebhookFormat};
+
+use http::{Client, Destination};
+
+/// Alerts waiting for the sink thread. Alerts are rare (deduplicated, with a cooldown), so
+/// this is a backlog for an endpoint that is down or slow: with the defaults one alert
+/// costs at most about 21 s per unreachable endpoint. When it is full, `emit` logs an ERROR
+/// and drops the alert for the network sinks; it is already in the store.
+pub const QUEUE_CAPACITY: usize = 256;
+
+/// How long dropping [`Sinks`] waits for queued alerts before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Where alerts go besides the store and the log. Empty (the default) means log only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// Webhooks, each receiving every alert.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Alertmanagers, each receiving every alert.
+    pub alertmanager: Vec<AlertmanagerConfig>,
+    /// Time limit of one request (resolve, connect, send, answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Retries after a retriable failure (5xx, 408, 429, timeout, connection error), with
+    /// exponential backoff from 200 ms (200, 400, 800 ms, …, at most 30 s between tries).
+    pub retries: u32,
+}
+
+impl Default for SinkConfig {
+    fn default() -> SinkConfig {
+        SinkConfig { webhooks: Vec::new(), alertmanager: Vec::new(), timeout_ms: 5000, retries: 3 }
+    }
+}
+
+impl SinkConfig {
+    /// Checks every value; called by [`Sinks::start`] before anything connects.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        if self.timeout_ms == 0 {
+            return Err(SinkError::Config { field: "timeout_ms".into(), reason: "must be positive" });
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            http::validate_url(format!("webhooks[{i}].url"), &hook.url)?;
+            if let Some(token) = &hook.bearer_token {
+                // A header value is visible ASCII; a newline would split the request.
+                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(SinkError::Config {
+                        field: format!("webhooks[{i}].bearer_token"),
+                        reason: "must be non-empty printable ascii without spaces",
+                    });
+                }
+            }
+        }
+        for (i, am) in self.alertmanager.iter().enumerate() {
+            let field = format!("alertmanager[{i}].url");
+            http::validate_url(field.clone(), &am.url)?;
+            if am.url.contains(['?', '#']) {
+                return Err(SinkError::Config { field, reason: "base url must not have a query" });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The running sinks: logs every alert and hands it to one background thread that posts
+/// it to every configured endpoint. Dropping it flushes (for at most 10 s) and joins.
+pub struct Sinks {
+    /// `None` when no endpoint is configured (no thread), and after drop.
+    tx: Option<SyncSender<Box<Alert>>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    endpoints: Vec<String>,
+}
+
+impl fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sinks").field("endpoints", &self.endpoints).finish_non_exhaustive()
+    }
+}
+
+impl Sinks {
+    /// Validates `config` and, when it names any endpoint, spawns the sink thread.
+    pub fn start(config: &SinkConfig) -> Result<Sinks, SinkError> {
+        config.validate()?;
+        let endpoints = endpoints(config);
+        let labels = endpoints.iter().map(|e| e.dest.label.clone()).collect();
+        let shared = Arc::new(Shared::default());
+        if endpoints.is_empty() {
+            return Ok(Sinks { tx: None, thread: None, shared, endpoints: labels });
+        }
+        let client = Client::new(Duration::from_millis(config.timeout_ms), config.retries);
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let worker = Arc::clone(&shared);
+        let thread = thread::Builder::new()
+            .name("ruaflow-sinks".into())
+            .spawn(move || run(&rx, &endpoints, &client, &worker))
+            .map_err(SinkError::Spawn)?;
+        Ok(Sinks { tx: Some(tx), thread: Some(thread), shared, endpoints: labels })
+    }
+
+    /// Logs `alert` and queues it for the endpoints. Never waits on the network: when the
+    /// queue is full the alert is dropped for the endpoints, with an ERROR.
+    pub fn emit(&self, alert: &Alert) {
+        log_alert(alert);
+        let Some(tx) = &self.tx else { return };
+        // Counted before sending so that `flush` cannot miss an alert in the channel.
+        self.shared.lock().pending += 1;
+        let why = match tx.try_send(Box::new(alert.clone())) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => "alert sink queue full",
+            Err(TrySendError::Disconnected(_)) => "alert sink thread gone",
+        };
+        self.shared.done_one();
+        error!(
+            kind = alert.kind.as_str(),
+            domain = %alert.domain,
+            capacity = QUEUE_CAPACITY,
+            "{why}, alert dropped for webhooks and alertmanager"
+        );
+    }
+
+    /// Waits until every queued alert was delivered or given up on. Returns `false` if
+    /// `timeout` passed first.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while state.pending > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self.shared.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
+    }
+}
+
+impl Drop for Sinks {
+    /// Flushes for at most `SHUTDOWN_GRACE` (10 s), then tells the thread to give up on the rest
+    /// (it stops retrying; a request in flight still runs to its timeout) and joins it.
+    fn drop(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        if !self.flush(SHUTDOWN_GRACE) {
+            warn!(pending = self.shared.lock().pending, "alert sinks not drained at shutdown");
+        }
+        self.shared.lock().shutdown = true;
+        self.shared.changed.notify_all();
+        // Closing the channel ends the thread's loop once it has drained it.
+        drop(self.tx.take());
+        if thread.join().is_err() {
+            error!("alert sink thread panicked");
+        }
+    }
+}
+
+/// What each endpoint is, and where it is.
+struct Endpoint {
+    target: Target,
+    dest: Destination,
+}
+
+enum Target {
+    Webhook(WebhookFormat),
+    Alertmanager,
+}
+
+fn endpoints(config: &SinkConfig) -> Vec<Endpoint> {
+    let hooks = config.webhooks.iter().map(|hook| Endpoint {
+        target: Target::Webhook(hook.format),
+        dest: Destination {
+            url: hook.url.clone(),
+            bearer_token: hook.bearer_token.clone(),
+            label: format!("webhook {}", http::origin(&hook.url)),
+        },
+    });
+    let managers = config.alertmanager.iter().map(|am| Endpoint {
+        target: Target::Alertmanager,
+        dest: Destination {
+            url: alertmanager::alerts_url(&am.url),
+            bearer_token: None,
+            label: format!("alertmanager {}", http::origin(&am.url)),
+        },
+    });
+    hooks.chain(managers).collect()
+}
+
+/// State shared by [`Sinks`] and its thread, guarded by one mutex; `changed` is notified
+/// whenever `pending` drops or `shutdown` is set.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Alerts accepted by `emit` and not yet finished by the thread.
+    pending: usize,
+    /// Set by `Drop`: stop retrying, give up on what is left.
+    shutdown: bool,
+}
+
+impl Shared {
+    /// The state; a panic elsewhere cannot leave the two counters inconsistent, so a
+    /// poisoned lock is used as is.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn done_one(&self) {
+        self.lock().pending -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Sleeps for `delay` unless shutdown begins first; returns whether to go on.
+    fn pause(&self, delay: Duration) -> bool {
+        let state = self.lock();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, delay, |s| !s.shutdown)
+            .unwrap_or_else(PoisonError::into_inner);
+        !state.shutdown
+    }
+}
+
+/// The sink thread: one alert at a time, to each endpoint in turn.
+fn run(rx: &Receiver<Box<Alert>>, endpoints: &[Endpoint], client: &Client, shared: &Shared) {
+    for alert in rx {
+        for endpoint in endpoints {
+            let (kind, domain, label) = (alert.kind.as_str(), alert.domain.as_str(), &endpoint.dest.label);
+            if shared.lock().shutdown {
+                error!(kind, domain, endpoint = %label, "alert not delivered: shutting down");
+                continue;
+            }
+            let body = match endpoint.target {
+                Target::Webhook(format) => webhook::body(&alert, format),
+                Target::Alertmanager => alertmanager::body(&alert, unix_now()),
+            };
+            match body.and_then(|body| client.deliver(&endpoint.dest, &body, |d| shared.pause(d))) {
+                Ok(()) => debug!(kind, domain, endpoint = %label, "alert delivered"),
+                Err(err) => error!(
+                    kind,
+                    domain,
+                    endpoint = %label,
+                    retriable = err.is_retriable(),
+                    error = %err,
+                    "alert not delivered"
+                ),
+            }
+        }
+        shared.done_one();
+    }
+}
+
+/// Every alert goes to the log: WARN when it fires at warning or critical, INFO otherwise.
+fn log_alert(alert: &Alert) {
+    let kind = alert.kind.as_str();
+    let domain = alert.domain.as_str();
+    let severity = alert.severity.as_str();
+    let (observed, baseline) = (alert.observed, alert.baseline);
+    match (alert.state, alert.severity) {
+        (AlertState::Firing, Severity::Critical | Severity::Warning) => {
+            warn!(kind, domain, severity, observed, baseline, "alert firing")
+        }
+        (AlertState::Firing, Severity::Info) => {
+            info!(kind, domain, severity, observed, baseline, "alert firing")
+        }
+        (AlertState::Resolved, _) => info!(kind, domain, severity, observed, baseline, "alert resolved"),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
