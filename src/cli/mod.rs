@@ -3,6 +3,7 @@
 
 mod alerts;
 mod config;
+mod demo;
 mod inputs;
 mod parse;
 mod report;
@@ -26,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show the pipeline find a DKIM replay flood in a month of synthetic reports.
+    Demo(demo::DemoArgs),
     /// Parse report files and print what they hold.
     Parse(parse::ParseArgs),
     /// Run the embedded pipeline: inputs into a SQLite database.
@@ -41,6 +44,7 @@ enum Command {
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Parse(args) => parse::run(args),
         Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),

@@ -48,7 +48,6 @@ pub fn print_text(db: &Path, options: &Options) -> anyhow::Result<()> {
 
 /// Prints the summary of every domain over all report days (what `ruaflow report`
 /// prints without options).
-#[allow(dead_code)] // the entry point for `ruaflow demo`
 pub fn print_summary(db: &Path) -> anyhow::Result<()> {
     print_text(db, &Options::default())
 }
@@ -75,7 +74,6 @@ pub fn write_html_with(db: &Path, out: &Path, options: &Options) -> anyhow::Resu
 }
 
 /// Writes the HTML page of every domain over all report days to `out`.
-#[allow(dead_code)] // the entry point for `ruaflow demo`
 pub fn write_html(db: &Path, out: &Path) -> anyhow::Result<()> {
     write_html_with(db, out, &Options::default())
 }
