@@ -1,0 +1,179 @@
+//! Detector tests on hand-built stores: the detectors that no synthetic scenario
+//! exercises (auth regression, reporter silence), and notice bookkeeping when the days of
+//! one episode arrive in any order.
+
+use ruaflow_processor::detect::{evaluate, sweep, DetectConfig};
+use ruaflow_processor::normalize::DAY;
+use ruaflow_processor::sqlite::{Origin, SqliteStore};
+use ruaflow_schema::alert::{AlertKind, AlertState};
+use ruaflow_schema::dmarc::*;
+
+/// 2026-09-01 00:00 UTC.
+const START: i64 = 1_788_220_800;
+
+struct Row {
+    ip: &'static str,
+    count: u64,
+    dkim: bool,
+    spf: bool,
+}
+
+fn row(ip: &'static str, count: u64, dkim: bool, spf: bool) -> Row {
+    Row { ip, count, dkim, spf }
+}
+
+fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows: &[Row]) {
+    let begin = START + day * DAY;
+    let header = ReportHeader {
+        schema: SchemaVersion::Rfc7489,
+        version: None,
+        metadata: ReportMetadata {
+            org_name: org.into(),
+            email: format!("dmarc@{org}"),
+            report_id: format!("{org}-{domain}-{day}"),
+            begin,
+            end: begin + DAY - 1,
+            ..ReportMetadata::default()
+        },
+        policy: PolicyPublished { domain: domain.into(), ..PolicyPublished::default() },
+    };
+    let origin = Origin {
+        sha256: [day as u8; 32],
+        source: "dir",
+        origin: format!("{org}/{day}"),
+        filename: None,
+        received_at: begin + DAY,
+    };
+    store.begin().expect("begin");
+    let mut open = store.begin_dmarc(&header, &origin, "").expect("begin report").expect("new report");
+    for r in rows {
+        let verdict = |pass: bool| Some(if pass { DmarcResult::Pass } else { DmarcResult::Fail });
+        let record = Record {
+            source_ip: r.ip.parse().expect("ip"),
+            count: r.count,
+            disposition: Disposition::None,
+            dkim: verdict(r.dkim),
+            spf: verdict(r.spf),
+            reasons: vec![],
+            header_from: domain.into(),
+            envelope_from: Some(domain.into()),
+            envelope_to: None,
+            dkim_auth: vec![DkimAuth {
+                domain: domain.into(),
+                selector: Some("s1".into()),
+                result: if r.dkim { DkimResult::Pass } else { DkimResult::Fail },
+                human_result: None,
+            }],
+            spf_auth: vec![SpfAuth {
+                domain: domain.into(),
+                scope: None,
+                result: if r.spf { SpfResult::Pass } else { SpfResult::Fail },
+                human_result: None,
+            }],
+        };
+        store.dmarc_record(&mut open, &record).expect("record");
+    }
+    store.finish_dmarc(open, &[]).expect("finish");
+    store.commit().expect("commit");
+}
+
+fn day(n: i64) -> (String, i64) {
+    ("example.com".to_owned(), START + n * DAY)
+}
+
+#[test]
+fn a_known_senders_dkim_failing_raises_auth_regression_once() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    for d in 0..12 {
+        let dkim_ok = d < 10;
+        store_report(&mut store, "google.com", "example.com", d, &[row("192.0.2.10", 1000, dkim_ok, true)]);
+        let alerts = evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+        let regressions: Vec<_> = alerts.iter().filter(|a| a.kind == AlertKind::AuthRegression).collect();
+        if d < 10 {
+            assert!(regressions.is_empty(), "day {d}: {regressions:?}");
+        } else if d == 10 {
+            assert_eq!(regressions.len(), 1, "day 10 raises it");
+            let alert = regressions[0];
+            assert_eq!(alert.details["method"], "dkim");
+            assert_eq!(alert.sources[0].ip, "192.0.2.10");
+            assert!(alert.summary.contains("DKIM"), "{}", alert.summary);
+        } else {
+            assert!(regressions.is_empty(), "day {d}: still open, not repeated");
+        }
+    }
+    // DKIM works again: the open alert is resolved, once.
+    store_report(&mut store, "google.com", "example.com", 12, &[row("192.0.2.10", 1000, true, true)]);
+    let alerts = evaluate(store.conn(), &config, &[day(12)]).expect("evaluate");
+    assert!(
+        alerts.iter().any(|a| a.kind == AlertKind::AuthRegression && a.state == AlertState::Resolved),
+        "{alerts:?}"
+    );
+    assert!(
+        evaluate(store.conn(), &config, &[day(12)]).expect("evaluate").is_empty(),
+        "evaluating again raises nothing"
+    );
+}
+
+#[test]
+fn a_daily_reporter_that_stops_raises_reporter_silence() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    for d in 0..18 {
+        store_report(&mut store, "google.com", "example.com", d, &[row("192.0.2.10", 100, true, true)]);
+        if d < 14 {
+            store_report(&mut store, "Yahoo", "example.com", d, &[row("192.0.2.10", 50, true, true)]);
+        }
+    }
+    let alerts = sweep(store.conn(), &config).expect("sweep");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, AlertKind::ReporterSilence);
+    assert_eq!(alerts[0].reporters[0].org, "Yahoo");
+    assert_eq!(alerts[0].window_start, START + 14 * DAY, "the first missing day");
+    assert!(sweep(store.conn(), &config).expect("sweep").is_empty(), "not repeated");
+
+    // Yahoo resumes: resolved.
+    store_report(&mut store, "Yahoo", "example.com", 18, &[row("192.0.2.10", 50, true, true)]);
+    store_report(&mut store, "google.com", "example.com", 18, &[row("192.0.2.10", 100, true, true)]);
+    let alerts = sweep(store.conn(), &config).expect("sweep");
+    assert!(
+        alerts.iter().any(|a| a.kind == AlertKind::ReporterSilence && a.state == AlertState::Resolved),
+        "{alerts:?}"
+    );
+}
+
+/// A replay flood over three days whose reports arrive newest first still raises one
+/// alert, and a configured known network is never counted as unknown.
+#[test]
+fn one_episode_one_alert_whatever_the_arrival_order() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    let normal = [row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)];
+    for d in 0..20 {
+        store_report(&mut store, "google.com", "example.com", d, &normal);
+        evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+    }
+    let flood_ips = ["198.51.100.1", "198.51.100.2", "203.0.113.3", "203.0.113.4"];
+    let mut raised = Vec::new();
+    for d in [22, 21, 20] {
+        let mut rows: Vec<Row> = flood_ips.iter().map(|ip| row(ip, 40_000, true, false)).collect();
+        rows.extend([row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)]);
+        store_report(&mut store, "google.com", "example.com", d, &rows);
+        raised.extend(evaluate(store.conn(), &config, &[day(d)]).expect("evaluate"));
+    }
+    let replays: Vec<_> = raised.iter().filter(|a| a.kind == AlertKind::DkimReplaySuspected).collect();
+    assert_eq!(replays.len(), 1, "{replays:?}");
+    assert_eq!(replays[0].selectors[0].selector, "s1");
+    assert_eq!(replays[0].sources.len(), 4);
+
+    // The same traffic from a configured network is known, not a replay.
+    let mut config = DetectConfig::default();
+    config.known_senders.insert("example.com".into(), vec!["198.51.100.0/24".parse().expect("cidr")]);
+    let mut store = SqliteStore::in_memory().expect("store");
+    for d in 0..8 {
+        let rows = [row("192.0.2.10", 5000, true, true), row("198.51.100.1", 40_000, true, false)];
+        store_report(&mut store, "google.com", "example.com", d, &rows);
+        let alerts = evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+        assert!(alerts.iter().all(|a| a.kind != AlertKind::DkimReplaySuspected), "day {d}: {alerts:?}");
+    }
+}
