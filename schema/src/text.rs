@@ -72,7 +72,7 @@ pub fn parse_count(s: &str) -> Option<u64> {
         return Some(v);
     }
     let f: f64 = s.parse().ok()?;
-    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1e15).then(|| f as u64)
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1e15).then_some(f as u64)
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub struct Found<'a> {
 }
 
 /// What a found document is.
+#[allow(clippy::large_enum_variant)] // short-lived, handed to the visitor by value once
 pub enum Content<'a> {
     /// An XML document (a DMARC aggregate report, if anything), decompressed and capped.
     Xml(&'a mut dyn BufRead),
@@ -211,7 +212,7 @@ impl<E> Walker<'_, E> {
                 continue;
             }
             found += 1;
-            let name = join(&location, &member.name().to_owned());
+            let name = join(&location, member.name());
             let capped = Capped::new(member, self.limits.max_decompressed_bytes);
             self.stream(name, Box::new(BufReader::with_capacity(64 << 10, capped)), layers + 1)?;
         }

@@ -39,3 +39,22 @@ impl Config {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_valid_and_typos_are_rejected() {
+        let example: Config =
+            toml::from_str(include_str!("../../ruaflow.example.toml")).expect("example parses");
+        example.alerts.validate().expect("valid alerts");
+        assert_eq!(example.detect.known_networks("example.com").len(), 2);
+        assert!(
+            toml::from_str::<Config>("[detect]\nreplay_min_mesages = 5\n").is_err(),
+            "unknown keys are errors"
+        );
+        let empty: Config = toml::from_str("").expect("empty parses");
+        assert_eq!(empty.limits, Limits::default());
+    }
+}

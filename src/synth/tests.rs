@@ -571,22 +571,6 @@ fn labels_describe_the_event() {
     assert_eq!(join["events"][2]["domain"], "example.org");
 }
 
-/// The benchmark data set: `cargo test --release --bin ruaflow synth::tests::bench -- --ignored --nocapture`.
-/// Set `RUAFLOW_SYNTH_BENCH_DIR` to keep the files.
-#[test]
-#[ignore = "benchmark-size data set; run explicitly in release mode"]
-fn bench_scale_30() {
-    let keep = std::env::var_os("RUAFLOW_SYNTH_BENCH_DIR").map(PathBuf::from);
-    let tmp = TempDir::new("bench");
-    let dir = keep.unwrap_or_else(|| tmp.0.clone());
-    let o = SynthOptions { scale: 30.0, ..opts(Scenario::ReplayFlood) };
-    let started = Instant::now();
-    let s = generate(&o, &dir).expect("generate");
-    eprintln!("scale 30, 35 days: {s:?} in {:?}", started.elapsed());
-    assert!((8_000..14_000).contains(&s.files), "{s:?}");
-    assert!((800_000..1_400_000).contains(&s.records), "{s:?}");
-}
-
 #[test]
 fn replay_flood_numbers_hold_for_other_seeds() {
     for seed in 0..6 {

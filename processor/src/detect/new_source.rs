@@ -15,6 +15,9 @@ use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertState, Severit
 use super::{first_seen, source_info, thousands, DetectConfig, Finding};
 use crate::normalize::DAY;
 
+/// Messages of one new network, by source IP and by reporter.
+type NewNetwork<'a> = (BTreeMap<&'a str, u64>, BTreeMap<&'a str, u64>);
+
 pub(super) fn detect(
     conn: &Connection,
     config: &DetectConfig,
@@ -45,8 +48,7 @@ pub(super) fn detect(
             "SELECT COALESCE(SUM(messages), 0) FROM agg_source_day WHERE domain = ?1 AND day = ?2",
         )?
         .query_row(params![domain, day], |r| r.get(0))?;
-    // network -> (ip -> messages, reporter -> messages)
-    let mut networks: BTreeMap<&str, (BTreeMap<&str, u64>, BTreeMap<&str, u64>)> = BTreeMap::new();
+    let mut networks: BTreeMap<&str, NewNetwork<'_>> = BTreeMap::new();
     for (ip, network, reporter, spf_pass, first_day) in &rows {
         if *first_day == day && *spf_pass > 0 {
             let entry = networks.entry(network).or_default();
@@ -63,7 +65,7 @@ pub(super) fn detect(
         }
         let mut sources =
             ips.iter().map(|(ip, n)| source_info(conn, ip, network, *n)).collect::<Result<Vec<_>, _>>()?;
-        sources.sort_by(|a, b| b.messages.cmp(&a.messages));
+        sources.sort_by_key(|s| std::cmp::Reverse(s.messages));
         sources.truncate(10);
         let summary = format!(
             "New sender for {domain} on {}: network {network} ({} addresses) sent {} messages that passed SPF \

@@ -71,7 +71,7 @@ pub(super) fn detect(
             findings.push(Finding::Quiet(AlertKind::AuthRegression, method.to_owned()));
             continue;
         }
-        dropped.sort_by(|a, b| b.0.today.cmp(&a.0.today));
+        dropped.sort_by_key(|d| std::cmp::Reverse(d.0.today));
         let affected: u64 = dropped.iter().map(|(r, _, _)| r.today).sum();
         let failing: u64 = dropped.iter().map(|(r, _, _)| r.today - r.today_pass[index]).sum();
         let (usual, today) = (dropped[0].1, dropped[0].2);

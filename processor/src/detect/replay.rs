@@ -73,7 +73,7 @@ pub(super) fn detect(
         .into_iter()
         .map(|(org, messages)| AlertReporter { org: org.to_owned(), messages })
         .collect();
-    reporters.sort_by(|a, b| b.messages.cmp(&a.messages));
+    reporters.sort_by_key(|r| std::cmp::Reverse(r.messages));
     let base_median = base.map_or(0.0, |b| b.median);
 
     let date = ruaflow_schema::time::format_date(day);
@@ -149,7 +149,7 @@ fn selectors(
         .into_iter()
         .map(|((domain, selector), messages)| AlertSelector { domain, selector, messages })
         .collect();
-    out.sort_by(|a, b| b.messages.cmp(&a.messages));
+    out.sort_by_key(|s| std::cmp::Reverse(s.messages));
     out.truncate(5);
     Ok(out)
 }

@@ -63,7 +63,7 @@ pub(super) fn detect(
         .into_iter()
         .map(|(org, messages)| AlertReporter { org: org.to_owned(), messages })
         .collect();
-    reporters.sort_by(|a, b| b.messages.cmp(&a.messages));
+    reporters.sort_by_key(|r| std::cmp::Reverse(r.messages));
     let summary = format!(
         "Spoofing surge for {domain} on {}: {} messages failed DMARC from {} sources (baseline {}); {} of them were \
          quarantined or rejected by receivers. If the policy is p=none, moving to quarantine or reject protects recipients.",

@@ -17,6 +17,9 @@ use crate::normalize::DAY;
 
 const SIGNAL: &str = "tls_failure_share";
 
+/// Failed sessions of one result type: in all, by MX host, by reporter.
+type Failures = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
+
 pub(super) fn detect(
     conn: &Connection,
     config: &DetectConfig,
@@ -40,8 +43,7 @@ pub(super) fn detect(
          WHERE f.policy_domain = ?1 AND r.day = ?2
          GROUP BY f.result_type, f.receiving_mx_hostname, f.sending_mta_ip, r.org_name",
     )?;
-    // result type -> (failed, mx -> failed, reporter -> failed)
-    let mut by_type: BTreeMap<String, (u64, BTreeMap<String, u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, Failures> = BTreeMap::new();
     let rows = stmt.query_map(params![domain, day], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -83,7 +85,7 @@ pub(super) fn detect(
         }
         let severity = if kind == "starttls-not-supported" { Severity::Critical } else { Severity::Warning };
         let mut mx_list: Vec<(String, u64)> = mxs.into_iter().collect();
-        mx_list.sort_by(|a, b| b.1.cmp(&a.1));
+        mx_list.sort_by_key(|m| std::cmp::Reverse(m.1));
         let advice = match kind.as_str() {
             "starttls-not-supported" => "Senders could not start TLS: if your MX offers STARTTLS, something on the path may be stripping it (a downgrade attack)",
             "certificate-expired" => "Renew the MX certificate",

@@ -817,10 +817,8 @@ impl<R: BufRead> DmarcReader<R> {
                     self.meta.end = epoch;
                 }
             }
-            Field::Error if in_header => {
-                if !value.is_empty() {
-                    self.meta.errors.push(value.to_owned());
-                }
+            Field::Error if in_header && !value.is_empty() => {
+                self.meta.errors.push(value.to_owned());
             }
             Field::Generator if in_header => self.meta.generator = opt(value),
             Field::PolicyDomain if in_header && first_policy => {
