@@ -182,3 +182,52 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn watching_picks_up_new_files_and_sigterm_commits_and_exits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    let src = corpus().join("parsedmarc/extract_report/nice-input.xml");
+    std::fs::copy(&src, inputs.join("first.xml")).expect("copy");
+    let db = dir.path().join("t.db");
+    let mut child = ruaflow()
+        .args(["run", "--offline", "--db"])
+        .arg(&db)
+        .arg(&inputs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stored = |n: i64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if db.exists() && totals(&db).reports >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    };
+    assert!(stored(1), "the first file was not stored");
+    // A new report appears in the watched directory.
+    std::fs::copy(corpus().join("dmarc-report-viewer/dmarc-reports/google.xml"), inputs.join("second.xml"))
+        .expect("copy");
+    assert!(stored(2), "the new file was not picked up");
+
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut out).expect("read");
+    assert!(out.contains("2 reports"), "summary after SIGTERM: {out}");
+    assert_eq!(totals(&db).reports, 2);
+}

@@ -209,8 +209,29 @@ fn worker(
                 .and_then(|mut s| s.exists([&envelope.sha256[..]]))
                 .unwrap_or(false)
         });
-        if !duplicate && process(envelope, &origin, to_writer, limits).is_err() {
-            return; // the writer is gone (it failed); nothing more can be stored
+        if !duplicate {
+            // A panic in a parser is a bug, but it must cost one input, not the pipeline:
+            // the input becomes a dead letter and this worker goes on.
+            let raw = Arc::new(envelope.bytes);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                process(Arc::clone(&raw), &origin, to_writer, limits)
+            }));
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(())) => return, // the writer is gone (it failed); nothing more can be stored
+                Err(_) => {
+                    tracing::error!(origin = %origin.origin, "parser panicked; input kept as a dead letter");
+                    let dead = ToWriter::Dead {
+                        origin: Arc::clone(&origin),
+                        location: String::new(),
+                        reason: "internal error: the parser panicked on this input".into(),
+                        raw,
+                    };
+                    if to_writer.send(dead).is_err() {
+                        return;
+                    }
+                }
+            }
         }
         if to_writer.send(ToWriter::Done { origin, duplicate, ack }).is_err() {
             return;
@@ -221,12 +242,11 @@ fn worker(
 /// Unpacks and parses one envelope, sending everything found to the writer. Errs only
 /// when the writer has gone away.
 fn process(
-    envelope: Envelope,
+    raw: Arc<Vec<u8>>,
     origin: &Arc<Origin>,
     to_writer: &SyncSender<ToWriter>,
     limits: &Limits,
 ) -> Result<(), ()> {
-    let raw = Arc::new(envelope.bytes);
     let send = |msg| to_writer.send(msg).map_err(|_| ());
     unpack(&raw, limits, &mut |found| {
         let location = found.location;

@@ -235,7 +235,10 @@ impl<E> Walker<'_, E> {
     }
 
     fn mail(&mut self, location: String, data: &[u8], layers: u32) -> Result<(), E> {
-        let Some(message) = MessageParser::default().parse(data) else {
+        // mail-parser asserts on some malformed multipart structures (a `debug_assert!`
+        // its fuzzed inputs reach); a broken message must be a dead letter, not a crash.
+        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(data));
+        let Ok(Some(message)) = parsed else {
             return self.broken(location, Error::Unrecognized("unreadable mail message".into()));
         };
         let mut reports = 0usize;
