@@ -9,8 +9,7 @@
 //! HTTP client unanswered, the Kafka offset uncommitted) and delivers it again; because
 //! every write is idempotent by report identity, the redelivery changes no total.
 
-/// What a source does once its delivery is durably stored.
-pub type Ack = Box<dyn FnOnce() + Send>;
+pub use ruaflow_schema::Ack;
 
 /// Acknowledgements waiting for the current batch to commit.
 #[derive(Default)]

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use ruaflow_schema::dmarc::{DmarcReader, Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::unpack::{unpack, Content};
-use ruaflow_schema::{Envelope, Error as SchemaError, Limits};
+pub use ruaflow_schema::Delivery;
+use ruaflow_schema::{Error as SchemaError, Limits};
 use tracing::{debug, warn};
 
 use crate::barrier::{Ack, Barrier};
@@ -37,14 +38,6 @@ const WRITER_QUEUE: usize = 64;
 const STREAM_CHUNKS: usize = 8;
 /// Records per chunk.
 const CHUNK_RECORDS: usize = 2048;
-
-/// One envelope to process and what to do once it is durably stored.
-pub struct Delivery {
-    /// The raw input.
-    pub envelope: Envelope,
-    /// Fired after the batch holding it committed (see [`crate::barrier`]).
-    pub ack: Option<Ack>,
-}
 
 /// How the pipeline batches and parses.
 #[derive(Debug, Clone)]

@@ -82,3 +82,26 @@ pub fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+/// What a source does once its delivery is durably stored (see the processor's
+/// durability barrier): mark the file done, move the IMAP message, answer the HTTP
+/// client, commit the Kafka offset.
+pub type Ack = Box<dyn FnOnce() + Send>;
+
+/// One Envelope on the queue, with the acknowledgement its source is waiting for.
+pub struct Delivery {
+    /// The raw input.
+    pub envelope: Envelope,
+    /// Fired only after the batch holding the data committed; `None` when the source
+    /// needs no acknowledgement (a one-off file run).
+    pub ack: Option<Ack>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("envelope", &self.envelope)
+            .field("ack", &self.ack.is_some())
+            .finish()
+    }
+}

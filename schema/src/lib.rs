@@ -39,7 +39,7 @@ pub mod tlsrpt;
 pub mod unpack;
 mod vocab;
 
-pub use envelope::{Envelope, Source};
+pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, Located, Parsed};
