@@ -46,10 +46,11 @@ pub(crate) fn apply(
             let Ok(mut alert) = serde_json::from_str::<Alert>(&body) else { return Ok(None) };
             alert.state = AlertState::Resolved;
             alert.summary = format!(
-                "Resolved: {} for {domain} is back at its baseline on {}. Was: {}",
+                "Resolved: {} for {domain}{} is back at its baseline on {} (it fired on {}).",
                 kind.as_str(),
+                if subject.is_empty() { String::new() } else { format!(" ({subject})") },
                 ruaflow_schema::time::format_date(day),
-                alert.summary
+                ruaflow_schema::time::format_date(open),
             );
             alert.window_start = day;
             alert.window_end = day + DAY;
