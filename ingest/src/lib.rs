@@ -3,7 +3,7 @@
 //! ```text
 //! files / directories ──> dir ──┐
 //! IMAP mailboxes (planned) ─────┼──> Envelope ──> queue (local: bounded channel; Kafka: planned)
-//! HTTPS POST (planned) ─────────┘
+//! HTTP POST ──────────── http ──┘
 //! ```
 //!
 //! A source turns whatever it reads into [`ruaflow_schema::Envelope`]s — the raw bytes
@@ -12,9 +12,11 @@
 //!
 //! Layout:
 //! - [`dir`]: files and directories, once or watched
+//! - [`http`]: reports POSTed over HTTP (RFC 8460 TLSRPT delivery, token-authenticated uploads)
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
 
 #![forbid(unsafe_code)]
 
 pub mod dir;
+pub mod http;
 pub mod queue;

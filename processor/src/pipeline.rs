@@ -38,6 +38,9 @@ const WRITER_QUEUE: usize = 64;
 const STREAM_CHUNKS: usize = 8;
 /// Records per chunk.
 const CHUNK_RECORDS: usize = 2048;
+/// How long the writer waits for more work before committing a batch that a source is
+/// waiting on. Short enough for an HTTP client, long enough to batch a burst.
+const IDLE_COMMIT: Duration = Duration::from_millis(20);
 
 /// How the pipeline batches and parses.
 #[derive(Debug, Clone)]
@@ -333,9 +336,20 @@ fn write_loop(
     let mut batch = Batch::default();
     let mut batch_started = Instant::now();
     loop {
-        let wait = config.batch_interval.saturating_sub(batch_started.elapsed());
+        let mut wait = config.batch_interval.saturating_sub(batch_started.elapsed());
+        if !barrier.is_empty() {
+            // A source is waiting for its ack (an HTTP client, an IMAP message): under
+            // load messages keep coming and the batch fills; when the queue goes quiet
+            // for IDLE_COMMIT, commit now instead of waiting out the interval.
+            wait = wait.min(IDLE_COMMIT);
+        }
         let msg = match rx.recv_timeout(wait) {
             Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) if !barrier.is_empty() && !batch.is_empty() => {
+                commit(store, &mut batch, &mut barrier, progress, hook)?;
+                batch_started = Instant::now();
+                continue;
+            }
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use ruaflow_ingest::http::HttpConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
 use ruaflow_processor::sink::SinkConfig;
@@ -23,6 +24,8 @@ pub struct Config {
     pub alerts: SinkConfig,
     /// Reverse DNS and MaxMind databases (`[enrich]`).
     pub enrich: EnrichConfig,
+    /// The HTTP endpoint (`[http]`); served by `ruaflow run` without `--once`.
+    pub http: Option<HttpConfig>,
 }
 
 impl Config {
@@ -36,6 +39,9 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         config.alerts.validate().with_context(|| format!("invalid [alerts] in {}", path.display()))?;
         config.enrich.validate().with_context(|| format!("invalid [enrich] in {}", path.display()))?;
+        if let Some(http) = &config.http {
+            http.validate().with_context(|| format!("invalid [http] in {}", path.display()))?;
+        }
         Ok(config)
     }
 }
@@ -50,6 +56,16 @@ mod tests {
             toml::from_str(include_str!("../../ruaflow.example.toml")).expect("example parses");
         example.alerts.validate().expect("valid alerts");
         assert_eq!(example.detect.known_networks("example.com").len(), 2);
+        assert!(example.alerts.webhooks.is_empty(), "the example sends nothing anywhere as it is");
+        assert!(example.http.is_none(), "the example starts no server as it is");
+        let with_http: Config =
+            toml::from_str("[http]\nlisten = \"127.0.0.1:8080\"\ntoken = \"s3cret-token\"\n")
+                .expect("http parses");
+        with_http.http.as_ref().expect("http section").validate().expect("valid http");
+        assert!(
+            toml::from_str::<Config>("[http]\nlisten = \"127.0.0.1:1\"\nmax_body_mb = 1\n").is_err(),
+            "unknown [http] keys are errors"
+        );
         assert!(
             toml::from_str::<Config>("[detect]\nreplay_min_mesages = 5\n").is_err(),
             "unknown keys are errors"

@@ -4,6 +4,11 @@
 //! With `--once` every input is processed, committed, and a summary printed. Without it
 //! the inputs are then watched for new or changed files until SIGINT/SIGTERM, which
 //! finish what is in flight and commit before exiting.
+//!
+//! With an `[http]` section (and without `--once`) the HTTP endpoint feeds the same queue:
+//! it starts before the directory feed, and on a stop signal it stops accepting and lets
+//! in-flight requests finish (each waits for its commit) before the queue is closed, so
+//! the pipeline drains and commits everything a client was answered 2xx for.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use clap::Args;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruaflow_ingest::dir;
+use ruaflow_ingest::http::{HttpConfig, HttpSource};
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress, Summary};
@@ -105,6 +111,17 @@ pub fn run_pipeline(
             .spawn(move || pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook))?
     };
 
+    let http = match &config.http {
+        Some(_) if once => {
+            tracing::warn!("--once: the [http] section is ignored");
+            None
+        }
+        Some(http) => Some(HttpRunning::start(http, config, tx.clone())?),
+        None => None,
+    };
+    // Installed before the first feed so a stop during a long initial scan is graceful.
+    let stop = if once { None } else { Some(stop_signal()?) };
+
     let mut seen = dir::Seen::default();
     let first = seen.changed(inputs)?;
     let bar = progress_bar(first.len() as u64, &progress);
@@ -123,9 +140,8 @@ pub fn run_pipeline(
         Ok(())
     };
     let fed = feed(first);
-    if fed.is_ok() && !once {
+    if let (true, Some(stop)) = (fed.is_ok(), &stop) {
         tracing::info!(inputs = inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
-        let stop = stop_signal()?;
         let mut last_scan = std::time::Instant::now();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             // Short sleeps keep a stop prompt; scans happen every WATCH_INTERVAL.
@@ -136,6 +152,10 @@ pub fn run_pipeline(
             }
         }
         tracing::info!("stopping: finishing what is in flight");
+    }
+    // The endpoint holds a queue sender: it must be gone before the queue can close.
+    if let Some(http) = http {
+        http.stop();
     }
     drop(tx);
     let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
@@ -157,6 +177,68 @@ pub fn run_pipeline(
         );
     }
     Ok(RunSummary { pipeline: progress.summary(), alerts: alerts_raised.load(Ordering::Relaxed) })
+}
+
+/// The HTTP endpoint on its own runtime, feeding the pipeline's queue.
+struct HttpRunning {
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), ruaflow_ingest::http::HttpError>>,
+    /// How long a stop waits for in-flight requests: each waits at most this for its commit.
+    grace: Duration,
+}
+
+impl HttpRunning {
+    /// Binds and starts serving; returns once the address is bound.
+    fn start(
+        http: &HttpConfig,
+        config: &Config,
+        tx: tokio::sync::mpsc::Sender<Delivery>,
+    ) -> anyhow::Result<Self> {
+        let token = http.resolve_token()?;
+        if token.is_none() {
+            tracing::warn!(
+                env = ruaflow_ingest::http::TOKEN_ENV,
+                "no [http] token configured: POST /v1/reports refuses every upload"
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("http")
+            .enable_all()
+            .build()?;
+        let source = runtime.block_on(HttpSource::bind(http, token, config.limits.clone(), tx))?;
+        let addr = source.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(source.serve(async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(listen = %addr, "http endpoint ready");
+        Ok(Self {
+            runtime,
+            stop,
+            server,
+            grace: Duration::from_millis(http.ack_timeout_ms) + Duration::from_secs(5),
+        })
+    }
+
+    /// Stops accepting, waits for in-flight requests (bounded by the ack timeout), and
+    /// drops the endpoint's queue sender.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        // The timer must be created inside the runtime, hence the async block.
+        let (grace, server) = (self.grace, self.server);
+        match self.runtime.block_on(async move { tokio::time::timeout(grace, server).await }) {
+            Ok(Ok(Ok(()))) => tracing::info!("http endpoint stopped"),
+            Ok(Ok(Err(err))) => tracing::error!(error = %err, "http endpoint failed"),
+            Ok(Err(err)) => tracing::error!(error = %err, "http endpoint task failed"),
+            Err(_) => tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "http requests still open after the grace period; closing them"
+            ),
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
 }
 
 /// Fills in what is known about new sources (reverse DNS unless offline, MaxMind
