@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! files / directories ──> dir ──┐
-//! IMAP mailboxes (planned) ─────┼──> Envelope ──> queue (local: bounded channel; Kafka: planned)
+//! IMAP mailboxes ──────── imap ─┼──> Envelope ──> queue (local: bounded channel; Kafka: planned)
 //! HTTP POST ──────────── http ──┘
 //! ```
 //!
@@ -12,6 +12,7 @@
 //!
 //! Layout:
 //! - [`dir`]: files and directories, once or watched
+//! - [`imap`]: report mail read from IMAP mailboxes, moved away only after the commit
 //! - [`http`]: reports POSTed over HTTP (RFC 8460 TLSRPT delivery, token-authenticated uploads)
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
 
@@ -19,4 +20,5 @@
 
 pub mod dir;
 pub mod http;
+pub mod imap;
 pub mod queue;

@@ -113,6 +113,10 @@ pub struct SqliteStore {
     raw_cap: usize,
 }
 
+/// Distinct sources one report accumulates in memory before its aggregates are written
+/// out; bounds the memory of reports with millions of sources.
+const AGGREGATE_FLUSH_SOURCES: usize = 50_000;
+
 /// Bytes of a dead letter's raw input kept in the store (the rest is counted).
 pub const DEAD_LETTER_RAW_CAP: usize = 1 << 20;
 
@@ -323,6 +327,9 @@ impl SqliteStore {
                 json(&record.dkim_auth),
                 json(&record.spf_auth),
             ])?;
+        if report.sources.len() >= AGGREGATE_FLUSH_SOURCES {
+            self.flush_aggregates(report)?;
+        }
         let n = record.count;
         report.records += 1;
         report.messages += n;
@@ -349,13 +356,23 @@ impl SqliteStore {
 
     /// Finishes an open report: writes its totals, warnings and aggregates, and
     /// releases its savepoint.
-    pub fn finish_dmarc(&mut self, report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
+    pub fn finish_dmarc(&mut self, mut report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
         let warnings = (!warnings.is_empty()).then(|| serde_json::to_string(warnings).unwrap_or_default());
         self.conn
             .prepare_cached(
                 "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
             )?
             .execute(params![report.id, report.records, report.messages, warnings])?;
+        self.flush_aggregates(&mut report)?;
+        self.conn.execute_batch("RELEASE report")?;
+        Ok(())
+    }
+
+    /// Adds the report's accumulated aggregates to the aggregate tables and empties the
+    /// accumulators. Called when the report ends, and along the way for reports with so
+    /// many sources that holding them all would cost real memory (the upserts add up, so
+    /// flushing in parts gives the same totals, inside the same savepoint).
+    fn flush_aggregates(&mut self, report: &mut OpenReport) -> Result<(), StoreError> {
         let mut upsert = self.conn.prepare_cached(
             "INSERT INTO agg_source_day (domain, day, source_ip, reporter, network, messages, dmarc_pass,
                 dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, disp_none, disp_quarantine, disp_reject)
@@ -413,7 +430,8 @@ impl SqliteStore {
             ])?;
         }
         drop((upsert, source, selector));
-        self.conn.execute_batch("RELEASE report")?;
+        report.sources.clear();
+        report.selectors.clear();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use ruaflow_ingest::http::HttpConfig;
+use ruaflow_ingest::imap::ImapConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
 use ruaflow_processor::sink::SinkConfig;
@@ -26,6 +27,9 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The HTTP endpoint (`[http]`); served by `ruaflow run` without `--once`.
     pub http: Option<HttpConfig>,
+    /// IMAP mailboxes to read reports from (`[[imap]]`, any number); read by `ruaflow run`
+    /// without `--once`.
+    pub imap: Vec<ImapConfig>,
 }
 
 impl Config {
@@ -41,6 +45,9 @@ impl Config {
         config.enrich.validate().with_context(|| format!("invalid [enrich] in {}", path.display()))?;
         if let Some(http) = &config.http {
             http.validate().with_context(|| format!("invalid [http] in {}", path.display()))?;
+        }
+        for (i, imap) in config.imap.iter().enumerate() {
+            imap.validate().with_context(|| format!("invalid [[imap]] #{} in {}", i + 1, path.display()))?;
         }
         Ok(config)
     }

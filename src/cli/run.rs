@@ -9,6 +9,11 @@
 //! it starts before the directory feed, and on a stop signal it stops accepting and lets
 //! in-flight requests finish (each waits for its commit) before the queue is closed, so
 //! the pipeline drains and commits everything a client was answered 2xx for.
+//!
+//! Each `[[imap]]` section (without `--once`) reads one mailbox folder into the same
+//! queue, on a runtime of its own; a message is moved out of the folder only after its
+//! commit, and on a stop signal the sources finish the message in flight before the queue
+//! is closed.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruaflow_ingest::dir;
 use ruaflow_ingest::http::{HttpConfig, HttpSource};
+use ruaflow_ingest::imap::ImapSource;
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress, Summary};
@@ -119,6 +125,14 @@ pub fn run_pipeline(
         Some(http) => Some(HttpRunning::start(http, config, tx.clone())?),
         None => None,
     };
+    let imap = match config.imap.len() {
+        0 => None,
+        _ if once => {
+            tracing::warn!("--once: the [[imap]] sections are ignored");
+            None
+        }
+        _ => Some(ImapRunning::start(config, tx.clone())?),
+    };
     // Installed before the first feed so a stop during a long initial scan is graceful.
     let stop = if once { None } else { Some(stop_signal()?) };
 
@@ -156,6 +170,9 @@ pub fn run_pipeline(
     // The endpoint holds a queue sender: it must be gone before the queue can close.
     if let Some(http) = http {
         http.stop();
+    }
+    if let Some(imap) = imap {
+        imap.stop();
     }
     drop(tx);
     let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
@@ -236,6 +253,55 @@ impl HttpRunning {
                 grace_ms = grace.as_millis() as u64,
                 "http requests still open after the grace period; closing them"
             ),
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// The IMAP sources on their own runtime, feeding the pipeline's queue.
+struct ImapRunning {
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ImapRunning {
+    /// How long a stop waits for a source to finish the message in flight (its commit).
+    const GRACE: Duration = Duration::from_secs(60);
+
+    /// Resolves passwords and TLS setups (errors here stop `run` before anything
+    /// connects), then starts one task per mailbox.
+    fn start(config: &Config, tx: tokio::sync::mpsc::Sender<Delivery>) -> anyhow::Result<Self> {
+        let sources = config
+            .imap
+            .iter()
+            .map(|imap| {
+                ImapSource::new(imap.clone(), config.limits.clone(), tx.clone())
+                    .with_context(|| format!("[[imap]] {}@{}", imap.username, imap.host))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("imap")
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = sources.into_iter().map(|source| runtime.spawn(source.run(stopped.clone()))).collect();
+        Ok(Self { runtime, stop, tasks })
+    }
+
+    /// Signals the sources and waits (bounded) until each has finished its message in
+    /// flight and dropped its queue sender.
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        let tasks = self.tasks;
+        let all = async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
+        if self.runtime.block_on(async move { tokio::time::timeout(Self::GRACE, all).await }).is_err() {
+            tracing::warn!("imap sources still busy after the grace period; stopping them");
         }
         self.runtime.shutdown_timeout(Duration::from_secs(1));
     }
