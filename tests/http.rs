@@ -3,6 +3,8 @@
 //! the SQLite store read right after each answer. Because a 2xx is sent only after the
 //! store committed, the report must already be there when the client sees the answer.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,7 +26,7 @@ impl Server {
     /// until `/healthz` answers.
     fn start(extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = common::free_port();
         let config = dir.path().join("ruaflow.toml");
         std::fs::write(
             &config,
@@ -81,35 +83,14 @@ impl Server {
 
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     fn terminate(&mut self) -> bool {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::terminate(self.child.take().expect("running"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        common::reap(self.child.take());
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A client that hands back 4xx/5xx answers instead of turning them into errors.
@@ -342,7 +323,8 @@ fn concurrent_uploads_are_stored_exactly_once_and_sigterm_drains() {
 fn once_ignores_the_http_section_with_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("ruaflow.toml");
-    std::fs::write(&config, format!("[http]\nlisten = \"127.0.0.1:{}\"\n", free_port())).expect("config");
+    std::fs::write(&config, format!("[http]\nlisten = \"127.0.0.1:{}\"\n", common::free_port()))
+        .expect("config");
     let input = dir.path().join("report.xml");
     std::fs::write(&input, dmarc_report("once-1", 7)).expect("input");
     let db = dir.path().join("ruaflow.db");

@@ -7,6 +7,8 @@
 //! Needs `dovecot` (Debian `dovecot-imapd`, installed by `tests/run`) and root; without
 //! them the tests fail with the reason, they never skip.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ impl Dovecot {
 
     fn start_with(parent: &Path, extra: &[&str]) -> Dovecot {
         let dir = parent.join("dovecot");
-        let port = free_port();
+        let port = common::free_port();
         let out = Command::new(SERVICE)
             .args(["start".as_ref(), dir.as_os_str(), port.to_string().as_ref()])
             .args(extra)
@@ -115,35 +117,14 @@ impl Ruaflow {
 
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     fn terminate(&mut self) -> bool {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::terminate(self.child.take().expect("running"))
     }
 }
 
 impl Drop for Ruaflow {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        common::reap(self.child.take());
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
-    listener.local_addr().expect("addr").port()
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
