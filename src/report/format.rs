@@ -9,18 +9,7 @@ use ruaflow_schema::time::civil_from_days;
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use ruaflow_schema::text::thousands;
 
 /// `part` as a percentage of `whole`, rounded to 0.1; `None` when `whole` is 0.
 pub fn pct(part: u64, whole: u64) -> Option<f64> {

@@ -139,6 +139,40 @@ pub(crate) enum Finding {
     Quiet(AlertKind, String),
 }
 
+/// One row of a domain's per-source aggregates for a day (one per source and reporter,
+/// as stored). Loaded once per evaluated (domain, day) and shared by the volume detectors.
+pub(crate) struct SourceDay {
+    pub ip: String,
+    pub network: String,
+    pub reporter: String,
+    pub messages: u64,
+    pub dmarc_fail: u64,
+    pub dkim_only: u64,
+    pub blocked: u64,
+}
+
+impl SourceDay {
+    fn load(conn: &Connection, domain: &str, day: i64) -> rusqlite::Result<Vec<SourceDay>> {
+        conn.prepare_cached(
+            "SELECT source_ip, network, reporter, messages, messages - dmarc_pass, dkim_only_pass,
+                    disp_reject + disp_quarantine
+             FROM agg_source_day WHERE domain = ?1 AND day = ?2",
+        )?
+        .query_map(rusqlite::params![domain, day], |r| {
+            Ok(SourceDay {
+                ip: r.get(0)?,
+                network: r.get(1)?,
+                reporter: r.get(2)?,
+                messages: r.get(3)?,
+                dmarc_fail: r.get(4)?,
+                dkim_only: r.get(5)?,
+                blocked: r.get(6)?,
+            })
+        })?
+        .collect()
+    }
+}
+
 /// Evaluates every detector for the touched (domain, day) pairs and returns the notices
 /// that are new (firing or resolved), already written to the `alerts` table.
 pub fn evaluate(
@@ -149,8 +183,9 @@ pub fn evaluate(
     let mut notices = Vec::new();
     for (domain, day) in touched {
         let mut findings = Vec::new();
-        replay::detect(conn, config, domain, *day, &mut findings)?;
-        spoofing::detect(conn, config, domain, *day, &mut findings)?;
+        let sources = SourceDay::load(conn, domain, *day)?;
+        replay::detect(conn, config, domain, *day, &sources, &mut findings)?;
+        spoofing::detect(conn, config, domain, *day, &sources, &mut findings)?;
         new_source::detect(conn, config, domain, *day, &mut findings)?;
         regression::detect(conn, config, domain, *day, &mut findings)?;
         tls::detect(conn, config, domain, *day, &mut findings)?;
@@ -171,18 +206,7 @@ pub fn sweep(conn: &Connection, config: &DetectConfig) -> rusqlite::Result<Vec<A
     Ok(notices)
 }
 
-/// Formats a count with thousands separators, for summaries.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use ruaflow_schema::text::thousands;
 
 /// A percentage with no decimals, for summaries.
 pub(crate) fn percent(share: f64) -> String {

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection};
 
 use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertSelector, AlertState, Severity};
 
-use super::{baseline, first_seen, known, percent, source_info, thousands, DetectConfig, Finding};
+use super::{baseline, first_seen, known, percent, source_info, thousands, DetectConfig, Finding, SourceDay};
 use crate::normalize::DAY;
 
 /// The stored daily signal.
@@ -23,27 +23,22 @@ pub(super) fn detect(
     config: &DetectConfig,
     domain: &str,
     day: i64,
+    rows: &[SourceDay],
     findings: &mut Vec<Finding>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT source_ip, network, reporter, messages, dkim_only_pass FROM agg_source_day WHERE domain = ?1 AND day = ?2",
-    )?;
-    let rows: Vec<(String, String, String, u64, u64)> = stmt
-        .query_map(params![domain, day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
     if rows.is_empty() {
         return Ok(());
     }
     let known = known::known_on(conn, config, domain, day)?;
-    let total: u64 = rows.iter().map(|r| r.3).sum();
+    let total: u64 = rows.iter().map(|r| r.messages).sum();
     let mut by_source: HashMap<&str, (&str, u64)> = HashMap::new();
     let mut by_reporter: BTreeMap<&str, u64> = BTreeMap::new();
-    for (ip, network, reporter, _, dkim_only) in &rows {
-        if *dkim_only == 0 || known.contains(ip) {
+    for row in rows {
+        if row.dkim_only == 0 || known.contains(&row.ip) {
             continue;
         }
-        by_source.entry(ip).or_insert((network, 0)).1 += dkim_only;
-        *by_reporter.entry(reporter).or_default() += dkim_only;
+        by_source.entry(&row.ip).or_insert((&row.network, 0)).1 += row.dkim_only;
+        *by_reporter.entry(&row.reporter).or_default() += row.dkim_only;
     }
     let observed: u64 = by_source.values().map(|(_, n)| n).sum();
     baseline::record(conn, domain, SIGNAL, "", day, observed as f64)?;

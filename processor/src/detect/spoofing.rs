@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertState, Severity};
 
-use super::{baseline, first_seen, source_info, thousands, DetectConfig, Finding};
+use super::{baseline, first_seen, source_info, thousands, DetectConfig, Finding, SourceDay};
 use crate::normalize::DAY;
 
 const SIGNAL: &str = "dmarc_fail";
@@ -20,19 +20,13 @@ pub(super) fn detect(
     config: &DetectConfig,
     domain: &str,
     day: i64,
+    rows: &[SourceDay],
     findings: &mut Vec<Finding>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT source_ip, network, reporter, messages - dmarc_pass, disp_reject + disp_quarantine
-         FROM agg_source_day WHERE domain = ?1 AND day = ?2",
-    )?;
-    let rows: Vec<(String, String, String, u64, u64)> = stmt
-        .query_map(params![domain, day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
     if rows.is_empty() {
         return Ok(());
     }
-    let observed: u64 = rows.iter().map(|r| r.3).sum();
+    let observed: u64 = rows.iter().map(|r| r.dmarc_fail).sum();
     baseline::record(conn, domain, SIGNAL, "", day, observed as f64)?;
     let base = baseline::of(conn, domain, SIGNAL, "", day, config.baseline_days, config.min_baseline_days)?;
     let Some(base) = base.filter(|b| {
@@ -44,12 +38,10 @@ pub(super) fn detect(
     };
     let mut by_source: HashMap<(&str, &str), u64> = HashMap::new();
     let mut by_reporter: BTreeMap<&str, u64> = BTreeMap::new();
-    let blocked: u64 = rows.iter().map(|r| r.4).sum();
-    for (ip, network, reporter, failed, _) in &rows {
-        if *failed > 0 {
-            *by_source.entry((ip, network)).or_default() += failed;
-            *by_reporter.entry(reporter).or_default() += failed;
-        }
+    let blocked: u64 = rows.iter().map(|r| r.blocked).sum();
+    for row in rows.iter().filter(|r| r.dmarc_fail > 0) {
+        *by_source.entry((&row.ip, &row.network)).or_default() += row.dmarc_fail;
+        *by_reporter.entry(&row.reporter).or_default() += row.dmarc_fail;
     }
     let mut sources: Vec<_> = by_source.into_iter().collect();
     sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
