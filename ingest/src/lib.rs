@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! files / directories ──> dir ──┐
-//! IMAP mailboxes ──────── imap ─┼──> Envelope ──> queue (local: bounded channel; Kafka: planned)
+//! IMAP mailboxes ──────── imap ─┼──> Envelope ──> queue (local: bounded channel; or Kafka)
 //! HTTP POST ──────────── http ──┘
 //! ```
 //!
@@ -15,10 +15,12 @@
 //! - [`imap`]: report mail read from IMAP mailboxes, moved away only after the commit
 //! - [`http`]: reports POSTed over HTTP (RFC 8460 TLSRPT delivery, token-authenticated uploads)
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
+//! - [`kafka`]: the Kafka queue of the distributed deployment (publisher, consumer group)
 
 #![forbid(unsafe_code)]
 
 pub mod dir;
 pub mod http;
 pub mod imap;
+pub mod kafka;
 pub mod queue;

@@ -28,7 +28,7 @@ struct Timed<H> {
     inner: H,
 }
 
-impl<H: CommitHook> CommitHook for Timed<H> {
+impl<H: CommitHook<SqliteStore>> CommitHook<SqliteStore> for Timed<H> {
     fn after_commit(&mut self, store: &mut SqliteStore, touched: &[(String, i64)]) {
         if let Ok(mut at) = self.committed.lock() {
             at.get_or_insert_with(Instant::now);

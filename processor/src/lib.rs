@@ -10,14 +10,21 @@
 //! - [`pipeline`]: parse workers and the single store writer (embedded mode)
 //! - [`barrier`]: the durability barrier — acks only after commit
 //! - [`normalize`]: DMARC verdicts, report days, source networks
+//! - [`store`]: what the writer needs from a store; [`sqlite`] (embedded) and
+//!   [`clickhouse`] (distributed) implement it
+//! - [`aggregate`]: a report's records summed per source and per DKIM selector
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
+//! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod barrier;
+pub mod clickhouse;
 pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
 pub mod sink;
 pub mod sqlite;
+pub mod store;

@@ -28,7 +28,7 @@ use ruaflow_schema::{Error as SchemaError, Limits};
 use tracing::{debug, warn};
 
 use crate::barrier::{Ack, Barrier};
-use crate::sqlite::{Origin, SqliteStore, StoreError};
+use crate::store::{Origin, Store, StoreError};
 
 /// Messages waiting for the writer. When full, workers block: back-pressure reaches
 /// the queue, and through it the sources.
@@ -127,13 +127,13 @@ impl Progress {
 
 /// Called by the writer after every commit, with the store and the (domain, day) pairs
 /// the batch touched: where streaming detection runs.
-pub trait CommitHook: Send {
+pub trait CommitHook<S>: Send {
     /// Runs after a commit; errors are logged, never fatal to ingestion.
-    fn after_commit(&mut self, store: &mut SqliteStore, touched: &[(String, i64)]);
+    fn after_commit(&mut self, store: &mut S, touched: &[(String, i64)]);
 }
 
-impl CommitHook for () {
-    fn after_commit(&mut self, _: &mut SqliteStore, _: &[(String, i64)]) {}
+impl<S> CommitHook<S> for () {
+    fn after_commit(&mut self, _: &mut S, _: &[(String, i64)]) {}
 }
 
 enum Chunk {
@@ -152,14 +152,15 @@ enum ToWriter {
 }
 
 /// Runs the pipeline until `queue` is closed and drained, then commits and returns.
-pub fn run(
-    mut store: SqliteStore,
+/// `db_path`, for a SQLite store, lets workers skip byte-identical inputs unparsed.
+pub fn run<S: Store>(
+    mut store: S,
     db_path: Option<std::path::PathBuf>,
     queue: tokio::sync::mpsc::Receiver<Delivery>,
     config: &PipelineConfig,
     progress: Arc<Progress>,
-    hook: &mut dyn CommitHook,
-) -> Result<SqliteStore, StoreError> {
+    hook: &mut dyn CommitHook<S>,
+) -> Result<S, StoreError> {
     let queue = Mutex::new(queue);
     let (to_writer, writer_rx) = sync_channel::<ToWriter>(WRITER_QUEUE);
     std::thread::scope(|scope| {
@@ -325,12 +326,12 @@ fn stream_dmarc(reader: &mut dyn std::io::BufRead, limits: &Limits, tx: &SyncSen
 }
 
 /// The writer: the only owner of the store. Commits in batches; fires acks after.
-fn write_loop(
-    store: &mut SqliteStore,
+fn write_loop<S: Store>(
+    store: &mut S,
     rx: &Receiver<ToWriter>,
     config: &PipelineConfig,
     progress: &Progress,
-    hook: &mut dyn CommitHook,
+    hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
     let mut barrier = Barrier::default();
     let mut batch = Batch::default();
@@ -384,12 +385,12 @@ impl Batch {
     }
 }
 
-fn commit(
-    store: &mut SqliteStore,
+fn commit<S: Store>(
+    store: &mut S,
     batch: &mut Batch,
     barrier: &mut Barrier,
     progress: &Progress,
-    hook: &mut dyn CommitHook,
+    hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
     barrier.commit_then_ack(|| store.commit())?;
     let s = std::mem::take(batch);
@@ -411,8 +412,8 @@ fn commit(
     Ok(())
 }
 
-fn handle(
-    store: &mut SqliteStore,
+fn handle<S: Store>(
+    store: &mut S,
     msg: ToWriter,
     batch: &mut Batch,
     barrier: &mut Barrier,
@@ -440,21 +441,24 @@ fn handle(
                 s.duplicate_reports += 1;
                 return Ok(()); // dropping `chunks` stops the worker's parser
             };
+            let (mut records, mut messages) = (0u64, 0u64);
             loop {
                 match chunks.recv() {
-                    Ok(Chunk::Records(records)) => {
-                        for record in &records {
+                    Ok(Chunk::Records(chunk)) => {
+                        for record in &chunk {
                             store.dmarc_record(&mut open, record)?;
+                            messages += record.count;
                         }
+                        records += chunk.len() as u64;
                     }
                     Ok(Chunk::End(warnings)) => {
                         for warning in &warnings {
                             warn!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, warning = %warning, "report read with a warning");
                         }
                         s.reports += 1;
-                        s.records += open.records();
-                        s.messages += open.messages();
-                        batch.records += open.records();
+                        s.records += records;
+                        s.messages += messages;
+                        batch.records += records;
                         batch.touched.push((
                             header.policy.domain.clone(),
                             crate::normalize::day_of(header.metadata.begin, header.metadata.end),
@@ -502,7 +506,7 @@ fn handle(
             if duplicate {
                 s.duplicate_envelopes += 1;
             } else {
-                store.envelope_done(&origin, 0, 0)?;
+                store.envelope_done(&origin)?;
                 s.envelopes += 1;
             }
             if let Some(ack) = ack {
@@ -513,8 +517,8 @@ fn handle(
     }
 }
 
-fn dead(
-    store: &mut SqliteStore,
+fn dead<S: Store>(
+    store: &mut S,
     s: &mut Summary,
     origin: &Origin,
     location: &str,

@@ -7,61 +7,21 @@
 //! redelivered report changes no total; transactions are committed by the caller in
 //! batches, and only a committed batch may be acknowledged upstream.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use ruaflow_schema::dmarc::{Disposition, Record, ReportHeader};
+use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 
+use crate::aggregate::Aggregates;
 use crate::normalize::{day_of, network_of, verdict};
 
 /// Versioned migrations, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/sql/sqlite/0001_init.sql"))];
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// SQLite reported an error.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The database was written by a newer ruaflow.
-    #[error("database schema version {found} is newer than this ruaflow supports ({supported})")]
-    TooNew {
-        /// Version found in the file.
-        found: i64,
-        /// Newest version this build knows.
-        supported: i64,
-    },
-}
-
-impl StoreError {
-    /// True when retrying the same write later may succeed (the file is busy or locked).
-    pub fn is_retriable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
-    }
-}
-
-/// Provenance of the envelope a report or dead letter came from.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// SHA-256 of the raw bytes.
-    pub sha256: [u8; 32],
-    /// `dir`, `imap`, `http`.
-    pub source: &'static str,
-    /// Path, mailbox + UID, or remote address.
-    pub origin: String,
-    /// Original filename, if any.
-    pub filename: Option<String>,
-    /// When ingest received it, unix seconds.
-    pub received_at: i64,
-}
+use crate::store::Store;
+pub use crate::store::{Origin, StoreError};
 
 /// A report being written: its row id and the aggregates accumulated so far.
 pub struct OpenReport {
@@ -71,39 +31,7 @@ pub struct OpenReport {
     reporter: String,
     records: u64,
     messages: u64,
-    sources: HashMap<std::net::IpAddr, SourceCounts>,
-    selectors: HashMap<(String, String), SelectorCounts>,
-}
-
-impl OpenReport {
-    /// Messages counted so far.
-    pub fn messages(&self) -> u64 {
-        self.messages
-    }
-
-    /// Records counted so far.
-    pub fn records(&self) -> u64 {
-        self.records
-    }
-}
-
-#[derive(Default)]
-struct SourceCounts {
-    messages: u64,
-    dmarc_pass: u64,
-    dkim_aligned_pass: u64,
-    spf_aligned_pass: u64,
-    dkim_only_pass: u64,
-    disp_none: u64,
-    disp_quarantine: u64,
-    disp_reject: u64,
-}
-
-#[derive(Default)]
-struct SelectorCounts {
-    messages: u64,
-    dkim_pass: u64,
-    dkim_only_pass: u64,
+    aggregates: Aggregates,
 }
 
 /// The SQLite store.
@@ -112,10 +40,6 @@ pub struct SqliteStore {
     in_tx: bool,
     raw_cap: usize,
 }
-
-/// Distinct sources one report accumulates in memory before its aggregates are written
-/// out; bounds the memory of reports with millions of sources.
-const AGGREGATE_FLUSH_SOURCES: usize = 50_000;
 
 /// Bytes of a dead letter's raw input kept in the store (the rest is counted).
 pub const DEAD_LETTER_RAW_CAP: usize = 1 << 20;
@@ -173,25 +97,6 @@ impl SqliteStore {
         &self.conn
     }
 
-    /// Starts a batch transaction if none is open.
-    pub fn begin(&mut self) -> Result<(), StoreError> {
-        if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.in_tx = true;
-        }
-        Ok(())
-    }
-
-    /// Commits the batch. After this returns, everything written since [`Self::begin`]
-    /// survives a crash, and only now may the envelopes in it be acknowledged.
-    pub fn commit(&mut self) -> Result<(), StoreError> {
-        if self.in_tx {
-            self.conn.execute_batch("COMMIT")?;
-            self.in_tx = false;
-        }
-        Ok(())
-    }
-
     /// Abandons the open batch, if any.
     pub fn rollback(&mut self) -> Result<(), StoreError> {
         if self.in_tx {
@@ -211,13 +116,122 @@ impl SqliteStore {
         Ok(found.is_some())
     }
 
+    /// Adds the report's accumulated aggregates to the aggregate tables and empties the
+    /// accumulators. Called when the report ends, and along the way for reports with so
+    /// many sources that holding them all would cost real memory (the upserts add up, so
+    /// flushing in parts gives the same totals, inside the same savepoint).
+    fn flush_aggregates(&mut self, report: &mut OpenReport) -> Result<(), StoreError> {
+        let mut upsert = self.conn.prepare_cached(
+            "INSERT INTO agg_source_day (domain, day, source_ip, reporter, network, messages, dmarc_pass,
+                dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, disp_none, disp_quarantine, disp_reject)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (domain, day, source_ip, reporter) DO UPDATE SET
+                messages = messages + excluded.messages,
+                dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+                dkim_aligned_pass = dkim_aligned_pass + excluded.dkim_aligned_pass,
+                spf_aligned_pass = spf_aligned_pass + excluded.spf_aligned_pass,
+                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass,
+                disp_none = disp_none + excluded.disp_none,
+                disp_quarantine = disp_quarantine + excluded.disp_quarantine,
+                disp_reject = disp_reject + excluded.disp_reject",
+        )?;
+        let mut source = self.conn.prepare_cached(
+            "INSERT INTO sources (ip, network, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO NOTHING",
+        )?;
+        for (ip, c) in &report.aggregates.sources {
+            let network = network_of(*ip);
+            let ip = ip.to_string();
+            upsert.execute(params![
+                report.domain,
+                report.day,
+                ip,
+                report.reporter,
+                network,
+                c.messages,
+                c.dmarc_pass,
+                c.dkim_aligned_pass,
+                c.spf_aligned_pass,
+                c.dkim_only_pass,
+                c.disp_none,
+                c.disp_quarantine,
+                c.disp_reject
+            ])?;
+            source.execute(params![ip, network, report.day])?;
+        }
+        let mut selector = self.conn.prepare_cached(
+            "INSERT INTO agg_selector_day (domain, day, dkim_domain, selector, messages, dkim_pass, dkim_only_pass)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET
+                messages = messages + excluded.messages,
+                dkim_pass = dkim_pass + excluded.dkim_pass,
+                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass",
+        )?;
+        for ((domain, sel), c) in &report.aggregates.selectors {
+            selector.execute(params![
+                report.domain,
+                report.day,
+                domain,
+                sel,
+                c.messages,
+                c.dkim_pass,
+                c.dkim_only_pass
+            ])?;
+        }
+        drop((upsert, source, selector));
+        report.aggregates.clear();
+        Ok(())
+    }
+
+    /// Totals over the whole store, for summaries and tests.
+    pub fn totals(&self) -> Result<Totals, StoreError> {
+        let t = self.conn.query_row(
+            "SELECT
+                (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc'),
+                (SELECT COUNT(*) FROM reports WHERE kind = 'tlsrpt'),
+                (SELECT COUNT(*) FROM dmarc_records),
+                (SELECT COALESCE(SUM(count), 0) FROM dmarc_records),
+                (SELECT COALESCE(SUM(messages), 0) FROM agg_source_day),
+                (SELECT COUNT(*) FROM dead_letters)",
+            [],
+            |r| {
+                Ok(Totals {
+                    dmarc_reports: r.get(0)?,
+                    tlsrpt_reports: r.get(1)?,
+                    records: r.get(2)?,
+                    messages: r.get(3)?,
+                    aggregated_messages: r.get(4)?,
+                    dead_letters: r.get(5)?,
+                })
+            },
+        )?;
+        Ok(t)
+    }
+}
+
+impl Store for SqliteStore {
+    type Open = OpenReport;
+
+    /// Starts a batch transaction if none is open.
+    fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch. After this returns, everything written since [`Self::begin`]
+    /// survives a crash, and only now may the envelopes in it be acknowledged.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_tx = false;
+        }
+        Ok(())
+    }
+
     /// Records that an envelope was fully processed (inside the batch).
-    pub fn envelope_done(
-        &mut self,
-        origin: &Origin,
-        reports: u64,
-        dead_letters: u64,
-    ) -> Result<(), StoreError> {
+    fn envelope_done(&mut self, origin: &Origin) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO envelopes (sha256, source, origin, filename, received_at, stored_at, reports, dead_letters)
@@ -230,15 +244,15 @@ impl SqliteStore {
                 origin.filename,
                 origin.received_at,
                 now(),
-                reports,
-                dead_letters
+                0,
+                0
             ])?;
         Ok(())
     }
 
     /// Starts storing a DMARC report. Returns `None` when a report with the same
     /// identity is already stored (the caller then skips its records).
-    pub fn begin_dmarc(
+    fn begin_dmarc(
         &mut self,
         header: &ReportHeader,
         origin: &Origin,
@@ -290,13 +304,12 @@ impl SqliteStore {
             reporter: m.org_name.clone(),
             records: 0,
             messages: 0,
-            sources: HashMap::new(),
-            selectors: HashMap::new(),
+            aggregates: Aggregates::default(),
         }))
     }
 
     /// Stores one record of an open report and adds it to the report's aggregates.
-    pub fn dmarc_record(&mut self, report: &mut OpenReport, record: &Record) -> Result<(), StoreError> {
+    fn dmarc_record(&mut self, report: &mut OpenReport, record: &Record) -> Result<(), StoreError> {
         let v = verdict(record);
         self.conn
             .prepare_cached(
@@ -327,36 +340,18 @@ impl SqliteStore {
                 json(&record.dkim_auth),
                 json(&record.spf_auth),
             ])?;
-        if report.sources.len() >= AGGREGATE_FLUSH_SOURCES {
+        if report.aggregates.is_full() {
             self.flush_aggregates(report)?;
         }
-        let n = record.count;
         report.records += 1;
-        report.messages += n;
-        let s = report.sources.entry(record.source_ip).or_default();
-        s.messages += n;
-        s.dmarc_pass += n * u64::from(v.dmarc_pass());
-        s.dkim_aligned_pass += n * u64::from(v.dkim_aligned);
-        s.spf_aligned_pass += n * u64::from(v.spf_aligned);
-        s.dkim_only_pass += n * u64::from(v.dkim_only());
-        match record.disposition {
-            Disposition::Quarantine => s.disp_quarantine += n,
-            Disposition::Reject => s.disp_reject += n,
-            _ => s.disp_none += n,
-        }
-        if let Some(dkim) = v.dkim {
-            let key = (dkim.domain.clone(), dkim.selector.clone().unwrap_or_default());
-            let c = report.selectors.entry(key).or_default();
-            c.messages += n;
-            c.dkim_pass += n * u64::from(dkim.result == ruaflow_schema::dmarc::DkimResult::Pass);
-            c.dkim_only_pass += n * u64::from(v.dkim_only());
-        }
+        report.messages += record.count;
+        report.aggregates.add(record, &v);
         Ok(())
     }
 
     /// Finishes an open report: writes its totals, warnings and aggregates, and
     /// releases its savepoint.
-    pub fn finish_dmarc(&mut self, mut report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
+    fn finish_dmarc(&mut self, mut report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
         let warnings = (!warnings.is_empty()).then(|| serde_json::to_string(warnings).unwrap_or_default());
         self.conn
             .prepare_cached(
@@ -368,87 +363,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Adds the report's accumulated aggregates to the aggregate tables and empties the
-    /// accumulators. Called when the report ends, and along the way for reports with so
-    /// many sources that holding them all would cost real memory (the upserts add up, so
-    /// flushing in parts gives the same totals, inside the same savepoint).
-    fn flush_aggregates(&mut self, report: &mut OpenReport) -> Result<(), StoreError> {
-        let mut upsert = self.conn.prepare_cached(
-            "INSERT INTO agg_source_day (domain, day, source_ip, reporter, network, messages, dmarc_pass,
-                dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, disp_none, disp_quarantine, disp_reject)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (domain, day, source_ip, reporter) DO UPDATE SET
-                messages = messages + excluded.messages,
-                dmarc_pass = dmarc_pass + excluded.dmarc_pass,
-                dkim_aligned_pass = dkim_aligned_pass + excluded.dkim_aligned_pass,
-                spf_aligned_pass = spf_aligned_pass + excluded.spf_aligned_pass,
-                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass,
-                disp_none = disp_none + excluded.disp_none,
-                disp_quarantine = disp_quarantine + excluded.disp_quarantine,
-                disp_reject = disp_reject + excluded.disp_reject",
-        )?;
-        let mut source = self.conn.prepare_cached(
-            "INSERT INTO sources (ip, network, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO NOTHING",
-        )?;
-        for (ip, c) in &report.sources {
-            let network = network_of(*ip);
-            let ip = ip.to_string();
-            upsert.execute(params![
-                report.domain,
-                report.day,
-                ip,
-                report.reporter,
-                network,
-                c.messages,
-                c.dmarc_pass,
-                c.dkim_aligned_pass,
-                c.spf_aligned_pass,
-                c.dkim_only_pass,
-                c.disp_none,
-                c.disp_quarantine,
-                c.disp_reject
-            ])?;
-            source.execute(params![ip, network, report.day])?;
-        }
-        let mut selector = self.conn.prepare_cached(
-            "INSERT INTO agg_selector_day (domain, day, dkim_domain, selector, messages, dkim_pass, dkim_only_pass)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET
-                messages = messages + excluded.messages,
-                dkim_pass = dkim_pass + excluded.dkim_pass,
-                dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass",
-        )?;
-        for ((domain, sel), c) in &report.selectors {
-            selector.execute(params![
-                report.domain,
-                report.day,
-                domain,
-                sel,
-                c.messages,
-                c.dkim_pass,
-                c.dkim_only_pass
-            ])?;
-        }
-        drop((upsert, source, selector));
-        report.sources.clear();
-        report.selectors.clear();
-        Ok(())
-    }
-
     /// Abandons an open report (its parse failed part-way): nothing of it is kept.
-    pub fn abort_report(&mut self, report: OpenReport) -> Result<(), StoreError> {
+    fn abort_report(&mut self, report: OpenReport) -> Result<(), StoreError> {
         let _ = report;
         self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
         Ok(())
     }
 
     /// Stores a TLS report whole. Returns false when it was already stored.
-    pub fn tlsrpt(
-        &mut self,
-        report: &TlsReport,
-        origin: &Origin,
-        location: &str,
-    ) -> Result<bool, StoreError> {
+    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError> {
         let domain = report.policy_domain().unwrap_or("").to_owned();
         let day = day_of(report.start, report.end);
         self.conn.execute_batch("SAVEPOINT report")?;
@@ -520,7 +443,7 @@ impl SqliteStore {
 
     /// Stores a dead letter: where, why, and the raw bytes up to the cap. A dead letter
     /// for the same envelope and location is stored once.
-    pub fn dead_letter(
+    fn dead_letter(
         &mut self,
         origin: &Origin,
         location: &str,
@@ -544,31 +467,6 @@ impl SqliteStore {
                 kept
             ])?;
         Ok(())
-    }
-
-    /// Totals over the whole store, for summaries and tests.
-    pub fn totals(&self) -> Result<Totals, StoreError> {
-        let t = self.conn.query_row(
-            "SELECT
-                (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc'),
-                (SELECT COUNT(*) FROM reports WHERE kind = 'tlsrpt'),
-                (SELECT COUNT(*) FROM dmarc_records),
-                (SELECT COALESCE(SUM(count), 0) FROM dmarc_records),
-                (SELECT COALESCE(SUM(messages), 0) FROM agg_source_day),
-                (SELECT COUNT(*) FROM dead_letters)",
-            [],
-            |r| {
-                Ok(Totals {
-                    dmarc_reports: r.get(0)?,
-                    tlsrpt_reports: r.get(1)?,
-                    records: r.get(2)?,
-                    messages: r.get(3)?,
-                    aggregated_messages: r.get(4)?,
-                    dead_letters: r.get(5)?,
-                })
-            },
-        )?;
-        Ok(t)
     }
 }
 

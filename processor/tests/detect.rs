@@ -5,6 +5,7 @@
 use ruaflow_processor::detect::{evaluate, sweep, DetectConfig};
 use ruaflow_processor::normalize::DAY;
 use ruaflow_processor::sqlite::{Origin, SqliteStore};
+use ruaflow_processor::store::Store;
 use ruaflow_schema::alert::{AlertKind, AlertState};
 use ruaflow_schema::dmarc::*;
 

@@ -4,10 +4,14 @@
 mod alerts;
 mod config;
 mod demo;
+mod ingest;
 mod inputs;
+mod migrate;
 mod parse;
+mod process;
 mod report;
 mod run;
+mod sources;
 mod synth;
 
 use std::process::ExitCode;
@@ -39,6 +43,12 @@ enum Command {
     Alerts(alerts::AlertsArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
     Synth(synth::SynthArgs),
+    /// Distributed: create or upgrade the ClickHouse tables.
+    Migrate(migrate::MigrateArgs),
+    /// Distributed: read reports from a source and publish them to Kafka.
+    Ingest(ingest::IngestArgs),
+    /// Distributed: consume reports from Kafka and store them in ClickHouse.
+    Process(process::ProcessArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -50,6 +60,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Process(args) => process::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -251,8 +251,9 @@ pub struct DetectHook<F: FnMut(&Alert) + Send> {
     pub notify: F,
 }
 
-impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook for DetectHook<F> {
+impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook<crate::sqlite::SqliteStore> for DetectHook<F> {
     fn after_commit(&mut self, store: &mut crate::sqlite::SqliteStore, touched: &[(String, i64)]) {
+        use crate::store::Store;
         // Evaluation writes signals and notices; one transaction keeps that cheap and atomic.
         let result = store.begin().map_err(|e| e.to_string()).and_then(|()| {
             let notices = evaluate(store.conn(), &self.config, touched).map_err(|e| e.to_string())?;

@@ -1,0 +1,114 @@
+//! What the pipeline's writer needs from a store. Two backends implement it: the SQLite
+//! file of the embedded deployment ([`crate::sqlite`]) and ClickHouse for the distributed
+//! one ([`crate::clickhouse`]); the pipeline itself is one and the same.
+//!
+//! Contract: writes go into an open batch; [`Store::commit`] returning `Ok` means every
+//! write since the last commit is durably held, and only then does the pipeline fire the
+//! batch's acknowledgements (DESIGN.md invariant 1). Every write is idempotent by report
+//! identity or by envelope hash, so a batch written twice changes no total (invariant 2).
+
+use ruaflow_schema::dmarc::{Record, ReportHeader};
+use ruaflow_schema::tlsrpt::TlsReport;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// ClickHouse refused a statement or could not be reached.
+    #[error("clickhouse: {0}")]
+    ClickHouse(String),
+    /// The dead-letter queue did not take a dead letter.
+    #[error("dead-letter queue: {0}")]
+    DeadLetterQueue(String),
+    /// The database was written by a newer ruaflow.
+    #[error("database schema version {found} is newer than this ruaflow supports ({supported})")]
+    TooNew {
+        /// Version found in the store.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The database lacks migrations this build needs (run `ruaflow migrate`).
+    #[error("database schema version {found} is older than this ruaflow needs ({needed}); run `ruaflow migrate` first")]
+    TooOld {
+        /// Version found in the store.
+        found: i64,
+        /// Version this build needs.
+        needed: i64,
+    },
+}
+
+impl StoreError {
+    /// True when retrying the same write later may succeed (the file is busy or locked).
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// Provenance of the envelope a report or dead letter came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// SHA-256 of the raw bytes.
+    pub sha256: [u8; 32],
+    /// `dir`, `imap`, `http`.
+    pub source: &'static str,
+    /// Path, mailbox + UID, or remote address.
+    pub origin: String,
+    /// Original filename, if any.
+    pub filename: Option<String>,
+    /// When ingest received it, unix seconds.
+    pub received_at: i64,
+}
+
+/// A store the pipeline's single writer fills.
+pub trait Store: Send {
+    /// A DMARC report being written, between [`Store::begin_dmarc`] and
+    /// [`Store::finish_dmarc`] or [`Store::abort_report`].
+    type Open;
+
+    /// Opens a batch if none is open.
+    fn begin(&mut self) -> Result<(), StoreError>;
+
+    /// Makes the open batch durable. Only after `Ok` may its deliveries be acknowledged.
+    fn commit(&mut self) -> Result<(), StoreError>;
+
+    /// Starts a DMARC report; `None` when the store already holds a report with the
+    /// same identity (the caller then skips its records).
+    fn begin_dmarc(
+        &mut self,
+        header: &ReportHeader,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<Option<Self::Open>, StoreError>;
+
+    /// Stores one record of an open report.
+    fn dmarc_record(&mut self, report: &mut Self::Open, record: &Record) -> Result<(), StoreError>;
+
+    /// Completes an open report: its totals, warnings and aggregates.
+    fn finish_dmarc(&mut self, report: Self::Open, warnings: &[String]) -> Result<(), StoreError>;
+
+    /// Drops an open report whose parse failed part-way: nothing of it is kept.
+    fn abort_report(&mut self, report: Self::Open) -> Result<(), StoreError>;
+
+    /// Stores a TLS report whole; false when it was stored before.
+    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError>;
+
+    /// Stores a dead letter: where, why, and the raw bytes (the store may cap them).
+    fn dead_letter(
+        &mut self,
+        origin: &Origin,
+        location: &str,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Records that an envelope was fully processed.
+    fn envelope_done(&mut self, origin: &Origin) -> Result<(), StoreError>;
+}

@@ -1,0 +1,151 @@
+//! `ruaflow ingest dir|imap|http --kafka BROKERS`: the distributed pipeline's front half.
+//! Sources read reports into Envelopes and publish them to Kafka; each source's input is
+//! acknowledged (IMAP message moved, HTTP client answered) only after Kafka confirmed it.
+//!
+//! `dir` publishes the files under INPUT (with `--once`, then exits; otherwise keeps
+//! watching them); `imap` reads the `[[imap]]` mailboxes of the config and `http` serves
+//! the `[http]` endpoint of the config, until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use ruaflow_ingest::kafka::{self, KafkaConfig, Publisher};
+
+use super::config::Config;
+use super::sources::{stop_signal, FileFeed, HttpRunning, ImapRunning};
+
+/// Where the Kafka queue is (shared by `ingest` and `process`).
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, host:port[,host:port…].
+    #[arg(long, env = "RUAFLOW_KAFKA")]
+    pub kafka: String,
+    /// The Envelope topic (dead letters go to TOPIC.dlq).
+    #[arg(long, default_value = kafka::TOPIC)]
+    pub topic: String,
+    /// Partitions when ruaflow creates the topics (the most processors that can share the work).
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Replication factor when ruaflow creates the topics.
+    #[arg(long, default_value_t = 1)]
+    pub replication: i32,
+}
+
+impl KafkaArgs {
+    /// The queue configuration, its message size limit derived from the Envelope cap.
+    pub fn config(&self, config: &Config) -> KafkaConfig {
+        let cap = usize::try_from(config.limits.max_input_bytes).unwrap_or(usize::MAX);
+        KafkaConfig {
+            brokers: self.kafka.clone(),
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            replication: self.replication,
+            // One byte over the cap is read so the processor can dead-letter it; headers
+            // and record overhead fit in the extra mebibyte.
+            max_message_bytes: cap.saturating_add(1 << 20),
+        }
+    }
+}
+
+/// Which source to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// Files and directories given as INPUT.
+    Dir,
+    /// The `[[imap]]` mailboxes of the config file.
+    Imap,
+    /// The `[http]` endpoint of the config file.
+    Http,
+}
+
+/// Arguments of `ruaflow ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The source: dir, imap or http.
+    pub source: SourceKind,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Configuration file (TOML); see `ruaflow.example.toml`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// dir: publish the inputs once and exit (no watching).
+    #[arg(long)]
+    pub once: bool,
+    /// dir: files or directories of reports.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Envelopes waiting for Kafka's confirmation at once.
+const IN_FLIGHT: usize = 64;
+
+pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    match args.source {
+        SourceKind::Dir if args.inputs.is_empty() => {
+            anyhow::bail!("ingest dir: give INPUT files or directories")
+        }
+        SourceKind::Imap if config.imap.is_empty() => {
+            anyhow::bail!("ingest imap: the config has no [[imap]] section (see ruaflow.example.toml)")
+        }
+        SourceKind::Http if config.http.is_none() => {
+            anyhow::bail!("ingest http: the config has no [http] section (see ruaflow.example.toml)")
+        }
+        _ => {}
+    }
+    let kafka = args.kafka.config(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(&kafka))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
+                .map_err(anyhow::Error::from)
+        })
+        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))?;
+    let publisher = Publisher::new(&kafka)?;
+    let (tx, rx) = ruaflow_ingest::queue::local();
+    let publishing = runtime.spawn(kafka::publish(publisher, rx, IN_FLIGHT));
+
+    let once = args.once && args.source == SourceKind::Dir;
+    let stop = if once { None } else { Some(stop_signal()?) };
+    let mut fed = Ok(());
+    match args.source {
+        SourceKind::Dir => {
+            let mut files = FileFeed::new(&args.inputs, config.limits.max_input_bytes);
+            let first = files.changed()?;
+            tracing::info!(files = first.len(), topic = %kafka.topic, "publishing");
+            fed = files.feed(first, &tx).and_then(|()| match &stop {
+                Some(stop) => files.watch(&tx, stop),
+                None => Ok(()),
+            });
+        }
+        SourceKind::Http => {
+            let http = config.http.as_ref().context("no [http] section")?;
+            let running = HttpRunning::start(http, &config, tx.clone())?;
+            wait(stop.as_deref());
+            running.stop();
+        }
+        SourceKind::Imap => {
+            let running = ImapRunning::start(&config, tx.clone())?;
+            wait(stop.as_deref());
+            running.stop();
+        }
+    }
+    drop(tx);
+    let (published, failed) = runtime.block_on(publishing)?;
+    println!("{published} inputs published to {} on {}; {failed} failed", kafka.topic, kafka.brokers);
+    fed?;
+    Ok(if failed > 0 { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}
+
+/// Waits for the stop signal.
+fn wait(stop: Option<&std::sync::atomic::AtomicBool>) {
+    let Some(stop) = stop else { return };
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tracing::info!("stopping: finishing what is in flight");
+}

@@ -1,0 +1,181 @@
+//! `ruaflow process --kafka BROKERS --clickhouse URL`: the distributed pipeline's back
+//! half. A member of a Kafka consumer group; each Envelope is parsed, aggregated and
+//! inserted into ClickHouse by the same pipeline the embedded mode runs, and its offset
+//! is committed only after the insert holding its rows succeeded (the pipeline's
+//! durability barrier fires the acknowledgement that marks the offset done).
+//!
+//! Dead letters go to the `dead_letters` table and, whole, to TOPIC.dlq. While
+//! ClickHouse is down the batch is held and retried, and polling pauses (back-pressure).
+//! SIGINT/SIGTERM: stop polling, finish and insert what is in flight, commit the
+//! offsets, leave the group. `/metrics` and `/healthz` are served on `--listen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use ruaflow_ingest::kafka::{self, Consumer, Publisher};
+use ruaflow_processor::clickhouse::{
+    ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, InsertStats,
+};
+use ruaflow_processor::pipeline::{self, PipelineConfig, Progress};
+use ruaflow_schema::{Envelope, Source};
+
+use super::config::Config;
+use super::ingest::KafkaArgs;
+use super::sources::stop_signal;
+
+/// Arguments of `ruaflow process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// ClickHouse HTTP URL: http://[user[:password]@]host:port[/database].
+    #[arg(long, env = "RUAFLOW_CLICKHOUSE")]
+    pub clickhouse: ClickHouseUrl,
+    /// The consumer group all processors share.
+    #[arg(long, default_value = "ruaflow-processors")]
+    pub group: String,
+    /// Where /metrics and /healthz are served.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Insert after this many records in the batch.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch_records: u64,
+    /// Insert at least this often (milliseconds) while data flows.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_ms: u64,
+    /// Configuration file (TOML); `[limits]` applies.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// How long a stop waits for in-flight Envelopes to be inserted before leaving the group.
+const DRAIN: Duration = Duration::from_secs(60);
+
+pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    let kafka = args.kafka.config(&config);
+    let metrics = ruaflow_ingest::http::prometheus();
+    let stop = stop_signal()?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(&kafka))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
+                .map_err(anyhow::Error::from)
+        })
+        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))?;
+    let store = ClickHouseStore::connect(&args.clickhouse, Arc::clone(&stop))
+        .with_context(|| format!("cannot use ClickHouse at {}", args.clickhouse))?;
+    let stats = store.stats();
+    let store = store.with_dead_letter_queue(Box::new(KafkaDeadLetters::new(Publisher::new(&kafka)?)?));
+
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    runtime.spawn(serve_ops(listener, metrics, Arc::clone(&stats)));
+    tracing::info!(listen = %args.listen, clickhouse = %args.clickhouse, group = %args.group, "processing");
+
+    let consumer = Consumer::join(&kafka, &args.group)?;
+    let pipeline_config = PipelineConfig {
+        limits: config.limits.clone(),
+        batch_records: args.batch_records,
+        batch_interval: Duration::from_millis(args.batch_ms),
+        ..PipelineConfig::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let (tx, rx) = ruaflow_ingest::queue::local();
+    let finished = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let progress = Arc::clone(&progress);
+        let finished = Arc::clone(&finished);
+        std::thread::Builder::new().name("pipeline".into()).spawn(move || {
+            let result = pipeline::run(store, None, rx, &pipeline_config, progress, &mut ());
+            finished.store(true, Ordering::Relaxed);
+            result
+        })?
+    };
+    consumer.run(tx, &stop, &finished, DRAIN);
+    let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
+    let s = progress.summary();
+    println!(
+        "{} inputs, {} reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
+        s.envelopes,
+        s.reports,
+        s.records,
+        s.messages,
+        stats.rows.load(Ordering::Relaxed),
+        stats.batches.load(Ordering::Relaxed),
+        s.dead_letters
+    );
+    result
+        .context("inserting into ClickHouse failed; the offsets of what was not inserted stay uncommitted")?;
+    Ok(())
+}
+
+/// Dead letters to the Kafka dead-letter topic, confirmed before the batch is inserted.
+struct KafkaDeadLetters {
+    publisher: Publisher,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl KafkaDeadLetters {
+    fn new(publisher: Publisher) -> anyhow::Result<Self> {
+        Ok(Self { publisher, runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()? })
+    }
+}
+
+impl DeadLetterQueue for KafkaDeadLetters {
+    fn publish(&mut self, letters: &[DeadLetter]) -> Result<(), String> {
+        let publisher = &self.publisher;
+        self.runtime.block_on(async {
+            for letter in letters {
+                let o = &letter.origin;
+                let source = match o.source {
+                    "imap" => Source::Imap,
+                    "http" => Source::Http,
+                    _ => Source::Dir,
+                };
+                let mut envelope =
+                    Envelope::new(letter.raw.to_vec(), source, o.origin.clone(), o.received_at);
+                envelope.filename = o.filename.clone();
+                publisher
+                    .publish_dead(&envelope, &letter.location, &letter.reason)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `/metrics` (Prometheus text) and `/healthz` (503 while inserts are failing).
+async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    stats: Arc<InsertStats>,
+) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route(
+        "/healthz",
+        get(move || {
+            let failing = stats.failing.load(Ordering::Relaxed);
+            std::future::ready(if failing {
+                (StatusCode::SERVICE_UNAVAILABLE, "clickhouse inserts failing\n")
+            } else {
+                (StatusCode::OK, "ok\n")
+            })
+        }),
+    );
+    if let Err(err) = axum::serve(listener, app).await {
+        tracing::error!(error = %err, "metrics endpoint failed");
+    }
+}
