@@ -1,51 +1,15 @@
 //! End-to-end tests of the embedded pipeline (`ruaflow run --once`): idempotency by
 //! bytes and by report identity, and exact totals after the process is killed mid-run.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ruaflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ruaflow"))
-}
+use common::{corpus, ruaflow};
 
-fn corpus() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(dir.is_dir(), "../shared/corpus is missing");
-    dir
-}
-
-/// Store totals that must not change however often data is delivered.
-#[derive(Debug, PartialEq, Eq)]
-struct Totals {
-    reports: i64,
-    records: i64,
-    messages: i64,
-    aggregated: i64,
-    selector_messages: i64,
-    tls_policies: i64,
-}
-
-fn totals(db: &Path) -> Totals {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
-                (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
-                (SELECT COALESCE(SUM(messages),0) FROM agg_selector_day), (SELECT COUNT(*) FROM tlsrpt_policies)",
-        [],
-        |r| {
-            Ok(Totals {
-                reports: r.get(0)?,
-                records: r.get(1)?,
-                messages: r.get(2)?,
-                aggregated: r.get(3)?,
-                selector_messages: r.get(4)?,
-                tls_policies: r.get(5)?,
-            })
-        },
-    )
-    .expect("totals")
-}
+use common::sqlite_totals as totals;
 
 fn run_once(db: &Path, inputs: &[&Path]) -> String {
     let out = ruaflow()
@@ -106,7 +70,7 @@ fn the_corpus_twice_changes_no_total() {
 }
 
 /// Messages in records that carried no DKIM result at all (absent from the selector table).
-fn unsigned_messages(db: &Path) -> i64 {
+fn unsigned_messages(db: &Path) -> u64 {
     let conn = rusqlite::Connection::open(db).expect("open");
     conn.query_row("SELECT COALESCE(SUM(count),0) FROM dmarc_records WHERE dkim_domain IS NULL", [], |r| {
         r.get(0)
@@ -199,7 +163,7 @@ fn watching_picks_up_new_files_and_sigterm_commits_and_exits() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let stored = |n: i64| {
+    let stored = |n: u64| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if db.exists() && totals(&db).reports >= n {

@@ -1,7 +1,20 @@
 //! Helpers shared by the end-to-end tests that run `ruaflow` as a long-lived process.
+#![allow(dead_code)] // each test binary uses the helpers it needs
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// The ruaflow binary under test.
+pub fn ruaflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ruaflow"))
+}
+
+/// The shared corpus of real reports (`../shared/corpus`).
+pub fn corpus() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(dir.is_dir(), "../shared/corpus is missing");
+    dir
+}
 
 /// Sends SIGTERM and returns whether the process exited 0 within 30 s (it is killed
 /// otherwise).
@@ -33,4 +46,43 @@ pub fn reap(child: Option<Child>) {
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
     listener.local_addr().expect("addr").port()
+}
+
+/// Totals of a store that must come out the same however often, and by whichever path,
+/// data was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub reports: u64,
+    pub records: u64,
+    pub messages: u64,
+    pub aggregated: u64,
+    pub selector_messages: u64,
+    pub tls_policies: u64,
+    pub tls_failures: u64,
+    pub dead_letters: u64,
+}
+
+/// The totals of an embedded store (a SQLite file).
+pub fn sqlite_totals(db: &std::path::Path) -> Totals {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
+                (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
+                (SELECT COALESCE(SUM(messages),0) FROM agg_selector_day), (SELECT COUNT(*) FROM tlsrpt_policies),
+                (SELECT COUNT(*) FROM tlsrpt_failures), (SELECT COUNT(*) FROM dead_letters)",
+        [],
+        |r| {
+            Ok(Totals {
+                reports: r.get(0)?,
+                records: r.get(1)?,
+                messages: r.get(2)?,
+                aggregated: r.get(3)?,
+                selector_messages: r.get(4)?,
+                tls_policies: r.get(5)?,
+                tls_failures: r.get(6)?,
+                dead_letters: r.get(7)?,
+            })
+        },
+    )
+    .expect("totals")
 }

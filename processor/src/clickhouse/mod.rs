@@ -176,7 +176,53 @@ impl ClickHouseStore {
             }
             batch.done |= 1;
         }
-        self.runtime.block_on(Self::insert_tables(&self.client, batch))
+        self.runtime.block_on(async {
+            if batch.done & (1 << 9) == 0 {
+                Self::drop_stored_reports(&self.client, batch).await?;
+                batch.done |= 1 << 9;
+            }
+            Self::insert_tables(&self.client, batch).await
+        })
+    }
+
+    /// Removes from the batch every report whose identity is already in `reports`, so
+    /// the first stored copy of a report wins, as in the SQLite store. A redelivery of
+    /// the same bytes would be harmless anyway (same keys); this matters for a report
+    /// resent with the same identity but other contents, and spares the inserts.
+    async fn drop_stored_reports(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
+        let mut stored = HashSet::new();
+        for chunk in batch.reports.chunks(2000) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|r| format!("unhex('{}')", ruaflow_schema::envelope::hex(&r.report_key)))
+                .collect();
+            let sql = format!("SELECT hex(report_key) FROM reports WHERE report_key IN ({})", keys.join(","));
+            let found: Vec<String> = client
+                .query(&sql)
+                .fetch_all()
+                .await
+                .map_err(|e| StoreError::ClickHouse(format!("looking up stored reports: {e}")))?;
+            for key in found {
+                let mut bytes = [0u8; 16];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+                }
+                stored.insert(bytes);
+            }
+        }
+        if stored.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(reports = stored.len(), "reports stored before skipped");
+        metrics::counter!("ruaflow_duplicate_reports_total").increment(stored.len() as u64);
+        let keep = |key: &[u8; 16]| !stored.contains(key);
+        batch.reports.retain(|r| keep(&r.report_key));
+        batch.records.retain(|r| keep(&r.report_key));
+        batch.source_days.retain(|r| keep(&r.report_key));
+        batch.selector_days.retain(|r| keep(&r.report_key));
+        batch.policies.retain(|r| keep(&r.report_key));
+        batch.failures.retain(|r| keep(&r.report_key));
+        Ok(())
     }
 
     async fn insert_tables(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
@@ -391,7 +437,7 @@ impl Store for ClickHouseStore {
             policy_np: text(p.np.as_ref().map(|v| v.as_str())),
             adkim: text(p.adkim.as_ref().map(|v| v.as_str())),
             aspf: text(p.aspf.as_ref().map(|v| v.as_str())),
-            pct: p.pct.map(|v| v.min(255) as u8),
+            pct: p.pct,
             testing: text(p.testing.as_ref().map(|v| v.as_str())),
             record_count: 0,
             message_count: 0,

@@ -1,0 +1,560 @@
+//! End-to-end tests of the distributed pipeline against a real Kafka broker (KRaft) and a
+//! real ClickHouse server: `ruaflow migrate`, `ruaflow ingest dir`, `ruaflow process`.
+//!
+//! The services are started by `tests/run` (`tests/services/up`), which exports
+//! RUAFLOW_TEST_KAFKA and RUAFLOW_TEST_CLICKHOUSE. Each test uses a topic, a consumer
+//! group and a database of its own; the outage test starts a ClickHouse of its own, so
+//! stopping it disturbs no other test. Without the services the tests are skipped with a
+//! message, except with CI=true, where a missing service fails them.
+//!
+//! Expected totals come from two independent places: `ruaflow parse --json` (reports,
+//! records and messages, each report counted once by identity) and the embedded
+//! pipeline (`ruaflow run --once`) on the same inputs, which must agree with ClickHouse
+//! on every total, dead letters included.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+
+use common::{corpus, ruaflow};
+
+/// The services `tests/run` started, or `None` (test skipped) outside CI.
+struct Services {
+    kafka: String,
+    clickhouse: String,
+}
+
+fn services() -> Option<Services> {
+    match (std::env::var("RUAFLOW_TEST_KAFKA"), std::env::var("RUAFLOW_TEST_CLICKHOUSE")) {
+        (Ok(kafka), Ok(clickhouse)) => Some(Services { kafka, clickhouse }),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "RUAFLOW_TEST_KAFKA / RUAFLOW_TEST_CLICKHOUSE are not set: run the tests with tests/run, which starts Kafka and ClickHouse"
+            );
+            eprintln!(
+                "skipped: no Kafka/ClickHouse (run tests/run, or tests/services/up DIR and export DIR/env)"
+            );
+            None
+        }
+    }
+}
+
+/// A name no other test (or earlier run) uses: topic, group and database.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+use common::Totals;
+
+/// ClickHouse over HTTP, each row counted once (FINAL).
+fn clickhouse_totals(url: &str, db: &str) -> Result<Totals, String> {
+    let sql = format!(
+        "SELECT (SELECT count() FROM {db}.reports FINAL), (SELECT count() FROM {db}.dmarc_records FINAL),
+                (SELECT sum(count) FROM {db}.dmarc_records FINAL), (SELECT sum(messages) FROM {db}.agg_source_day FINAL),
+                (SELECT sum(messages) FROM {db}.agg_selector_day FINAL), (SELECT count() FROM {db}.tlsrpt_policies FINAL),
+                (SELECT count() FROM {db}.tlsrpt_failures FINAL), (SELECT count() FROM {db}.dead_letters FINAL)
+         FORMAT TSV"
+    );
+    let text = clickhouse_query(url, &sql)?;
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|n| n.parse().map_err(|e| format!("{e}: {text}")))
+        .collect::<Result<_, _>>()?;
+    let [reports, records, messages, aggregated, selector_messages, tls_policies, tls_failures, dead_letters] =
+        v[..]
+    else {
+        return Err(format!("unexpected answer {text:?}"));
+    };
+    Ok(Totals {
+        reports,
+        records,
+        messages,
+        aggregated,
+        selector_messages,
+        tls_policies,
+        tls_failures,
+        dead_letters,
+    })
+}
+
+fn clickhouse_query(url: &str, sql: &str) -> Result<String, String> {
+    let mut response = ureq::post(url).send(sql).map_err(|e| e.to_string())?;
+    response.body_mut().read_to_string().map_err(|e| e.to_string())
+}
+
+/// The embedded pipeline on the same inputs, as the reference.
+fn embedded_totals(inputs: &[&Path]) -> Totals {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ref.db");
+    let out =
+        ruaflow().args(["run", "--once", "--offline", "--db"]).arg(&db).args(inputs).output().expect("run");
+    assert!(out.status.success(), "embedded run failed: {}", String::from_utf8_lossy(&out.stderr));
+    common::sqlite_totals(&db)
+}
+
+/// (reports, records, messages) from `ruaflow parse --json`, each report counted once by
+/// identity (the corpus holds some reports in several encodings).
+fn parse_totals(inputs: &[&Path]) -> (u64, u64, u64) {
+    let out = ruaflow().args(["parse", "--json"]).args(inputs).output().expect("parse");
+    let mut reports: HashMap<String, (u64, u64)> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let n = |k: &str| v[k].as_u64().unwrap_or_default();
+        match v["kind"].as_str() {
+            Some("dmarc") => {
+                let key = format!(
+                    "d|{}|{}|{}|{}|{}",
+                    s("org_name"),
+                    s("report_id"),
+                    s("domain"),
+                    n("begin"),
+                    n("end")
+                );
+                reports.insert(key, (n("record_count"), n("message_count")));
+            }
+            Some("tlsrpt") => {
+                reports.insert(format!("t|{}|{}", s("organization_name"), s("report_id")), (0, 0));
+            }
+            _ => {}
+        }
+    }
+    let (records, messages) = reports.values().fold((0, 0), |(r, m), (a, b)| (r + a, m + b));
+    (reports.len() as u64, records, messages)
+}
+
+/// `files` without those holding a report whose identity an earlier file already holds
+/// with other contents.
+fn one_copy_per_identity(files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let out = ruaflow().args(["parse", "--json"]).args(&files).output().expect("parse");
+    let mut first: HashMap<String, String> = HashMap::new();
+    let mut drop = std::collections::HashSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        if v["kind"] != "dmarc" {
+            continue;
+        }
+        let identity =
+            format!("{}|{}|{}|{}|{}", v["org_name"], v["report_id"], v["domain"], v["begin"], v["end"]);
+        let content = v["report"].to_string();
+        match first.get(&identity) {
+            Some(seen) if *seen != content => {
+                drop.insert(PathBuf::from(v["file"].as_str().unwrap_or_default()));
+            }
+            Some(_) => {}
+            None => {
+                first.insert(identity, content);
+            }
+        }
+    }
+    assert!(!drop.is_empty(), "the corpus was expected to hold conflicting copies");
+    files.into_iter().filter(|f| !drop.contains(f)).collect()
+}
+
+fn migrate(url: &str) {
+    let out = ruaflow().args(["migrate", "--clickhouse", url]).output().expect("migrate");
+    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn ingest(kafka: &str, topic: &str, partitions: u32, inputs: &[&Path]) {
+    let out = ruaflow()
+        .args(["ingest", "dir", "--once", "--kafka", kafka, "--topic", topic, "--partitions"])
+        .arg(partitions.to_string())
+        .args(inputs)
+        .output()
+        .expect("ingest");
+    assert!(out.status.success(), "ingest failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A `ruaflow process` with small batches (many inserts and offset commits per run),
+/// its log in `log`.
+fn process(kafka: &str, topic: &str, clickhouse: &str, group: &str, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    ruaflow()
+        .args(["process", "--kafka", kafka, "--topic", topic, "--clickhouse", clickhouse, "--group", group])
+        .args(["--listen", "127.0.0.1:0", "--batch-records", "300", "--batch-ms", "200"])
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start process")
+}
+
+/// Polls ClickHouse until the totals equal `want` (Ok) or `timeout` passes (Err with the
+/// last totals seen). Errors while polling (ClickHouse restarting) are retried.
+fn wait_for(url: &str, db: &str, want: Totals, timeout: Duration) -> Result<Totals, String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = Err("nothing read yet".to_owned());
+    while Instant::now() < deadline {
+        last = clickhouse_totals(url, db);
+        if last.as_ref() == Ok(&want) {
+            return Ok(want);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Err(format!("after {timeout:?}: {last:?}, want {want:?}"))
+}
+
+/// The totals stay at `want` for a while (nothing arrives late and doubles a count).
+fn stays(url: &str, db: &str, want: Totals) {
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(clickhouse_totals(url, db).expect("totals"), want, "totals changed after they were reached");
+}
+
+fn synth(dir: &Path, scenario: &str, seed: u32, days: u32) -> PathBuf {
+    let out = ruaflow()
+        .args(["synth", "--out"])
+        .arg(dir)
+        .args(["--scenario", scenario, "--seed", &seed.to_string(), "--days", &days.to_string()])
+        .output()
+        .expect("synth");
+    assert!(out.status.success(), "synth failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join("reports")
+}
+
+/// Splits a synthetic data set into two loads (every other file moves to a sibling
+/// directory). Two data sets from separate `synth` runs would not do: reporters' ids are
+/// deterministic per day (Google's TLS ids are the date and domain), so they would share
+/// report identities with different contents.
+fn halves(dir: &Path) -> (PathBuf, PathBuf) {
+    let second = dir.with_extension("second");
+    std::fs::create_dir_all(&second).expect("mkdir");
+    for (i, file) in walk(dir).into_iter().enumerate() {
+        if i % 2 == 1 {
+            std::fs::rename(&file, second.join(file.file_name().expect("name"))).expect("move");
+        }
+    }
+    (dir.to_path_buf(), second)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn log_text(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// Messages on a topic with their headers, read from the beginning.
+fn topic_messages(kafka: &str, topic: &str, expect: usize) -> Vec<HashMap<String, String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "52428800")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers: HashMap<String, String> = HashMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    let value =
+                        header.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                    headers.insert(header.key.to_owned(), value);
+                }
+            }
+            headers.insert("payload_len".into(), m.payload().map_or(0, <[u8]>::len).to_string());
+            out.push(headers);
+        }
+    }
+    out
+}
+
+#[test]
+fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq() {
+    let Some(svc) = services() else { return };
+    let name = unique("e2e");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let synthetic = synth(&tmp.path().join("synth"), "replay-flood", 7, 10);
+    // The corpus has reports that share an identity but differ in content (a resent,
+    // edited report). Both stores keep the first copy they store, and which copy comes
+    // first through Kafka's partitions is a matter of timing; so only one file of each
+    // such group is loaded here, and every total has a single right answer.
+    let corpus_files = one_copy_per_identity(walk(&corpus()));
+    let mut inputs: Vec<&Path> = corpus_files.iter().map(PathBuf::as_path).collect();
+    inputs.push(&synthetic);
+
+    let want = embedded_totals(&inputs);
+    let (reports, records, messages) = parse_totals(&inputs);
+    assert_eq!(
+        (want.reports, want.records, want.messages),
+        (reports, records, messages),
+        "embedded vs parse"
+    );
+    assert!(want.dead_letters >= 3 && want.records > 1000, "{want:?}");
+
+    migrate(&url);
+    ingest(&svc.kafka, &name, 4, &inputs);
+    // Publishing everything twice (a source that redelivers) changes nothing.
+    ingest(&svc.kafka, &name, 4, &inputs);
+    let log = tmp.path().join("process.log");
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    let reached = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
+    let clean = common::terminate(child);
+    assert!(reached.is_ok(), "{reached:?}\n{}", log_text(&log));
+    assert!(clean, "process did not exit 0 on SIGTERM:\n{}", log_text(&log));
+    stays(&svc.clickhouse, &name, want);
+
+    // Every dead letter is on the DLQ too, whole, with its reason (twice: it was
+    // published twice, and the topic is a log, not a table).
+    let dlq = topic_messages(&svc.kafka, &format!("{name}.dlq"), 2 * want.dead_letters as usize);
+    assert_eq!(dlq.len() as u64, 2 * want.dead_letters, "{dlq:?}");
+    assert!(
+        dlq.iter().all(|h| !h["reason"].is_empty() && h.contains_key("location") && h["source"] == "dir"),
+        "{dlq:?}"
+    );
+    assert!(dlq.iter().any(|h| h["reason"].contains("unrecognized content")), "{dlq:?}");
+
+    // Offsets were committed: a new processor in the same group finds nothing to do.
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(common::terminate(child));
+    let last = log_text(&log).lines().rfind(|l| l.contains("inputs,")).unwrap_or_default().to_owned();
+    assert!(last.starts_with("0 inputs"), "a restarted processor re-read committed input: {last}");
+}
+
+#[test]
+fn a_processor_killed_ten_times_mid_load_leaves_exact_totals() {
+    let Some(svc) = services() else { return };
+    let name = unique("kill");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let synthetic = synth(&tmp.path().join("synth"), "spoofing-spike", 11, 35);
+    let want = embedded_totals(&[&synthetic]);
+
+    migrate(&url);
+    ingest(&svc.kafka, &name, 4, &[&synthetic]);
+    let log = tmp.path().join("process.log");
+    let mut seed = 0x9e37_79b9_u32;
+    let mut kills = 0;
+    let mut mid_load = 0;
+    for _ in 0..10 {
+        let mut child = process(&svc.kafka, &name, &url, &name, &log);
+        // A pseudo-random moment between 0.5 and 3.5 s into the run.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        std::thread::sleep(Duration::from_millis(500 + u64::from(seed % 3000)));
+        let before = clickhouse_totals(&svc.clickhouse, &name).unwrap_or_default();
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        kills += 1;
+        if before != want {
+            mid_load += 1;
+        }
+    }
+    assert_eq!(kills, 10);
+    assert!(mid_load >= 3, "the load finished too early to test anything ({mid_load} kills mid-load)");
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    let reached = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
+    let clean = common::terminate(child);
+    assert!(reached.is_ok(), "{reached:?}\n{}", log_text(&log));
+    assert!(clean);
+    stays(&svc.clickhouse, &name, want);
+}
+
+#[test]
+fn clickhouse_down_for_30_seconds_mid_load_loses_and_doubles_nothing() {
+    let Some(svc) = services() else { return };
+    let service = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/clickhouse");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A ClickHouse of this test's own: stopping it disturbs no other test.
+    let dir = tmp.path().join("clickhouse");
+    let port = common::free_port();
+    let ch = |cmd: &str| {
+        let mut c = Command::new(service);
+        c.arg(cmd).arg(&dir);
+        if cmd == "start" {
+            c.arg(port.to_string());
+        }
+        let out = c.output().expect("clickhouse service");
+        assert!(
+            out.status.success(),
+            "clickhouse {cmd}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ch("start");
+    let server = format!("http://127.0.0.1:{port}");
+    let name = unique("outage");
+    let url = format!("{server}/{name}");
+    // Two loads: the second arrives while ClickHouse is down, so the processor must
+    // hold a batch through the outage whatever its speed.
+    let (first, second) = halves(&synth(&tmp.path().join("synth"), "tls-failure", 5, 35));
+    let want = embedded_totals(&[&first, &second]);
+
+    migrate(&url);
+    ingest(&svc.kafka, &name, 4, &[&first]);
+    let log = tmp.path().join("process.log");
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while clickhouse_totals(&server, &name).map_or(0, |t| t.records) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = clickhouse_totals(&server, &name).expect("totals before the outage");
+    ch("stop");
+    ingest(&svc.kafka, &name, 4, &[&second]);
+    std::thread::sleep(Duration::from_secs(30));
+    ch("start");
+    let reached = wait_for(&server, &name, want, Duration::from_secs(180));
+    let clean = common::terminate(child);
+    let log = log_text(&log);
+    ch("stop");
+    assert!(before.records > 0 && before != want, "the outage did not fall mid-load: {before:?}");
+    assert!(log.contains("processing"), "{log}");
+    assert!(reached.is_ok(), "{reached:?}\n{log}");
+    assert!(clean, "{log}");
+    assert!(
+        log.contains("insert failed; the batch is held and retried"),
+        "the outage was not noticed:\n{log}"
+    );
+}
+
+#[test]
+fn two_processors_share_the_partitions_and_one_leaving_mid_load_changes_no_total() {
+    let Some(svc) = services() else { return };
+    let name = unique("group");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Two loads: the second arrives after the first processor left, so the one that
+    // stays must take over its partitions.
+    let (first, second) = halves(&synth(&tmp.path().join("synth"), "new-esp", 3, 35));
+    let want = embedded_totals(&[&first, &second]);
+
+    migrate(&url);
+    ingest(&svc.kafka, &name, 4, &[&first]);
+    let (log_a, log_b) = (tmp.path().join("a.log"), tmp.path().join("b.log"));
+    let a = process(&svc.kafka, &name, &url, &name, &log_a);
+    let b = process(&svc.kafka, &name, &url, &name, &log_b);
+    // Both take part; a leaves while its share is being stored (a rebalance).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while clickhouse_totals(&svc.clickhouse, &name).map_or(0, |t| t.records) == 0 && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = clickhouse_totals(&svc.clickhouse, &name).expect("totals");
+    let a_clean = common::terminate(a);
+    ingest(&svc.kafka, &name, 4, &[&second]);
+    let reached = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
+    let b_clean = common::terminate(b);
+    let (a_log, b_log) = (log_text(&log_a), log_text(&log_b));
+    assert!(reached.is_ok(), "{reached:?}\n--- a\n{a_log}\n--- b\n{b_log}");
+    assert!(a_clean && b_clean, "--- a\n{a_log}\n--- b\n{b_log}");
+    assert!(before != want, "the first load was over before the first processor left: {before:?}");
+    let assigned = |log: &str| log.lines().filter(|l| l.contains("partitions assigned")).count();
+    assert!(
+        assigned(&a_log) >= 1 && assigned(&b_log) >= 2,
+        "b must have been re-assigned after a left\n--- a\n{a_log}\n--- b\n{b_log}"
+    );
+    let inputs = |log: &str| {
+        log.lines()
+            .find(|l| l.contains(" inputs, "))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        inputs(&a_log) > 0 && inputs(&b_log) > 0,
+        "both processors must have done part of the work\n--- a\n{a_log}\n--- b\n{b_log}"
+    );
+    stays(&svc.clickhouse, &name, want);
+}
+
+#[test]
+fn a_poison_report_goes_to_the_dlq_and_the_partition_goes_on() {
+    let Some(svc) = services() else { return };
+    let name = unique("poison");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // One partition, so the good reports are queued behind the poison ones.
+    let poison = tmp.path().join("poison");
+    std::fs::create_dir_all(&poison).expect("mkdir");
+    std::fs::write(poison.join("a-truncated.xml.gz"), [0x1f, 0x8b, 0x08, 0x00, 0x00]).expect("write");
+    std::fs::write(poison.join("b-broken.xml"), "<feedback><report_metadata><org_name>x</org_name>")
+        .expect("write");
+    let good = corpus().join("parsedmarc/smtp_tls/rfc8460.json");
+    migrate(&url);
+    ingest(&svc.kafka, &name, 1, &[&poison]);
+    ingest(&svc.kafka, &name, 1, &[&good]);
+    let want = embedded_totals(&[&poison, &good]);
+    assert_eq!((want.dead_letters, want.reports), (2, 1), "{want:?}");
+
+    let log = tmp.path().join("process.log");
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    let reached = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(120));
+    let clean = common::terminate(child);
+    assert!(reached.is_ok(), "{reached:?}\n{}", log_text(&log));
+    assert!(clean);
+    let dlq = topic_messages(&svc.kafka, &format!("{name}.dlq"), 2);
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    let reasons: Vec<&str> = dlq.iter().map(|h| h["reason"].as_str()).collect();
+    assert!(dlq.iter().any(|h| h["filename"] == "a-truncated.xml.gz" && h["payload_len"] == "5"), "{dlq:?}");
+    assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
+    let stored = clickhouse_query(
+        &svc.clickhouse,
+        &format!("SELECT reason FROM {name}.dead_letters FINAL ORDER BY reason FORMAT TSV"),
+    )
+    .expect("dead letters");
+    assert_eq!(stored.lines().count(), 2, "{stored}");
+}
+
+#[test]
+fn a_report_resent_with_other_contents_keeps_the_first_copy() {
+    let Some(svc) = services() else { return };
+    let name = unique("resent");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Two corpus files with one identity (Test Inc., 1.id.0): no records, then two.
+    let first = corpus().join("dmarc-report-converter/test_empty.xml");
+    let resent = corpus().join("dmarc-report-converter/test.xml");
+    let want = embedded_totals(&[&first]);
+    assert_ne!(
+        want,
+        embedded_totals(&[&resent]),
+        "the two copies must differ for this test to mean anything"
+    );
+
+    migrate(&url);
+    ingest(&svc.kafka, &name, 1, &[&first]);
+    let log = tmp.path().join("process.log");
+    let child = process(&svc.kafka, &name, &url, &name, &log);
+    let stored_first = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(60));
+    ingest(&svc.kafka, &name, 1, &[&resent]);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = clickhouse_totals(&svc.clickhouse, &name);
+    assert!(common::terminate(child));
+    assert!(stored_first.is_ok(), "{stored_first:?}\n{}", log_text(&log));
+    assert_eq!(after, Ok(want), "{}", log_text(&log));
+}
