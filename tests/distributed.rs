@@ -558,3 +558,107 @@ fn a_report_resent_with_other_contents_keeps_the_first_copy() {
     assert!(stored_first.is_ok(), "{stored_first:?}\n{}", log_text(&log));
     assert_eq!(after, Ok(want), "{}", log_text(&log));
 }
+
+/// Firing replay notices as (domain, window_start), from `ruaflow alerts --json`.
+fn replay_alerts(db: &Path) -> std::collections::BTreeSet<(String, i64)> {
+    let out = ruaflow().args(["alerts", "--json", "--db"]).arg(db).output().expect("alerts");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("alert json"))
+        .filter(|a| a["kind"] == "dkim_replay_suspected" && a["state"] == "firing")
+        .map(|a| {
+            (a["domain"].as_str().unwrap_or_default().to_owned(), a["window_start"].as_i64().unwrap_or(0))
+        })
+        .collect()
+}
+
+#[test]
+fn one_detector_alerts_on_a_replay_flood_once_however_many_processors_run() {
+    let Some(svc) = services() else { return };
+    let name = unique("detect");
+    let url = format!("{}/{name}", svc.clickhouse);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let synthetic = synth(&tmp.path().join("synth"), "replay-flood", 1, 35);
+    // The reference: the embedded pipeline on the same files, in the same order.
+    let reference = tmp.path().join("ref.db");
+    let out = ruaflow()
+        .args(["run", "--once", "--offline", "--db"])
+        .arg(&reference)
+        .arg(&synthetic)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = replay_alerts(&reference);
+    assert!(!expected.is_empty(), "the scenario must raise a replay alert");
+    let want = common::sqlite_totals(&reference);
+
+    migrate(&url);
+    // One partition keeps the files' order, so detection sees what the embedded run saw.
+    ingest(&svc.kafka, &name, 1, &[&synthetic]);
+    let logs: Vec<PathBuf> =
+        ["a", "b", "detect"].iter().map(|n| tmp.path().join(format!("{n}.log"))).collect();
+    let a = process(&svc.kafka, &name, &url, &name, &logs[0]);
+    let b = process(&svc.kafka, &name, &url, &name, &logs[1]);
+    let detect_db = tmp.path().join("detect.db");
+    let log = std::fs::File::create(&logs[2]).expect("log");
+    let detector = ruaflow()
+        .args([
+            "detect",
+            "--offline",
+            "--kafka",
+            &svc.kafka,
+            "--topic",
+            &name,
+            "--group",
+            &format!("{name}_detect"),
+        ])
+        .arg("--db")
+        .arg(&detect_db)
+        .args(["--clickhouse", &url])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start detect");
+    let stored = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline
+        && !(detect_db.exists() && common::sqlite_totals(&detect_db).reports == want.reports)
+    {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let clean = [common::terminate(a), common::terminate(b), common::terminate(detector)];
+    let all_logs = logs.iter().map(|l| log_text(l)).collect::<Vec<_>>().join("\n---\n");
+    assert!(stored.is_ok(), "{stored:?}\n{all_logs}");
+    assert_eq!(clean, [true; 3], "{all_logs}");
+    assert_eq!(common::sqlite_totals(&detect_db), want, "the detector stored every report once\n{all_logs}");
+    assert_eq!(
+        replay_alerts(&detect_db),
+        expected,
+        "same replay alerts as the embedded pipeline\n{all_logs}"
+    );
+
+    // Copied into ClickHouse for Grafana, each notice once; the processors raised none.
+    let copied = clickhouse_query(
+        &svc.clickhouse,
+        &format!(
+            "SELECT domain, toUInt32(window_start) FROM {name}.alerts FINAL
+             WHERE kind = 'dkim_replay_suspected' AND state = 'firing' ORDER BY domain, window_start FORMAT TSV"
+        ),
+    )
+    .expect("alerts");
+    let copied: std::collections::BTreeSet<(String, i64)> = copied
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(d, w)| (d.to_owned(), w.parse().unwrap_or(0)))
+        .collect();
+    assert_eq!(copied, expected);
+    let total = |sql: &str| {
+        clickhouse_query(&svc.clickhouse, sql).expect("count").trim().parse::<u64>().expect("number")
+    };
+    let sqlite_alerts: u64 = rusqlite::Connection::open(&detect_db)
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(total(&format!("SELECT count() FROM {name}.alerts FINAL")), sqlite_alerts);
+}

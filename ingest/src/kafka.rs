@@ -139,6 +139,27 @@ impl Publisher {
         self.send(&self.topic, envelope, headers(envelope)).await
     }
 
+    /// Hands one Envelope to the producer now (so Envelopes keep their order within a
+    /// partition) and returns a future that resolves once Kafka confirmed it. Waits
+    /// while the producer's queue is full.
+    async fn enqueue(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaQueueError> {
+        let key = envelope.sha256_hex();
+        loop {
+            let record =
+                FutureRecord::to(&self.topic).key(&key).payload(&envelope.bytes).headers(headers(envelope));
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err((err, _)) => return Err(KafkaQueueError::Delivery(err)),
+            }
+        }
+    }
+
     /// Publishes a dead letter — the whole raw input, its provenance, the reason and
     /// where inside the input — and returns once Kafka confirmed it.
     pub async fn publish_dead(
@@ -220,9 +241,10 @@ fn envelope_of(message: &impl Message) -> Envelope {
     envelope
 }
 
-/// Publishes every delivery from `queue` and fires its acknowledgement once Kafka
-/// confirmed it; at most `in_flight` at a time. A delivery Kafka refuses is logged and
-/// not acknowledged (its source keeps it). Returns (published, failed) when the queue closes.
+/// Publishes every delivery from `queue`, in order, and fires its acknowledgement once
+/// Kafka confirmed it; at most `in_flight` unconfirmed at a time. A delivery Kafka
+/// refuses is logged and not acknowledged (its source keeps it). Returns (published,
+/// failed) when the queue closes.
 pub async fn publish(
     publisher: Publisher,
     mut queue: tokio::sync::mpsc::Receiver<Delivery>,
@@ -234,9 +256,18 @@ pub async fn publish(
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(Delivery { envelope, ack }) = queue.recv().await {
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
-        let (publisher, published, failed) = (publisher.clone(), Arc::clone(&published), Arc::clone(&failed));
+        let (published, failed) = (Arc::clone(&published), Arc::clone(&failed));
+        let delivery = publisher.enqueue(&envelope).await;
         tasks.spawn(async move {
-            match publisher.publish(&envelope).await {
+            let confirmed = match delivery {
+                Ok(future) => match future.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((err, _))) => Err(KafkaQueueError::Delivery(err)),
+                    Err(_) => Err(KafkaQueueError::Delivery(KafkaError::Canceled)),
+                },
+                Err(err) => Err(err),
+            };
+            match confirmed {
                 Ok(()) => {
                     published.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("ruaflow_envelopes_published_total").increment(1);

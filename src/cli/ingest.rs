@@ -50,6 +50,19 @@ impl KafkaArgs {
     }
 }
 
+/// Creates the topics when missing; a broker that does not answer within a minute is
+/// an error naming it.
+pub fn ensure_topics(runtime: &tokio::runtime::Runtime, kafka: &KafkaConfig) -> anyhow::Result<()> {
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
+                .map_err(anyhow::Error::from)
+        })
+        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))
+}
+
 /// Which source to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceKind {
@@ -97,14 +110,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let kafka = args.kafka.config(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(&kafka))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
-                .map_err(anyhow::Error::from)
-        })
-        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))?;
+    ensure_topics(&runtime, &kafka)?;
     let publisher = Publisher::new(&kafka)?;
     let (tx, rx) = ruaflow_ingest::queue::local();
     let publishing = runtime.spawn(kafka::publish(publisher, rx, IN_FLIGHT));

@@ -4,6 +4,7 @@
 mod alerts;
 mod config;
 mod demo;
+mod detect;
 mod ingest;
 mod inputs;
 mod migrate;
@@ -49,6 +50,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Distributed: consume reports from Kafka and store them in ClickHouse.
     Process(process::ProcessArgs),
+    /// Distributed: detection and alerting on everything published to Kafka (run one).
+    Detect(detect::DetectArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(args),
         Command::Process(args) => process::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Detect(args) => detect::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use ruaflow_ingest::kafka::{self, Consumer, Publisher};
+use ruaflow_ingest::kafka::{Consumer, Publisher};
 use ruaflow_processor::clickhouse::{
     ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, InsertStats,
 };
@@ -64,14 +64,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let stop = stop_signal()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    runtime
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(&kafka))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
-                .map_err(anyhow::Error::from)
-        })
-        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))?;
+    super::ingest::ensure_topics(&runtime, &kafka)?;
     let store = ClickHouseStore::connect(&args.clickhouse, Arc::clone(&stop))
         .with_context(|| format!("cannot use ClickHouse at {}", args.clickhouse))?;
     let stats = store.stats();

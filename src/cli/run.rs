@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
@@ -88,10 +88,62 @@ pub fn run_pipeline(
     once: bool,
     config: &Config,
 ) -> anyhow::Result<RunSummary> {
+    detecting_pipeline(db, config, |tx, progress, _| {
+        let http = match &config.http {
+            Some(_) if once => {
+                tracing::warn!("--once: the [http] section is ignored");
+                None
+            }
+            Some(http) => Some(HttpRunning::start(http, config, tx.clone())?),
+            None => None,
+        };
+        let imap = match config.imap.len() {
+            0 => None,
+            _ if once => {
+                tracing::warn!("--once: the [[imap]] sections are ignored");
+                None
+            }
+            _ => Some(ImapRunning::start(config, tx.clone())?),
+        };
+        // Installed before the first feed so a stop during a long initial scan is graceful.
+        let stop = if once { None } else { Some(stop_signal()?) };
+
+        let mut files = FileFeed::new(inputs, config.limits.max_input_bytes);
+        let first = files.changed()?;
+        let bar = progress_bar(first.len() as u64, progress);
+        let fed = files.feed(first, &tx).and_then(|()| match &stop {
+            Some(stop) => files.watch(&tx, stop),
+            None => Ok(()),
+        });
+        // The endpoint holds a queue sender: it must be gone before the queue can close.
+        if let Some(http) = http {
+            http.stop();
+        }
+        if let Some(imap) = imap {
+            imap.stop();
+        }
+        fed.map(|()| bar)
+    })
+}
+
+/// The embedded pipeline with detection into the database at `db`, fed by `feed` (given
+/// the queue, the counters, and a flag set once the pipeline has stopped) until it
+/// returns; then the queue closes, the pipeline drains and commits, the checks that
+/// need the whole picture run, sources are enriched and the alert sinks flushed.
+pub fn detecting_pipeline(
+    db: &Path,
+    config: &Config,
+    feed: impl FnOnce(
+        tokio::sync::mpsc::Sender<Delivery>,
+        &Arc<Progress>,
+        &AtomicBool,
+    ) -> anyhow::Result<Option<indicatif::ProgressBar>>,
+) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
     let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
+    let finished = Arc::new(AtomicBool::new(false));
 
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
@@ -100,6 +152,7 @@ pub fn run_pipeline(
         let db = db.to_path_buf();
         let sinks = Arc::clone(&sinks);
         let raised = Arc::clone(&alerts_raised);
+        let finished = Arc::clone(&finished);
         let mut hook = DetectHook {
             config: config.detect.clone(),
             notify: move |alert: &Alert| {
@@ -107,47 +160,16 @@ pub fn run_pipeline(
                 sinks.emit(alert);
             },
         };
-        std::thread::Builder::new()
-            .name("pipeline".into())
-            .spawn(move || pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook))?
+        std::thread::Builder::new().name("pipeline".into()).spawn(move || {
+            let result = pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook);
+            finished.store(true, Ordering::Relaxed);
+            result
+        })?
     };
 
-    let http = match &config.http {
-        Some(_) if once => {
-            tracing::warn!("--once: the [http] section is ignored");
-            None
-        }
-        Some(http) => Some(HttpRunning::start(http, config, tx.clone())?),
-        None => None,
-    };
-    let imap = match config.imap.len() {
-        0 => None,
-        _ if once => {
-            tracing::warn!("--once: the [[imap]] sections are ignored");
-            None
-        }
-        _ => Some(ImapRunning::start(config, tx.clone())?),
-    };
-    // Installed before the first feed so a stop during a long initial scan is graceful.
-    let stop = if once { None } else { Some(stop_signal()?) };
-
-    let mut files = FileFeed::new(inputs, config.limits.max_input_bytes);
-    let first = files.changed()?;
-    let bar = progress_bar(first.len() as u64, &progress);
-    let fed = files.feed(first, &tx).and_then(|()| match &stop {
-        Some(stop) => files.watch(&tx, stop),
-        None => Ok(()),
-    });
-    // The endpoint holds a queue sender: it must be gone before the queue can close.
-    if let Some(http) = http {
-        http.stop();
-    }
-    if let Some(imap) = imap {
-        imap.stop();
-    }
-    drop(tx);
+    let fed = feed(tx, &progress, &finished);
     let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
-    if let Some(bar) = bar {
+    if let Ok(Some(bar)) = &fed {
         bar.finish_and_clear();
     }
     fed?;

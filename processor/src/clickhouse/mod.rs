@@ -14,6 +14,7 @@
 //!   the writer stops taking work, the workers and the queue fill, and back-pressure
 //!   reaches the consumer instead of memory growing.
 
+mod alerts;
 mod migrate;
 mod rows;
 
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 
+pub use self::alerts::copy_alerts;
 pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;

@@ -1,0 +1,114 @@
+//! `ruaflow detect --kafka BROKERS [--db FILE] [--clickhouse URL]`: detection and alerting
+//! for the distributed deployment.
+//!
+//! One instance reads every Envelope from Kafka in a consumer group of its own
+//! (`ruaflow-detect`, apart from the processors') and runs the embedded pipeline on it:
+//! the same parser, a SQLite detection store (`--db`) holding the learned baselines and
+//! known senders, the same detectors after every commit, the same sinks (log, webhooks,
+//! Alertmanager). Processors never raise alerts, so however many of them run, each
+//! notice is raised once. With `--clickhouse`, notices are also copied into its `alerts`
+//! table (keyed by the notice, so a copy made twice is stored once) for Grafana.
+//!
+//! Run exactly one: a second member of the same group would see only part of each
+//! domain's reports. Its offsets are committed after its own SQLite commit, so a restart
+//! resumes where it left off; `ruaflow report --db FILE` works on its store.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::Args;
+
+use ruaflow_ingest::kafka::Consumer;
+use ruaflow_processor::clickhouse::{copy_alerts, ClickHouseUrl};
+
+use super::config::Config;
+use super::ingest::KafkaArgs;
+use super::run::detecting_pipeline;
+use super::sources::stop_signal;
+
+/// Arguments of `ruaflow detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The consumer group of the detector (not the processors' group).
+    #[arg(long, default_value = "ruaflow-detect")]
+    pub group: String,
+    /// The detection store (SQLite): baselines, known senders, alerts.
+    #[arg(long, default_value = "ruaflow-detect.db")]
+    pub db: PathBuf,
+    /// Also copy alerts into this ClickHouse database's `alerts` table.
+    #[arg(long, env = "RUAFLOW_CLICKHOUSE")]
+    pub clickhouse: Option<ClickHouseUrl>,
+    /// Configuration file (TOML): `[detect]`, `[alerts]`, `[enrich]`, `[limits]`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// No network lookups (reverse DNS) while enriching.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// How long a stop waits for in-flight Envelopes to be stored before leaving the group.
+const DRAIN: Duration = Duration::from_secs(60);
+/// How often new alerts are copied into ClickHouse.
+const COPY_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn run(args: DetectArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    config.enrich.offline |= args.offline;
+    let kafka = args.kafka.config(&config);
+    let stop = stop_signal()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    super::ingest::ensure_topics(&runtime, &kafka)?;
+    let consumer = Consumer::join(&kafka, &args.group)?;
+    tracing::info!(group = %args.group, db = %args.db.display(), "detecting");
+
+    // Its own flag: the copier outlives the stop signal until the pipeline has drained
+    // and the last notices are in the store.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let copier = args.clickhouse.clone().map(|url| {
+        let db = args.db.clone();
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || copy_loop(&url, &db, &done))
+    });
+    let summary = detecting_pipeline(&args.db, &config, |tx, _, finished| {
+        consumer.run(tx, &stop, finished, DRAIN);
+        Ok(None)
+    })?;
+    done.store(true, Ordering::Relaxed);
+    if let Some(copier) = copier {
+        let _ = copier.join();
+    }
+    println!(
+        "{} inputs, {} reports, {} records read; {} alert notices raised: ruaflow alerts --db {}",
+        summary.envelopes,
+        summary.reports,
+        summary.records,
+        summary.alerts,
+        args.db.display()
+    );
+    Ok(())
+}
+
+/// Copies new alerts from the detection store into ClickHouse every second until
+/// `done`, and once more after it. Failures are logged and retried on the next round.
+fn copy_loop(url: &ClickHouseUrl, db: &std::path::Path, done: &std::sync::atomic::AtomicBool) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let mut copied = 0i64;
+    loop {
+        let last_round = done.load(Ordering::Relaxed);
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        match rusqlite::Connection::open_with_flags(db, flags) {
+            Ok(conn) => match copy_alerts(&runtime, url, &conn, copied) {
+                Ok(last) => copied = last,
+                Err(err) => tracing::warn!(error = %err, "alerts not copied to ClickHouse yet; retrying"),
+            },
+            Err(err) => tracing::debug!(error = %err, "detection store not readable yet"),
+        }
+        if last_round {
+            return;
+        }
+        std::thread::sleep(COPY_INTERVAL);
+    }
+}
