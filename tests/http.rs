@@ -346,3 +346,71 @@ fn once_ignores_the_http_section_with_a_warning() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+/// A `multipart/form-data` body: `(field, filename, content type, bytes)` parts.
+fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, content_type, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if let Some(filename) = filename {
+            body.extend_from_slice(format!("; filename=\"{filename}\"").as_bytes());
+        }
+        body.extend_from_slice(format!("\r\nContent-Type: {content_type}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[test]
+fn multipart_uploads_store_each_file_part() {
+    let server = Server::start("rate_limit_per_minute = 0");
+    let agent = agent();
+    let url = server.url("/v1/reports");
+    let boundary = "----ruaflow-test-7d3a";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let json = std::fs::read(corpus("parsedmarc/smtp_tls/rfc8460.json")).expect("corpus json");
+    let body = multipart(
+        boundary,
+        &[
+            ("note", None, "text/plain", b"uploaded by a form"),
+            ("file", Some("a.xml.gz"), "application/gzip", &gzip(&dmarc_report("multipart-a", 7))),
+            ("file", Some("b.xml"), "text/xml", &dmarc_report("multipart-b", 8)),
+            ("file", Some("tls.json"), "application/json", &json),
+        ],
+    );
+    let (status, answer) = post(&agent, &url, &content_type, Some(TOKEN), &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""files":3"#) && answer.contains(r#""reports":3"#), "{answer}");
+    for id in ["multipart-a", "multipart-b", "5065427c-23d3-47ca-b6e0-946ea0e8c4be"] {
+        assert_eq!(server.count(REPORTS_WITH_ID, id), 1, "{id} stored before the 200");
+    }
+
+    // One bad file among good ones: 400 naming it; the good one is stored, the bad one
+    // is a dead letter.
+    let body = multipart(
+        boundary,
+        &[
+            ("file", Some("good.xml"), "text/xml", &dmarc_report("multipart-c", 9)),
+            ("file", Some("junk.bin"), "application/octet-stream", b"this is not a report"),
+        ],
+    );
+    let (status, answer) = post(&agent, &url, &content_type, Some(TOKEN), &body);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("junk.bin"), "{answer}");
+    assert_eq!(server.count(REPORTS_WITH_ID, "multipart-c"), 1);
+    assert_eq!(server.count("SELECT COUNT(*) FROM dead_letters WHERE reason != ?1", ""), 1);
+
+    // A form without a file, and a body that does not match its boundary.
+    let body = multipart(boundary, &[("note", None, "text/plain", b"no file")]);
+    let (status, answer) = post(&agent, &url, &content_type, Some(TOKEN), &body);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("no file part"), "{answer}");
+    let (status, answer) = post(&agent, &url, "multipart/form-data; boundary=other", Some(TOKEN), &body);
+    assert_eq!(status, 400, "{answer}");
+    // Without the token a multipart upload is refused like any other.
+    assert_eq!(post(&agent, &url, &content_type, None, &body).0, 401);
+}

@@ -2,7 +2,8 @@
 //!
 //! Input: `POST /v1/tlsrpt` (RFC 8460 §3 HTTPS delivery: `application/tlsrpt+gzip` or
 //! `application/tlsrpt+json`, no authentication) and `POST /v1/reports` (bearer token; a
-//! raw body holding any supported file: xml, gz, zip, json, eml). Output: one
+//! raw body holding any supported file: xml, gz, zip, json, eml — or a
+//! `multipart/form-data` upload, one report file per file part). Output: one
 //! [`Delivery`] per accepted body on the queue, source `http`, origin the remote address.
 //! Also `GET /healthz` and `GET /metrics` (Prometheus text).
 //!
@@ -13,6 +14,9 @@
 //! dead letter with the reason) and answered 400 after that commit. When the
 //! acknowledgement does not come within `ack_timeout_ms` the answer is 503: the client
 //! retries, and idempotency by report identity makes the retry count once.
+//!
+//! A multipart upload is answered once every file in it is stored; 400 names the files
+//! that held no readable report (they are dead letters, the others are stored).
 //!
 //! Answers: 200 stored, 400 no readable report (JSON `{"error": …}`), 401 missing or
 //! wrong token, 413 body above `max_body_bytes` (refused from `Content-Length`, or as
@@ -452,31 +456,32 @@ impl AppState {
             }
         };
 
-        // Parse once here so the client learns at once whether the body was readable;
-        // the pipeline parses again (streaming) when it stores it.
-        let limits = self.limits.clone();
-        let (bytes, verdict) = match tokio::task::spawn_blocking(move || {
-            let verdict = validate(&bytes, &limits);
-            (bytes, verdict)
-        })
-        .await
-        {
-            Ok(checked) => checked,
-            Err(_) => {
-                return reject(endpoint, StatusCode::INTERNAL_SERVER_ERROR, "internal", "validation failed")
-            }
+        // A multipart upload (`/v1/reports` only) carries one report file per file part.
+        let uploads = match (endpoint, content_type.as_deref().and_then(crate::multipart::boundary)) {
+            (Endpoint::Reports, Some(boundary)) => match file_parts(&bytes, &boundary) {
+                Ok(uploads) => uploads,
+                Err(message) => return reject(endpoint, StatusCode::BAD_REQUEST, "multipart", &message),
+            },
+            _ => vec![Upload { bytes, filename: None, content_type }],
         };
 
-        let mut envelope = Envelope::new(bytes, Source::Http, peer.to_string(), unix_now());
-        envelope.content_type = content_type;
-        let (ack_tx, ack_rx) = oneshot::channel::<()>();
-        let delivery = Delivery {
-            envelope,
-            ack: Some(Box::new(move || {
-                // The client may have gone (timeout, disconnect): nothing to tell then.
-                let _ = ack_tx.send(());
-            })),
+        // Parse once here so the client learns at once whether each file was readable;
+        // the pipeline parses again (streaming) when it stores it.
+        let limits = self.limits.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            uploads
+                .into_iter()
+                .map(|upload| {
+                    let verdict = validate(&upload.bytes, &limits);
+                    (upload, verdict)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(checked) = checked else {
+            return reject(endpoint, StatusCode::INTERNAL_SERVER_ERROR, "internal", "validation failed");
         };
+
         // One deadline covers both waiting for room on the queue (back-pressure from the
         // pipeline) and waiting for the commit.
         let deadline = tokio::time::Instant::now() + self.ack_timeout;
@@ -485,34 +490,84 @@ impl AppState {
             answer.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             answer
         };
-        match tokio::time::timeout_at(deadline, self.queue.send(delivery)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return unavailable("stopped", "the pipeline is stopping; retry later"),
-            Err(_) => return unavailable("timeout", "the pipeline is busy; retry later"),
+        let mut acks = Vec::with_capacity(checked.len());
+        let mut verdicts = Vec::with_capacity(checked.len());
+        for (upload, verdict) in checked {
+            let mut envelope = Envelope::new(upload.bytes, Source::Http, peer.to_string(), unix_now());
+            envelope.content_type = upload.content_type;
+            envelope.filename = upload.filename.clone();
+            let (ack_tx, ack_rx) = oneshot::channel::<()>();
+            let delivery = Delivery {
+                envelope,
+                ack: Some(Box::new(move || {
+                    // The client may have gone (timeout, disconnect): nothing to tell then.
+                    let _ = ack_tx.send(());
+                })),
+            };
+            match tokio::time::timeout_at(deadline, self.queue.send(delivery)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return unavailable("stopped", "the pipeline is stopping; retry later"),
+                Err(_) => return unavailable("timeout", "the pipeline is busy; retry later"),
+            }
+            acks.push(ack_rx);
+            verdicts.push((upload.filename, verdict));
         }
-        match tokio::time::timeout_at(deadline, ack_rx).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                return unavailable("stopped", "the pipeline stopped before storing the report; retry")
-            }
-            Err(_) => {
-                tracing::warn!(peer = %peer, ack_timeout_ms = self.ack_timeout.as_millis() as u64, "http upload not committed in time");
-                return unavailable("timeout", "not stored in time; retry later");
+        for ack_rx in acks {
+            match tokio::time::timeout_at(deadline, ack_rx).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return unavailable("stopped", "the pipeline stopped before storing the report; retry")
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %peer, ack_timeout_ms = self.ack_timeout.as_millis() as u64, "http upload not committed in time");
+                    return unavailable("timeout", "not stored in time; retry later");
+                }
             }
         }
-        match verdict {
-            Ok(reports) => {
-                metrics::counter!("ruaflow_http_reports_accepted_total", "endpoint" => endpoint.as_str())
-                    .increment(1);
-                count_request(endpoint, StatusCode::OK);
-                json(StatusCode::OK, &serde_json::json!({ "status": "stored", "reports": reports }))
-            }
-            Err(reason) => {
-                tracing::info!(peer = %peer, reason = %reason, "http upload held no readable report");
-                reject(endpoint, StatusCode::BAD_REQUEST, "unreadable", &reason)
-            }
+        let reports: usize = verdicts.iter().filter_map(|(_, v)| v.as_ref().ok()).sum();
+        let failed: Vec<String> = verdicts
+            .iter()
+            .filter_map(|(name, v)| {
+                let reason = v.as_ref().err()?;
+                Some(match name {
+                    Some(name) => format!("{name}: {reason}"),
+                    None => reason.clone(),
+                })
+            })
+            .collect();
+        if failed.is_empty() {
+            metrics::counter!("ruaflow_http_reports_accepted_total", "endpoint" => endpoint.as_str())
+                .increment(verdicts.len() as u64);
+            count_request(endpoint, StatusCode::OK);
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "status": "stored", "reports": reports, "files": verdicts.len() }),
+            )
+        } else {
+            tracing::info!(peer = %peer, reasons = %failed.join("; "), "http upload held no readable report");
+            reject(endpoint, StatusCode::BAD_REQUEST, "unreadable", &failed.join("; "))
         }
     }
+}
+
+/// One file of a request: the whole body, or a file part of a multipart upload.
+struct Upload {
+    bytes: Vec<u8>,
+    filename: Option<String>,
+    content_type: Option<String>,
+}
+
+/// The file parts of a multipart upload (parts with a filename; form fields are ignored).
+fn file_parts(body: &[u8], boundary: &str) -> Result<Vec<Upload>, String> {
+    let uploads: Vec<Upload> = crate::multipart::parts(body, boundary)?
+        .into_iter()
+        .filter(|p| p.filename.is_some())
+        .map(|p| Upload { bytes: p.data.to_vec(), filename: p.filename, content_type: p.content_type })
+        .collect();
+    if uploads.is_empty() {
+        return Err("the multipart upload holds no file part (a part with a filename)".into());
+    }
+    Ok(uploads)
 }
 
 /// How many reports `bytes` holds, or the reason it holds none.

@@ -23,4 +23,5 @@ pub mod dir;
 pub mod http;
 pub mod imap;
 pub mod kafka;
+pub mod multipart;
 pub mod queue;
