@@ -16,6 +16,8 @@ const TOKEN: &str = "test-token-5f1d";
 struct Server {
     child: Option<Child>,
     base: String,
+    /// A client for this server (trusting its test CA when it serves HTTPS).
+    agent: ureq::Agent,
     db: PathBuf,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -25,13 +27,33 @@ impl Server {
     /// Starts the binary with an `[http]` section (plus `extra` keys in it) and waits
     /// until `/healthz` answers.
     fn start(extra: &str) -> Server {
+        Self::start_with(extra, false)
+    }
+
+    /// Like `start`, serving HTTPS with a certificate for localhost from a test CA.
+    fn start_https(extra: &str) -> Server {
+        Self::start_with(extra, true)
+    }
+
+    fn start_with(extra: &str, https: bool) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = common::free_port();
         let config = dir.path().join("ruaflow.toml");
+        let (scheme, tls, agent) = if https {
+            let ca = test_ca(dir.path());
+            let tls = format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                dir.path().join("cert.pem").display(),
+                dir.path().join("key.pem").display()
+            );
+            ("https", tls, agent_trusting(&ca))
+        } else {
+            ("http", String::new(), agent())
+        };
         std::fs::write(
             &config,
             format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nmax_body_bytes = 1048576\nack_timeout_ms = 20000\n{extra}\n"
+                "[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nmax_body_bytes = 1048576\nack_timeout_ms = 20000\n{tls}{extra}\n"
             ),
         )
         .expect("write config");
@@ -50,9 +72,8 @@ impl Server {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn ruaflow");
-        let server =
-            Server { child: Some(child), base: format!("http://127.0.0.1:{port}"), db, log, _dir: dir };
-        let agent = agent();
+        let base = format!("{scheme}://localhost:{port}");
+        let server = Server { child: Some(child), base, agent: agent.clone(), db, log, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut r) = agent.get(&format!("{}/healthz", server.base)).call() {
@@ -91,6 +112,77 @@ impl Drop for Server {
     fn drop(&mut self) {
         common::reap(self.child.take());
     }
+}
+
+/// A private CA and a certificate for localhost signed by it (cert.pem, key.pem) in
+/// `dir`; returns the CA certificate (PEM).
+fn test_ca(dir: &Path) -> Vec<u8> {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ruaflow test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    std::fs::read(dir.join("ca.pem")).expect("ca")
+}
+
+/// Like `agent`, trusting only the CA in `ca_pem`.
+fn agent_trusting(ca_pem: &[u8]) -> ureq::Agent {
+    let ca = ureq::tls::Certificate::from_pem(ca_pem).expect("ca pem").to_owned();
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[ca])).build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .tls_config(tls)
+        .build()
+        .into()
 }
 
 /// A client that hands back 4xx/5xx answers instead of turning them into errors.
@@ -413,4 +505,30 @@ fn multipart_uploads_store_each_file_part() {
     assert_eq!(status, 400, "{answer}");
     // Without the token a multipart upload is refused like any other.
     assert_eq!(post(&agent, &url, &content_type, None, &body).0, 401);
+}
+
+#[test]
+fn https_serves_rfc8460_deliveries_with_the_configured_certificate() {
+    let server = Server::start_https("rate_limit_per_minute = 0");
+    let json = std::fs::read(corpus("parsedmarc/smtp_tls/rfc8460.json")).expect("corpus json");
+    let (status, body) =
+        post(&server.agent, &server.url("/v1/tlsrpt"), "application/tlsrpt+gzip", None, &gzip(&json));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.count(REPORTS_WITH_ID, "5065427c-23d3-47ca-b6e0-946ea0e8c4be"),
+        1,
+        "stored before the 200"
+    );
+    // A client that does not trust the test CA cannot talk to it, and plain HTTP is refused.
+    let untrusting = agent();
+    assert!(
+        untrusting.post(&server.url("/v1/tlsrpt")).send(&json[..]).is_err(),
+        "an unknown CA must fail the handshake"
+    );
+    let plain = server.url("/healthz").replace("https://", "http://");
+    assert!(untrusting.get(&plain).call().is_err(), "plain HTTP on the TLS port must fail");
+    // A client that connects and never speaks holds nothing: the next one is served.
+    let _idle = std::net::TcpStream::connect(server.base.trim_start_matches("https://")).expect("connect");
+    let (status, _) = post(&server.agent, &server.url("/v1/tlsrpt"), "application/tlsrpt+json", None, &json);
+    assert_eq!(status, 200);
 }

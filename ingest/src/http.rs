@@ -56,9 +56,15 @@ const MAX_TRACKED_CLIENTS: usize = 65_536;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address and port to listen on, e.g. `"0.0.0.0:8080"`. Plain HTTP: put a TLS
-    /// proxy in front for RFC 8460's HTTPS.
+    /// Address and port to listen on, e.g. `"0.0.0.0:8443"`. Plain HTTP unless
+    /// `tls_cert` and `tls_key` are set (or a TLS proxy in front provides RFC 8460's HTTPS).
     pub listen: SocketAddr,
+    /// Certificate chain (PEM) to serve HTTPS with; needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Bearer token required by `POST /v1/reports`. Prefer `token_file` or the
     /// `RUAFLOW_HTTP_TOKEN` environment variable to keep it out of the file.
     #[serde(default)]
@@ -96,6 +102,8 @@ impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpConfig")
             .field("listen", &self.listen)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("token_file", &self.token_file)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -131,6 +139,9 @@ pub enum HttpError {
     /// The server failed while running.
     #[error("http server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 impl HttpConfig {
@@ -147,6 +158,9 @@ impl HttpConfig {
         }
         if self.ack_timeout_ms == 0 {
             return Err(HttpError::Config("ack_timeout_ms must be above 0"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(HttpError::Config("set both tls_cert and tls_key, or neither"));
         }
         Ok(())
     }
@@ -226,6 +240,7 @@ pub fn prometheus() -> PrometheusHandle {
 /// The endpoint, bound and ready to serve.
 pub struct HttpSource {
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<AppState>,
 }
 
@@ -249,6 +264,10 @@ impl HttpSource {
         queue: mpsc::Sender<Delivery>,
     ) -> Result<Self, HttpError> {
         config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::https::acceptor(cert, key)?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| HttpError::Bind { addr: config.listen, source })?;
@@ -261,7 +280,7 @@ impl HttpSource {
             limiter: RateLimiter::new(config.rate_limit_per_minute),
             metrics: prometheus(),
         });
-        Ok(Self { listener, state })
+        Ok(Self { listener, tls, state })
     }
 
     /// The bound address (the real port when `listen` asked for port 0).
@@ -273,11 +292,18 @@ impl HttpSource {
     /// finish (each waits for its acknowledgement or its timeout) and returns. The queue
     /// sender held by the endpoint is dropped on return.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), HttpError> {
-        let app = router(self.state);
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(HttpError::Serve)
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            Some(acceptor) => {
+                use axum::serve::ListenerExt;
+                let listener =
+                    crate::https::TlsListener::new(self.listener, acceptor).map_err(HttpError::Serve)?;
+                // `tap_io` gives the TLS listener the remote-address connect info.
+                axum::serve(listener.tap_io(|_| {}), app).with_graceful_shutdown(shutdown).await
+            }
+            None => axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await,
+        }
+        .map_err(HttpError::Serve)
     }
 }
 
