@@ -33,6 +33,12 @@ impl Barrier {
         self.pending.is_empty()
     }
 
+    /// Takes the held acknowledgements, for a store that fires them itself once the
+    /// batch is durable (see `Store::commit_then_ack`).
+    pub fn take(&mut self) -> Vec<Ack> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// Commits with `commit`, then fires every held acknowledgement. On a commit error
     /// nothing is fired, the acknowledgements stay held, and the error is returned: the
     /// caller must stop or retry the whole batch, never skip ahead.

@@ -173,6 +173,7 @@ pub fn run<S: Store>(
         drop(to_writer);
         write_loop(&mut store, &writer_rx, config, &progress, hook)
     })?;
+    store.close()?;
     Ok(store)
 }
 
@@ -392,7 +393,7 @@ fn commit<S: Store>(
     progress: &Progress,
     hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
-    barrier.commit_then_ack(|| store.commit())?;
+    store.commit_then_ack(barrier)?;
     let s = std::mem::take(batch);
     let add = |c: &AtomicU64, v: u64| c.fetch_add(v, Ordering::Relaxed);
     add(&progress.envelopes, s.summary.envelopes);

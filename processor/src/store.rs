@@ -79,6 +79,19 @@ pub trait Store: Send {
     /// Makes the open batch durable. Only after `Ok` may its deliveries be acknowledged.
     fn commit(&mut self) -> Result<(), StoreError>;
 
+    /// Makes the open batch durable, then fires the acknowledgements held in `barrier`.
+    /// A store may return before the batch is durable and fire them later, from another
+    /// thread, as long as it fires them only once the batch is durable and
+    /// [`Store::close`] waits for that.
+    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
+        barrier.commit_then_ack(|| self.commit()).map(|_| ())
+    }
+
+    /// Waits until everything handed to the store is durable (or has failed).
+    fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Starts a DMARC report; `None` when the store already holds a report with the
     /// same identity (the caller then skips its records).
     fn begin_dmarc(

@@ -53,6 +53,7 @@ impl KafkaArgs {
 /// Creates the topics when missing; a broker that does not answer within a minute is
 /// an error naming it.
 pub fn ensure_topics(runtime: &tokio::runtime::Runtime, kafka: &KafkaConfig) -> anyhow::Result<()> {
+    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "connecting to Kafka (waits up to 60 s)");
     runtime
         .block_on(async {
             tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka))

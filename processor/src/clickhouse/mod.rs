@@ -15,21 +15,23 @@
 //!   reaches the consumer instead of memory growing.
 
 mod alerts;
+mod insert;
 mod migrate;
 mod rows;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clickhouse::{Client, RowOwned, RowWrite};
+use clickhouse::Client;
 use sha2::{Digest, Sha256};
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 
 pub use self::alerts::copy_alerts;
+use self::insert::Inserter;
 pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
@@ -122,12 +124,17 @@ pub struct InsertStats {
 
 /// The ClickHouse store.
 pub struct ClickHouseStore {
+    url: ClickHouseUrl,
     client: Client,
     runtime: tokio::runtime::Runtime,
     batch: Batch,
+    /// Until the inserter starts (it takes the queue with it).
     dlq: Option<Box<dyn DeadLetterQueue>>,
+    /// Dead letters also go to a queue (kept after the inserter took it).
+    dlq_enabled: bool,
     stop: Arc<AtomicBool>,
     stats: Arc<InsertStats>,
+    inserter: Option<Inserter>,
 }
 
 impl ClickHouseStore {
@@ -148,12 +155,23 @@ impl ClickHouseStore {
         if found > supported {
             return Err(StoreError::TooNew { found, supported });
         }
-        Ok(Self { client, runtime, batch: Batch::default(), dlq: None, stop, stats: Arc::default() })
+        Ok(Self {
+            url: url.clone(),
+            client,
+            runtime,
+            batch: Batch::default(),
+            dlq: None,
+            dlq_enabled: false,
+            stop,
+            stats: Arc::default(),
+            inserter: None,
+        })
     }
 
     /// Sends dead letters to `dlq` as well as to the `dead_letters` table.
     pub fn with_dead_letter_queue(mut self, dlq: Box<dyn DeadLetterQueue>) -> Self {
         self.dlq = Some(dlq);
+        self.dlq_enabled = true;
         self
     }
 
@@ -162,83 +180,20 @@ impl ClickHouseStore {
         Arc::clone(&self.stats)
     }
 
-    /// Store-wide totals, each stored row counted once (FINAL).
-    pub fn totals(&self) -> Result<crate::sqlite::Totals, StoreError> {
-        totals(&self.runtime, &self.client)
-    }
-
-    /// Inserts the batch, step by step; a step done in an earlier attempt is skipped.
-    /// Every insert is idempotent, so a step repeated after an unclear failure is too.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let batch = &mut self.batch;
-        // Dead letters first go to the queue, whole: an operator replays them from there.
-        if batch.done & 1 == 0 {
-            if let (Some(dlq), false) = (self.dlq.as_mut(), batch.dlq.is_empty()) {
-                dlq.publish(&batch.dlq).map_err(StoreError::DeadLetterQueue)?;
-            }
-            batch.done |= 1;
-        }
-        self.runtime.block_on(async {
-            if batch.done & (1 << 9) == 0 {
-                Self::drop_stored_reports(&self.client, batch).await?;
-                batch.done |= 1 << 9;
-            }
-            Self::insert_tables(&self.client, batch).await
+    /// The inserter thread, started on first use.
+    fn inserter(&mut self) -> &mut Inserter {
+        let (url, stop, stats) = (&self.url, &self.stop, &self.stats);
+        let dlq = &mut self.dlq;
+        // A client of its own: a pooled connection belongs to the runtime that opened it,
+        // and the inserter drives its own runtime.
+        self.inserter.get_or_insert_with(|| {
+            Inserter::start(url.client(), dlq.take(), Arc::clone(stop), Arc::clone(stats))
         })
     }
 
-    /// Removes from the batch every report whose identity is already in `reports`, so
-    /// the first stored copy of a report wins, as in the SQLite store. A redelivery of
-    /// the same bytes would be harmless anyway (same keys); this matters for a report
-    /// resent with the same identity but other contents, and spares the inserts.
-    async fn drop_stored_reports(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
-        let mut stored = HashSet::new();
-        for chunk in batch.reports.chunks(2000) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|r| format!("unhex('{}')", ruaflow_schema::envelope::hex(&r.report_key)))
-                .collect();
-            let sql = format!("SELECT hex(report_key) FROM reports WHERE report_key IN ({})", keys.join(","));
-            let found: Vec<String> = client
-                .query(&sql)
-                .fetch_all()
-                .await
-                .map_err(|e| StoreError::ClickHouse(format!("looking up stored reports: {e}")))?;
-            for key in found {
-                let mut bytes = [0u8; 16];
-                for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-                }
-                stored.insert(bytes);
-            }
-        }
-        if stored.is_empty() {
-            return Ok(());
-        }
-        tracing::debug!(reports = stored.len(), "reports stored before skipped");
-        metrics::counter!("ruaflow_duplicate_reports_total").increment(stored.len() as u64);
-        let keep = |key: &[u8; 16]| !stored.contains(key);
-        batch.reports.retain(|r| keep(&r.report_key));
-        batch.records.retain(|r| keep(&r.report_key));
-        batch.source_days.retain(|r| keep(&r.report_key));
-        batch.selector_days.retain(|r| keep(&r.report_key));
-        batch.policies.retain(|r| keep(&r.report_key));
-        batch.failures.retain(|r| keep(&r.report_key));
-        Ok(())
-    }
-
-    async fn insert_tables(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
-        // Details before the rows that announce them: a `reports` row implies its
-        // records and aggregates are in, and an `envelopes` row that the input is done.
-        insert(client, "dmarc_records", &batch.records, &mut batch.done, 1 << 1).await?;
-        insert(client, "agg_source_day", &batch.source_days, &mut batch.done, 1 << 2).await?;
-        insert(client, "agg_selector_day", &batch.selector_days, &mut batch.done, 1 << 3).await?;
-        insert(client, "tlsrpt_policies", &batch.policies, &mut batch.done, 1 << 4).await?;
-        insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
-        insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
-        insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
-        insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
-        Ok(())
+    /// Store-wide totals, each stored row counted once (FINAL).
+    pub fn totals(&self) -> Result<crate::sqlite::Totals, StoreError> {
+        totals(&self.runtime, &self.client)
     }
 
     fn flush_aggregates(&mut self, report: &mut OpenDmarc) {
@@ -281,28 +236,6 @@ impl ClickHouseStore {
         report.aggregates.clear();
         report.part += 1;
     }
-}
-
-/// Inserts `rows` into `table` unless `step` is marked done in `done`, then marks it.
-async fn insert<T: RowOwned + RowWrite>(
-    client: &Client,
-    table: &str,
-    rows: &[T],
-    done: &mut u16,
-    step: u16,
-) -> Result<(), StoreError> {
-    if *done & step != 0 || rows.is_empty() {
-        *done |= step;
-        return Ok(());
-    }
-    let failed = |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into {table}: {e}"));
-    let mut insert = client.insert::<T>(table).await.map_err(failed)?;
-    for row in rows {
-        insert.write(row).await.map_err(failed)?;
-    }
-    insert.end().await.map_err(failed)?;
-    *done |= step;
-    Ok(())
 }
 
 fn totals(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<crate::sqlite::Totals, StoreError> {
@@ -367,41 +300,26 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
+    /// Hands the batch to the inserter and waits until it is stored.
     fn commit(&mut self) -> Result<(), StoreError> {
-        if self.batch.is_empty() {
-            self.batch = Batch::default();
-            return Ok(());
-        }
-        let rows = self.batch.rows();
-        let mut backoff = Duration::from_millis(200);
-        let mut attempts = 0u32;
-        loop {
-            let started = Instant::now();
-            let result = self.flush();
-            match result {
-                Ok(()) => {
-                    metrics::histogram!("ruaflow_insert_seconds").record(started.elapsed().as_secs_f64());
-                    metrics::counter!("ruaflow_rows_inserted_total").increment(rows as u64);
-                    self.stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
-                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                    self.stats.failing.store(false, Ordering::Relaxed);
-                    self.batch = Batch::default();
-                    return Ok(());
-                }
-                Err(err) => {
-                    attempts += 1;
-                    metrics::counter!("ruaflow_insert_failures_total").increment(1);
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    self.stats.failing.store(true, Ordering::Relaxed);
-                    if self.stop.load(Ordering::Relaxed) && attempts >= 3 {
-                        return Err(err);
-                    }
-                    tracing::warn!(error = %err, attempt = attempts, retry_in_ms = backoff.as_millis() as u64,
-                        "insert failed; the batch is held and retried (nothing is acknowledged meanwhile)");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
+        self.commit_then_ack(&mut crate::barrier::Barrier::default())?;
+        self.inserter().sync()
+    }
+
+    /// Hands the batch and its acknowledgements to the inserter thread and returns at
+    /// once, unless the inserter is still storing the previous batch (then it waits: at
+    /// most one batch is in flight while the next one fills). The inserter fires the
+    /// acknowledgements only after every table's insert of the batch succeeded.
+    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.inserter().submit(batch, barrier.take())
+    }
+
+    /// Waits until every batch handed over is stored (or has failed for good).
+    fn close(&mut self) -> Result<(), StoreError> {
+        match self.inserter.take() {
+            Some(inserter) => inserter.close(),
+            None => Ok(()),
         }
     }
 
@@ -606,7 +524,7 @@ impl Store for ClickHouseStore {
             raw: raw[..raw.len().min(DEAD_LETTER_RAW_CAP)].to_vec(),
             stored_at: datetime(crate::sqlite::now()),
         });
-        if self.dlq.is_some() {
+        if self.dlq_enabled {
             self.batch.dlq.push(DeadLetter {
                 origin: origin.clone(),
                 location: location.to_owned(),

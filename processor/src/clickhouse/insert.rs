@@ -1,0 +1,270 @@
+//! The inserter: one thread that stores batches in ClickHouse while the pipeline's
+//! writer fills the next one.
+//!
+//! Input: batches of rows with the acknowledgements of the deliveries they hold.
+//! Output: the rows in ClickHouse, table by table, then the acknowledgements fired.
+//! Invariants: acknowledgements fire only after every insert of their batch succeeded,
+//! batches are stored in the order they were handed over, and at most one batch waits
+//! while one is being stored (the writer blocks on the hand-over), so memory stays
+//! bounded and back-pressure reaches the consumer. While ClickHouse fails, the batch is
+//! retried with backoff, forever unless a stop was requested; a batch given up on is
+//! never acknowledged, nor is anything after it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, RowOwned, RowWrite};
+
+use super::{Batch, DeadLetterQueue, InsertStats, MAX_BACKOFF};
+use crate::barrier::Ack;
+use crate::store::StoreError;
+
+enum Job {
+    Batch(Box<Batch>, Vec<Ack>),
+    /// Answered once every earlier job is done.
+    Sync(SyncSender<()>),
+}
+
+/// The handle of the inserter thread.
+pub(super) struct Inserter {
+    jobs: Option<SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Inserter {
+    pub(super) fn start(
+        client: Client,
+        dlq: Option<Box<dyn DeadLetterQueue>>,
+        stop: Arc<AtomicBool>,
+        stats: Arc<InsertStats>,
+    ) -> Self {
+        // A rendezvous channel: the hand-over waits until the thread takes the batch.
+        let (jobs, rx) = sync_channel::<Job>(0);
+        let failed = Arc::new(Mutex::new(None));
+        let worker = Worker { client, dlq, stop, stats, failed: Arc::clone(&failed) };
+        let thread = std::thread::Builder::new()
+            .name("clickhouse".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the inserter thread"))
+            .ok();
+        Self { jobs: Some(jobs), thread, failed }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        match self.failed.lock().map(|f| f.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(StoreError::ClickHouse(reason)),
+            Err(_) => Err(StoreError::ClickHouse("the inserter thread panicked".into())),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.check()?;
+        let gone = || StoreError::ClickHouse("the inserter thread stopped".into());
+        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())
+    }
+
+    /// Hands over a batch (waits while the previous one is still being stored).
+    pub(super) fn submit(&mut self, batch: Batch, acks: Vec<Ack>) -> Result<(), StoreError> {
+        if batch.is_empty() && acks.is_empty() {
+            return self.check();
+        }
+        self.send(Job::Batch(Box::new(batch), acks))
+    }
+
+    /// Waits until every batch handed over is done.
+    pub(super) fn sync(&mut self) -> Result<(), StoreError> {
+        let (tx, rx) = sync_channel(1);
+        self.send(Job::Sync(tx))?;
+        let _ = rx.recv();
+        self.check()
+    }
+
+    /// Waits for every batch, then stops the thread.
+    pub(super) fn close(mut self) -> Result<(), StoreError> {
+        let synced = self.sync();
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        synced
+    }
+}
+
+struct Worker {
+    client: Client,
+    dlq: Option<Box<dyn DeadLetterQueue>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<InsertStats>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: std::sync::mpsc::Receiver<Job>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                self.fail(format!("cannot start the inserter runtime: {e}"));
+                return;
+            }
+        };
+        for job in jobs {
+            match job {
+                Job::Sync(done) => {
+                    let _ = done.send(());
+                }
+                Job::Batch(mut batch, acks) => {
+                    if self.failed.lock().map_or(true, |f| f.is_some()) {
+                        continue; // nothing after a lost batch is acknowledged
+                    }
+                    match self.store(&runtime, &mut batch) {
+                        Ok(()) => acks.into_iter().for_each(|ack| ack()),
+                        Err(err) => self.fail(err.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!(error = %reason, "giving up on a batch; it stays unacknowledged and will be redelivered");
+        if let Ok(mut failed) = self.failed.lock() {
+            *failed = Some(reason);
+        }
+    }
+
+    /// Stores one batch, retrying with backoff while ClickHouse fails.
+    fn store(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let rows = batch.rows();
+        let mut backoff = Duration::from_millis(200);
+        let mut attempts = 0u32;
+        loop {
+            let started = Instant::now();
+            match self.flush(runtime, batch) {
+                Ok(()) => {
+                    metrics::histogram!("ruaflow_insert_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::counter!("ruaflow_rows_inserted_total").increment(rows as u64);
+                    self.stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failing.store(false, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(err) => {
+                    attempts += 1;
+                    metrics::counter!("ruaflow_insert_failures_total").increment(1);
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failing.store(true, Ordering::Relaxed);
+                    if self.stop.load(Ordering::Relaxed) && attempts >= 3 {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, attempt = attempts, retry_in_ms = backoff.as_millis() as u64,
+                        "insert failed; the batch is held and retried (nothing is acknowledged meanwhile)");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Inserts the batch, step by step; a step done in an earlier attempt is skipped.
+    /// Every insert is idempotent, so a step repeated after an unclear failure is too.
+    fn flush(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Batch) -> Result<(), StoreError> {
+        // Dead letters first go to the queue, whole: an operator replays them from there.
+        if batch.done & 1 == 0 {
+            if let (Some(dlq), false) = (self.dlq.as_mut(), batch.dlq.is_empty()) {
+                dlq.publish(&batch.dlq).map_err(StoreError::DeadLetterQueue)?;
+            }
+            batch.done |= 1;
+        }
+        runtime.block_on(async {
+            if batch.done & (1 << 9) == 0 {
+                Self::drop_stored_reports(&self.client, batch).await?;
+                batch.done |= 1 << 9;
+            }
+            Self::insert_tables(&self.client, batch).await
+        })
+    }
+
+    /// Removes from the batch every report whose identity is already in `reports`, so
+    /// the first stored copy of a report wins, as in the SQLite store. A redelivery of
+    /// the same bytes would be harmless anyway (same keys); this matters for a report
+    /// resent with the same identity but other contents, and spares the inserts.
+    async fn drop_stored_reports(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
+        let mut stored = HashSet::new();
+        for chunk in batch.reports.chunks(2000) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|r| format!("unhex('{}')", ruaflow_schema::envelope::hex(&r.report_key)))
+                .collect();
+            let sql = format!("SELECT hex(report_key) FROM reports WHERE report_key IN ({})", keys.join(","));
+            let found: Vec<String> = client
+                .query(&sql)
+                .fetch_all()
+                .await
+                .map_err(|e| StoreError::ClickHouse(format!("looking up stored reports: {e}")))?;
+            for key in found {
+                let mut bytes = [0u8; 16];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+                }
+                stored.insert(bytes);
+            }
+        }
+        if stored.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(reports = stored.len(), "reports stored before skipped");
+        metrics::counter!("ruaflow_duplicate_reports_total").increment(stored.len() as u64);
+        let keep = |key: &[u8; 16]| !stored.contains(key);
+        batch.reports.retain(|r| keep(&r.report_key));
+        batch.records.retain(|r| keep(&r.report_key));
+        batch.source_days.retain(|r| keep(&r.report_key));
+        batch.selector_days.retain(|r| keep(&r.report_key));
+        batch.policies.retain(|r| keep(&r.report_key));
+        batch.failures.retain(|r| keep(&r.report_key));
+        Ok(())
+    }
+
+    async fn insert_tables(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
+        // Details before the rows that announce them: a `reports` row implies its
+        // records and aggregates are in, and an `envelopes` row that the input is done.
+        insert(client, "dmarc_records", &batch.records, &mut batch.done, 1 << 1).await?;
+        insert(client, "agg_source_day", &batch.source_days, &mut batch.done, 1 << 2).await?;
+        insert(client, "agg_selector_day", &batch.selector_days, &mut batch.done, 1 << 3).await?;
+        insert(client, "tlsrpt_policies", &batch.policies, &mut batch.done, 1 << 4).await?;
+        insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
+        insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
+        insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
+        insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
+        Ok(())
+    }
+}
+
+/// Inserts `rows` into `table` unless `step` is marked done in `done`, then marks it.
+async fn insert<T: RowOwned + RowWrite>(
+    client: &Client,
+    table: &str,
+    rows: &[T],
+    done: &mut u16,
+    step: u16,
+) -> Result<(), StoreError> {
+    if *done & step != 0 || rows.is_empty() {
+        *done |= step;
+        return Ok(());
+    }
+    let failed = |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into {table}: {e}"));
+    let mut insert = client.insert::<T>(table).await.map_err(failed)?;
+    for row in rows {
+        insert.write(row).await.map_err(failed)?;
+    }
+    insert.end().await.map_err(failed)?;
+    *done |= step;
+    Ok(())
+}
