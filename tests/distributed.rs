@@ -16,90 +16,18 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 
-use common::{corpus, ruaflow};
-
-/// The services `tests/run` started, or `None` (test skipped) outside CI.
-struct Services {
-    kafka: String,
-    clickhouse: String,
-}
-
-fn services() -> Option<Services> {
-    match (std::env::var("RUAFLOW_TEST_KAFKA"), std::env::var("RUAFLOW_TEST_CLICKHOUSE")) {
-        (Ok(kafka), Ok(clickhouse)) => Some(Services { kafka, clickhouse }),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "RUAFLOW_TEST_KAFKA / RUAFLOW_TEST_CLICKHOUSE are not set: run the tests with tests/run, which starts Kafka and ClickHouse"
-            );
-            eprintln!(
-                "skipped: no Kafka/ClickHouse (run tests/run, or tests/services/up DIR and export DIR/env)"
-            );
-            None
-        }
-    }
-}
-
-/// A name no other test (or earlier run) uses: topic, group and database.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-use common::Totals;
-
-/// ClickHouse over HTTP, each row counted once (FINAL).
-fn clickhouse_totals(url: &str, db: &str) -> Result<Totals, String> {
-    let sql = format!(
-        "SELECT (SELECT count() FROM {db}.reports FINAL), (SELECT count() FROM {db}.dmarc_records FINAL),
-                (SELECT sum(count) FROM {db}.dmarc_records FINAL), (SELECT sum(messages) FROM {db}.agg_source_day FINAL),
-                (SELECT sum(messages) FROM {db}.agg_selector_day FINAL), (SELECT count() FROM {db}.tlsrpt_policies FINAL),
-                (SELECT count() FROM {db}.tlsrpt_failures FINAL), (SELECT count() FROM {db}.dead_letters FINAL)
-         FORMAT TSV"
-    );
-    let text = clickhouse_query(url, &sql)?;
-    let v: Vec<u64> = text
-        .split_whitespace()
-        .map(|n| n.parse().map_err(|e| format!("{e}: {text}")))
-        .collect::<Result<_, _>>()?;
-    let [reports, records, messages, aggregated, selector_messages, tls_policies, tls_failures, dead_letters] =
-        v[..]
-    else {
-        return Err(format!("unexpected answer {text:?}"));
-    };
-    Ok(Totals {
-        reports,
-        records,
-        messages,
-        aggregated,
-        selector_messages,
-        tls_policies,
-        tls_failures,
-        dead_letters,
-    })
-}
-
-fn clickhouse_query(url: &str, sql: &str) -> Result<String, String> {
-    let mut response = ureq::post(url).send(sql).map_err(|e| e.to_string())?;
-    response.body_mut().read_to_string().map_err(|e| e.to_string())
-}
-
-/// The embedded pipeline on the same inputs, as the reference.
-fn embedded_totals(inputs: &[&Path]) -> Totals {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("ref.db");
-    let out =
-        ruaflow().args(["run", "--once", "--offline", "--db"]).arg(&db).args(inputs).output().expect("run");
-    assert!(out.status.success(), "embedded run failed: {}", String::from_utf8_lossy(&out.stderr));
-    common::sqlite_totals(&db)
-}
+use common::cluster::{
+    clickhouse_query, clickhouse_totals, embedded_totals, migrate, process_command, services, unique,
+    wait_for, OwnService,
+};
+use common::{corpus, ruaflow, Totals};
 
 /// (reports, records, messages) from `ruaflow parse --json`, each report counted once by
 /// identity (the corpus holds some reports in several encodings).
@@ -160,11 +88,6 @@ fn one_copy_per_identity(files: Vec<PathBuf>) -> Vec<PathBuf> {
     files.into_iter().filter(|f| !drop.contains(f)).collect()
 }
 
-fn migrate(url: &str) {
-    let out = ruaflow().args(["migrate", "--clickhouse", url]).output().expect("migrate");
-    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn ingest(kafka: &str, topic: &str, partitions: u32, inputs: &[&Path]) {
     let out = ruaflow()
         .args(["ingest", "dir", "--once", "--kafka", kafka, "--topic", topic, "--partitions"])
@@ -184,30 +107,13 @@ fn ingest(kafka: &str, topic: &str, partitions: u32, inputs: &[&Path]) {
 /// its log in `log`.
 fn process(kafka: &str, topic: &str, clickhouse: &str, group: &str, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    ruaflow()
-        .args(["process", "--kafka", kafka, "--topic", topic, "--clickhouse", clickhouse, "--group", group])
-        .args(["--listen", "127.0.0.1:0", "--batch-records", "300", "--batch-ms", "200"])
+    process_command(kafka, topic, clickhouse, group, Some(300))
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()
         .expect("start process")
-}
-
-/// Polls ClickHouse until the totals equal `want` (Ok) or `timeout` passes (Err with the
-/// last totals seen). Errors while polling (ClickHouse restarting) are retried.
-fn wait_for(url: &str, db: &str, want: Totals, timeout: Duration) -> Result<Totals, String> {
-    let deadline = Instant::now() + timeout;
-    let mut last = Err("nothing read yet".to_owned());
-    while Instant::now() < deadline {
-        last = clickhouse_totals(url, db);
-        if last.as_ref() == Ok(&want) {
-            return Ok(want);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    Err(format!("after {timeout:?}: {last:?}, want {want:?}"))
 }
 
 /// The totals stay at `want` for a while (nothing arrives late and doubles a count).
@@ -294,8 +200,7 @@ fn topic_messages(kafka: &str, topic: &str, expect: usize) -> Vec<HashMap<String
 #[test]
 fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq() {
     let Some(svc) = services() else { return };
-    let name = unique("e2e");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("e2e");
     let tmp = tempfile::tempdir().expect("tempdir");
     let synthetic = synth(&tmp.path().join("synth"), "replay-flood", 7, 10);
     // The corpus has reports that share an identity but differ in content (a resent,
@@ -348,8 +253,7 @@ fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq
 #[test]
 fn a_processor_killed_ten_times_mid_load_leaves_exact_totals() {
     let Some(svc) = services() else { return };
-    let name = unique("kill");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("kill");
     let tmp = tempfile::tempdir().expect("tempdir");
     let synthetic = synth(&tmp.path().join("synth"), "spoofing-spike", 11, 35);
     let want = embedded_totals(&[&synthetic]);
@@ -388,27 +292,10 @@ fn a_processor_killed_ten_times_mid_load_leaves_exact_totals() {
 #[test]
 fn clickhouse_down_for_30_seconds_mid_load_loses_and_doubles_nothing() {
     let Some(svc) = services() else { return };
-    let service = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/clickhouse");
     let tmp = tempfile::tempdir().expect("tempdir");
     // A ClickHouse of this test's own: stopping it disturbs no other test.
-    let dir = tmp.path().join("clickhouse");
-    let port = common::free_port();
-    let ch = |cmd: &str| {
-        let mut c = Command::new(service);
-        c.arg(cmd).arg(&dir);
-        if cmd == "start" {
-            c.arg(port.to_string());
-        }
-        let out = c.output().expect("clickhouse service");
-        assert!(
-            out.status.success(),
-            "clickhouse {cmd}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ch("start");
-    let server = format!("http://127.0.0.1:{port}");
+    let clickhouse = OwnService::start("clickhouse", tmp.path().join("clickhouse"));
+    let server = format!("http://{}", clickhouse.address());
     let name = unique("outage");
     let url = format!("{server}/{name}");
     // Two loads: the second arrives while ClickHouse is down, so the processor must
@@ -425,14 +312,14 @@ fn clickhouse_down_for_30_seconds_mid_load_loses_and_doubles_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let before = clickhouse_totals(&server, &name).expect("totals before the outage");
-    ch("stop");
+    clickhouse.service("stop");
     ingest(&svc.kafka, &name, 4, &[&second]);
     std::thread::sleep(Duration::from_secs(30));
-    ch("start");
+    clickhouse.service("start");
     let reached = wait_for(&server, &name, want, Duration::from_secs(180));
     let clean = common::terminate(child);
     let log = log_text(&log);
-    ch("stop");
+    clickhouse.service("stop");
     assert!(before.records > 0 && before != want, "the outage did not fall mid-load: {before:?}");
     assert!(log.contains("processing"), "{log}");
     assert!(reached.is_ok(), "{reached:?}\n{log}");
@@ -446,8 +333,7 @@ fn clickhouse_down_for_30_seconds_mid_load_loses_and_doubles_nothing() {
 #[test]
 fn two_processors_share_the_partitions_and_one_leaving_mid_load_changes_no_total() {
     let Some(svc) = services() else { return };
-    let name = unique("group");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("group");
     let tmp = tempfile::tempdir().expect("tempdir");
     // Two loads: the second arrives after the first processor left, so the one that
     // stays must take over its partitions.
@@ -457,14 +343,26 @@ fn two_processors_share_the_partitions_and_one_leaving_mid_load_changes_no_total
     migrate(&url);
     ingest(&svc.kafka, &name, 4, &[&first]);
     let (log_a, log_b) = (tmp.path().join("a.log"), tmp.path().join("b.log"));
+    let assigned = |log: &Path| log_text(log).lines().filter(|l| l.contains("partitions assigned")).count();
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within 60 s\n--- a\n{}\n--- b\n{}",
+                log_text(&log_a),
+                log_text(&log_b)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // a starts alone and takes every partition; then b joins and the group rebalances,
+    // so both take part; then a leaves (a second rebalance) with the second load still
+    // to come, which b must take over whole.
     let a = process(&svc.kafka, &name, &url, &name, &log_a);
+    wait_until("a assigned", &|| assigned(&log_a) >= 1);
     let b = process(&svc.kafka, &name, &url, &name, &log_b);
-    // Both take part; a leaves while its share is being stored (a rebalance).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while clickhouse_totals(&svc.clickhouse, &name).map_or(0, |t| t.records) == 0 && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the group rebalanced over a and b", &|| assigned(&log_b) >= 1 && assigned(&log_a) >= 2);
     let before = clickhouse_totals(&svc.clickhouse, &name).expect("totals");
     let a_clean = common::terminate(a);
     ingest(&svc.kafka, &name, 4, &[&second]);
@@ -474,9 +372,8 @@ fn two_processors_share_the_partitions_and_one_leaving_mid_load_changes_no_total
     assert!(reached.is_ok(), "{reached:?}\n--- a\n{a_log}\n--- b\n{b_log}");
     assert!(a_clean && b_clean, "--- a\n{a_log}\n--- b\n{b_log}");
     assert!(before != want, "the first load was over before the first processor left: {before:?}");
-    let assigned = |log: &str| log.lines().filter(|l| l.contains("partitions assigned")).count();
     assert!(
-        assigned(&a_log) >= 1 && assigned(&b_log) >= 2,
+        assigned(&log_b) >= 2,
         "b must have been re-assigned after a left\n--- a\n{a_log}\n--- b\n{b_log}"
     );
     let inputs = |log: &str| {
@@ -495,8 +392,7 @@ fn two_processors_share_the_partitions_and_one_leaving_mid_load_changes_no_total
 #[test]
 fn a_poison_report_goes_to_the_dlq_and_the_partition_goes_on() {
     let Some(svc) = services() else { return };
-    let name = unique("poison");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("poison");
     let tmp = tempfile::tempdir().expect("tempdir");
     // One partition, so the good reports are queued behind the poison ones.
     let poison = tmp.path().join("poison");
@@ -533,8 +429,7 @@ fn a_poison_report_goes_to_the_dlq_and_the_partition_goes_on() {
 #[test]
 fn a_report_resent_with_other_contents_keeps_the_first_copy() {
     let Some(svc) = services() else { return };
-    let name = unique("resent");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("resent");
     let tmp = tempfile::tempdir().expect("tempdir");
     // Two corpus files with one identity (Test Inc., 1.id.0): no records, then two.
     let first = corpus().join("dmarc-report-converter/test_empty.xml");
@@ -576,8 +471,7 @@ fn replay_alerts(db: &Path) -> std::collections::BTreeSet<(String, i64)> {
 #[test]
 fn one_detector_alerts_on_a_replay_flood_once_however_many_processors_run() {
     let Some(svc) = services() else { return };
-    let name = unique("detect");
-    let url = format!("{}/{name}", svc.clickhouse);
+    let (name, url) = svc.database("detect");
     let tmp = tempfile::tempdir().expect("tempdir");
     let synthetic = synth(&tmp.path().join("synth"), "replay-flood", 1, 35);
     // The reference: the embedded pipeline on the same files, in the same order.

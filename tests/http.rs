@@ -5,21 +5,23 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::client::{agent, agent_trusting, gzip, post};
+use common::Running;
 
 const TOKEN: &str = "test-token-5f1d";
 
 /// A `ruaflow run` process serving HTTP, killed on drop unless stopped.
 struct Server {
-    child: Option<Child>,
+    /// Declared first: the process is reaped before its directory is removed.
+    ruaflow: Running,
     base: String,
     /// A client for this server (trusting its test CA when it serves HTTPS).
     agent: ureq::Agent,
     db: PathBuf,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -58,22 +60,17 @@ impl Server {
         )
         .expect("write config");
         let db = dir.path().join("ruaflow.db");
-        let log = dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ruaflow"))
-            .arg("run")
+        let mut c = common::ruaflow();
+        c.arg("run")
             .arg("--offline")
             .arg("--config")
             .arg(&config)
             .arg("--db")
             .arg(&db)
-            .env_remove("RUAFLOW_HTTP_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn ruaflow");
+            .env_remove("RUAFLOW_HTTP_TOKEN");
+        let ruaflow = Running::spawn(c, dir.path(), "ruaflow");
         let base = format!("{scheme}://localhost:{port}");
-        let server = Server { child: Some(child), base, agent: agent.clone(), db, log, _dir: dir };
+        let server = Server { ruaflow, base, agent: agent.clone(), db, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut r) = agent.get(&format!("{}/healthz", server.base)).call() {
@@ -93,7 +90,7 @@ impl Server {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.ruaflow.stderr()
     }
 
     fn count(&self, sql: &str, param: &str) -> i64 {
@@ -104,13 +101,7 @@ impl Server {
 
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     fn terminate(&mut self) -> bool {
-        common::terminate(self.child.take().expect("running"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        common::reap(self.child.take());
+        self.ruaflow.terminate()
     }
 }
 
@@ -173,52 +164,8 @@ fn test_ca(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("ca.pem")).expect("ca")
 }
 
-/// Like `agent`, trusting only the CA in `ca_pem`.
-fn agent_trusting(ca_pem: &[u8]) -> ureq::Agent {
-    let ca = ureq::tls::Certificate::from_pem(ca_pem).expect("ca pem").to_owned();
-    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[ca])).build();
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .tls_config(tls)
-        .build()
-        .into()
-}
-
-/// A client that hands back 4xx/5xx answers instead of turning them into errors.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-/// POSTs `body`; returns the status and the answer's text.
-fn post(
-    agent: &ureq::Agent,
-    url: &str,
-    content_type: &str,
-    token: Option<&str>,
-    body: &[u8],
-) -> (u16, String) {
-    let mut request = agent.post(url).header("Content-Type", content_type);
-    if let Some(token) = token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
-    let mut answer = request.send(body).unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = answer.status().as_u16();
-    (status, answer.body_mut().read_to_string().unwrap_or_default())
-}
-
 fn corpus(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(path)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
+    common::corpus().join(path)
 }
 
 /// A small DMARC aggregate report with its own report id.

@@ -9,122 +9,26 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const SERVICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/dovecot");
+use common::dovecot::{self, broken_mail, maildir_name, with_password, write_imap_config, Dovecot, PLAIN};
+use common::Running;
 
-/// A Dovecot started by the service script, stopped on drop.
-struct Dovecot {
-    dir: PathBuf,
-    port: u16,
+/// A `ruaflow run` process reading the Dovecot mailbox, its log `ruaflow-{run}.log` in
+/// `dir`; killed on drop unless stopped.
+fn run_imap(dir: &Path, dovecot: &Dovecot, db: &Path, run: usize) -> Running {
+    run_imap_with(dir, &dovecot.plain_section(), db, run)
 }
 
-impl Dovecot {
-    fn start(parent: &Path) -> Dovecot {
-        Self::start_with(parent, &[])
-    }
-
-    fn start_with(parent: &Path, extra: &[&str]) -> Dovecot {
-        let dir = parent.join("dovecot");
-        let port = common::free_port();
-        let out = Command::new(SERVICE)
-            .args(["start".as_ref(), dir.as_os_str(), port.to_string().as_ref()])
-            .args(extra)
-            .output()
-            .expect("run tests/services/dovecot");
-        assert!(
-            out.status.success(),
-            "cannot start Dovecot (the IMAP tests need it: apt-get install dovecot-imapd, run as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Dovecot { dir, port }
-    }
-
-    fn maildir(&self) -> PathBuf {
-        self.dir.join("mail")
-    }
-
-    /// Delivers a message the way an MDA does: a file in `new/`, owned by the mail user.
-    fn deliver(&self, name: &str, bytes: &[u8]) {
-        let tmp = self.maildir().join("tmp").join(name);
-        std::fs::write(&tmp, bytes).expect("write message");
-        let status = Command::new("chown").arg("dovecot:dovecot").arg(&tmp).status().expect("chown");
-        assert!(status.success(), "chown dovecot {}", tmp.display());
-        std::fs::rename(&tmp, self.maildir().join("new").join(name)).expect("deliver");
-    }
-
-    /// Messages in a folder on disk (`""` is INBOX), `cur/` and `new/` together.
-    fn count(&self, folder: &str) -> usize {
-        let base = if folder.is_empty() { self.maildir() } else { self.maildir().join(format!(".{folder}")) };
-        ["cur", "new"]
-            .iter()
-            .map(|sub| std::fs::read_dir(base.join(sub)).map(|d| d.count()).unwrap_or(0))
-            .sum()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let _ = Command::new(SERVICE).arg("stop").arg(&self.dir).status();
-    }
-}
-
-/// A `ruaflow run` process reading the Dovecot mailbox, killed on drop unless stopped.
-struct Ruaflow {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Ruaflow {
-    fn start(dir: &Path, dovecot: &Dovecot, db: &Path, run: usize) -> Ruaflow {
-        let section = format!("host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n", dovecot.port);
-        Self::start_with(dir, &section, db, run)
-    }
-
-    fn start_with(dir: &Path, section: &str, db: &Path, run: usize) -> Ruaflow {
-        let config = dir.join("ruaflow.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[[imap]]\n{section}username = \"ruaflow\"\npassword_env = \"TEST_IMAP_PASSWORD\"\npoll_interval_secs = 1\n"
-            ),
-        )
-        .expect("write config");
-        let log = dir.join(format!("ruaflow-{run}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_ruaflow"))
-            .args(["run", "--offline", "--db"])
-            .arg(db)
-            .arg("--config")
-            .arg(&config)
-            .env("TEST_IMAP_PASSWORD", "ruaflow-test")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn ruaflow");
-        Ruaflow { child: Some(child), log }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
-    fn terminate(&mut self) -> bool {
-        common::terminate(self.child.take().expect("running"))
-    }
-}
-
-impl Drop for Ruaflow {
-    fn drop(&mut self) {
-        common::reap(self.child.take());
-    }
+/// Like `run_imap`, with `section` as the `[[imap]]` keys that reach the server.
+fn run_imap_with(dir: &Path, section: &str, db: &Path, run: usize) -> Running {
+    let config = dir.join("ruaflow.toml");
+    write_imap_config(&config, section);
+    let mut c = common::ruaflow();
+    c.args(["run", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
+    with_password(&mut c);
+    Running::spawn(c, dir, &format!("ruaflow-{run}"))
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
@@ -137,41 +41,15 @@ fn count(db: &Path, sql: &str) -> i64 {
 }
 
 /// Polls `check` for up to 60 s; panics with `what` and the logs when it never holds.
-fn wait_until(what: &str, logs: impl Fn() -> String, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; logs:\n{}", logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_until(what: &str, logs: impl Fn() -> String, check: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(60), logs, check);
 }
 
 /// The corpus's report mails: three DMARC aggregate reports and one SMTP TLS report.
 fn corpus_mails() -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/parsedmarc");
-    let mut mails = Vec::new();
-    for sub in ["aggregate", "smtp_tls"] {
-        let mut paths: Vec<_> = std::fs::read_dir(root.join(sub))
-            .unwrap_or_else(|e| panic!("corpus {}: {e}", root.join(sub).display()))
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
-            mails.push((name, std::fs::read(&path).expect("read corpus mail")));
-        }
-    }
+    let mails = dovecot::corpus_mails(&["aggregate", "smtp_tls"]);
     assert_eq!(mails.len(), 4, "the corpus holds 3 aggregate and 1 smtp_tls .eml");
     mails
-}
-
-const PLAIN: &str = "From: alice@example.com\r\nTo: dmarc@example.net\r\nSubject: lunch?\r\nMessage-ID: <plain@example.com>\r\nContent-Type: text/plain\r\n\r\nNo report in here.\r\n";
-
-/// A report mail whose gzip attachment is truncated.
-const BROKEN: &str = "From: noreply-dmarc@example.org\r\nTo: dmarc@example.net\r\nSubject: Report domain: example.net Submitter: example.org Report-ID: broken-1\r\nMessage-ID: <broken@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/gzip\r\nContent-Disposition: attachment; filename=example.org!example.net!1!2.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAAAA0tMTAQA\r\n--b--\r\n";
-
-fn maildir_name(n: usize) -> String {
-    format!("1700000000.M{n}P1.ruaflow-test")
 }
 
 #[test]
@@ -184,11 +62,11 @@ fn imap_reports_stored_then_moved_by_kind() {
         dovecot.deliver(&maildir_name(n), bytes);
     }
     dovecot.deliver(&maildir_name(10), PLAIN.as_bytes());
-    dovecot.deliver(&maildir_name(11), BROKEN.as_bytes());
+    dovecot.deliver(&maildir_name(11), broken_mail("broken").as_bytes());
     assert_eq!(dovecot.count(""), 6);
 
     let db = tmp.path().join("ruaflow.db");
-    let mut ruaflow = Ruaflow::start(tmp.path(), &dovecot, &db, 1);
+    let mut ruaflow = run_imap(tmp.path(), &dovecot, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("4 reports and 1 dead letter in the store", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 4
@@ -227,7 +105,7 @@ fn imap_restart_picks_up_new_mail_and_stores_nothing_twice() {
     dovecot.deliver(&maildir_name(0), &mails[0].1);
     dovecot.deliver(&maildir_name(1), &mails[1].1);
 
-    let mut first = Ruaflow::start(tmp.path(), &dovecot, &db, 1);
+    let mut first = run_imap(tmp.path(), &dovecot, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", first.stderr(), dovecot.log());
     wait_until("2 reports, both moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 2 && dovecot.count("ruaflow.processed") == 2
@@ -237,7 +115,7 @@ fn imap_restart_picks_up_new_mail_and_stores_nothing_twice() {
     // While it is down: one new report, and a redelivery of one already stored.
     dovecot.deliver(&maildir_name(3), &mails[3].1);
     dovecot.deliver(&maildir_name(4), &mails[0].1);
-    let mut second = Ruaflow::start(tmp.path(), &dovecot, &db, 2);
+    let mut second = run_imap(tmp.path(), &dovecot, &db, 2);
     let logs = || format!("{}\n--- dovecot\n{}", second.stderr(), dovecot.log());
     wait_until("the new report stored and both mails moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 3
@@ -269,7 +147,7 @@ fn imap_over_implicit_tls_with_a_private_ca() {
         dovecot.port,
         dovecot.dir.join("ca.pem").display()
     );
-    let mut ruaflow = Ruaflow::start_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the report stored over TLS and moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1

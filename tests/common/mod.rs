@@ -1,7 +1,12 @@
 //! Helpers shared by the end-to-end tests that run `ruaflow` as a long-lived process.
 #![allow(dead_code)] // each test binary uses the helpers it needs
 
-use std::process::{Child, Command};
+pub mod client;
+pub mod cluster;
+pub mod dovecot;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The ruaflow binary under test.
@@ -39,6 +44,59 @@ pub fn reap(child: Option<Child>) {
     if let Some(mut child) = child {
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; panics with `what` and `logs`.
+pub fn wait_until(what: &str, timeout: Duration, logs: impl Fn() -> String, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; logs:\n{}", logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `ruaflow` (`run`, `ingest`, `process`…) with stdout and stderr in files
+/// (`DIR/NAME.out`, `DIR/NAME.log`); killed and reaped on drop unless it was stopped.
+pub struct Running {
+    /// `None` once stopped (or reaped by the test itself).
+    pub child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    /// Spawns `command` with RUST_LOG=info, no stdin, its output in `dir`.
+    pub fn spawn(mut command: Command, dir: &Path, name: &str) -> Running {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.log"));
+        let child = command
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ruaflow");
+        Running { child: Some(child), stdout, stderr }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
+    pub fn terminate(&mut self) -> bool {
+        terminate(self.child.take().expect("running"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        reap(self.child.take());
     }
 }
 
