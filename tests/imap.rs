@@ -12,7 +12,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::dovecot::{self, broken_mail, maildir_name, with_password, write_imap_config, Dovecot, PLAIN};
+use common::dovecot::{
+    self, broken_mail, maildir_name, report_mail, with_password, write_imap_config, Dovecot, PLAIN,
+};
 use common::Running;
 
 /// A `ruaflow run` process reading the Dovecot mailbox, its log `ruaflow-{run}.log` in
@@ -153,5 +155,142 @@ fn imap_over_implicit_tls_with_a_private_ca() {
         count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
     });
     assert!(dovecot.log().contains("TLS"), "the session was TLS");
+    assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+}
+
+/// The Message-IDs of the messages in a folder on disk (`cur/` and `new/`), one per file.
+fn message_ids(dovecot: &Dovecot, folder: &str) -> Vec<String> {
+    ["cur", "new"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(dovecot.maildir().join(format!(".{folder}")).join(sub)).into_iter().flatten()
+        })
+        .map(|e| {
+            let text = std::fs::read_to_string(e.expect("entry").path()).expect("read mail");
+            let line = text.lines().find(|l| l.starts_with("Message-ID:")).expect("a Message-ID");
+            line["Message-ID:".len()..].trim().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn imap_killed_mid_batch_loses_and_repeats_nothing() {
+    const MAILS: usize = 150;
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    for n in 0..MAILS {
+        dovecot.deliver(&maildir_name(n), report_mail(&format!("kill-{n:03}")).as_bytes());
+    }
+    let db = tmp.path().join("ruaflow.db");
+
+    // Two runs killed with SIGKILL (no shutdown, no final commit, maybe between a commit
+    // and its move), each once more mail has left INBOX; then a run to the end.
+    let mut left_at_kill = Vec::new();
+    for (run, moved) in [(1, 20), (2, 70)] {
+        let mut ruaflow = run_imap(tmp.path(), &dovecot, &db, run);
+        let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
+        wait_until(&format!("run {run}: {moved} mails moved"), logs, || {
+            dovecot.count("ruaflow.processed") >= moved
+        });
+        let mut child = ruaflow.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        left_at_kill.push(dovecot.count(""));
+    }
+    assert!(
+        left_at_kill.iter().all(|&left| left > 0),
+        "each kill came mid-batch: {left_at_kill:?} left in INBOX"
+    );
+
+    let mut last = run_imap(tmp.path(), &dovecot, &db, 3);
+    let logs = || format!("{}\n--- dovecot\n{}", last.stderr(), dovecot.log());
+    wait_until("INBOX empty and every mail in processed", logs, || {
+        dovecot.count("") == 0
+            && dovecot.count("ruaflow.processed") == MAILS
+            && count(&db, "SELECT count(*) FROM reports") == MAILS as i64
+    });
+    assert!(last.terminate(), "SIGTERM exits 0; log:\n{}", last.stderr());
+
+    assert_eq!(count(&db, "SELECT count(*) FROM reports"), MAILS as i64, "nothing stored twice");
+    assert_eq!(count(&db, "SELECT count(DISTINCT report_id) FROM reports"), MAILS as i64, "nothing lost");
+    assert_eq!(count(&db, "SELECT count(*) FROM reports WHERE report_id LIKE 'kill-%'"), MAILS as i64);
+    assert_eq!(count(&db, "SELECT count(*) FROM dead_letters"), 0);
+    let mut ids = message_ids(&dovecot, "ruaflow.processed");
+    assert_eq!(ids.len(), MAILS, "processed holds each mail once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), MAILS, "no mail duplicated in processed");
+    assert_eq!(dovecot.folders(), (0, MAILS, 0, 0));
+    eprintln!(
+        "imap_killed_mid_batch_loses_and_repeats_nothing: {left_at_kill:?} left in INBOX at the kills, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn imap_survives_the_server_dropping_the_connection() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    let mails = corpus_mails();
+    dovecot.deliver(&maildir_name(0), &mails[0].1);
+    let db = tmp.path().join("ruaflow.db");
+    let mut ruaflow = run_imap(tmp.path(), &dovecot, &db, 1);
+    let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
+    wait_until("the first report stored and moved", logs, || {
+        count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
+    });
+
+    // Twice: the server drops the (idle) connection, then new mail arrives.
+    for (round, mail) in [(1, &mails[1]), (2, &mails[3])] {
+        let opened = |log: &str| log.matches("imap mailbox open").count();
+        wait_until("the session to be open", logs, || opened(&ruaflow.stderr()) == round);
+        assert!(dovecot.kill_sessions() >= 1, "round {round}: a session to kill; logs:\n{}", logs());
+        wait_until("the dropped connection noticed", logs, || {
+            ruaflow.stderr().matches("imap connection failed").count() == round
+        });
+        dovecot.deliver(&maildir_name(round), &mail.1);
+        wait_until("a reconnect that stores and moves the new mail", logs, || {
+            count(&db, "SELECT count(*) FROM reports") == 1 + round as i64
+                && dovecot.count("") == 0
+                && dovecot.count("ruaflow.processed") == 1 + round
+        });
+        assert_eq!(opened(&ruaflow.stderr()), round + 1, "one reconnect; logs:\n{}", logs());
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM dead_letters"), 0);
+    assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+    eprintln!("imap_survives_the_server_dropping_the_connection took {:?}", started.elapsed());
+}
+
+#[test]
+fn imap_over_starttls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start_with(tmp.path(), &["--starttls"]);
+    let mails = corpus_mails();
+    for (n, (_, bytes)) in mails.iter().enumerate() {
+        dovecot.deliver(&maildir_name(n), bytes);
+    }
+    let db = tmp.path().join("ruaflow.db");
+    let section = format!(
+        "host = \"localhost\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n",
+        dovecot.port,
+        dovecot.dir.join("ca.pem").display()
+    );
+    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
+    wait_until("the 4 reports stored after STARTTLS and moved", logs, || {
+        count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0)
+    });
+    // Dovecot counts a loopback client as secured, so it would accept a plaintext login
+    // here too (ssl = required notwithstanding): the proof of the upgrade is its log,
+    // which marks a login over TLS `TLS` and a plain loopback one `secured`.
+    let log = dovecot.log();
+    let logins: Vec<&str> = log.lines().filter(|l| l.contains("Login: user=<ruaflow>")).collect();
+    assert!(
+        !logins.is_empty() && logins.iter().all(|l| l.contains(", TLS,")),
+        "every login over TLS:\n{}",
+        logs()
+    );
     assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
 }

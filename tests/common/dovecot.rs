@@ -74,6 +74,28 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
     }
 
+    /// Kills (SIGKILL) this Dovecot's per-connection `imap` processes, the way a server
+    /// restart or crash drops its clients, and returns how many there were. Only children
+    /// of this instance's master (`run/master.pid`), never another Dovecot's.
+    pub fn kill_sessions(&self) -> usize {
+        let master = std::fs::read_to_string(self.dir.join("run/master.pid")).expect("read master.pid");
+        let master = master.trim();
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // `pid (comm) state ppid …`; comm may hold spaces, hence the last ')'.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+            let comm = &stat[open + 1..close];
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            if comm == "imap" && ppid == Some(master) {
+                let pid = stat[..open].trim();
+                let status = Command::new("kill").args(["-KILL", pid]).status().expect("kill");
+                killed += usize::from(status.success());
+            }
+        }
+        killed
+    }
+
     /// The `[[imap]]` keys that reach this Dovecot in plain text.
     pub fn plain_section(&self) -> String {
         format!("host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n", self.port)
@@ -117,6 +139,17 @@ pub const PLAIN: &str = "From: alice@example.com\r\nTo: dmarc@example.net\r\nSub
 pub fn broken_mail(tag: &str) -> String {
     format!(
         "From: noreply-dmarc@example.org\r\nTo: dmarc@example.net\r\nSubject: Report domain: example.net Submitter: example.org Report-ID: {tag}-1\r\nMessage-ID: <{tag}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/gzip\r\nContent-Disposition: attachment; filename=example.org!example.net!1!2.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAAAA0tMTAQA\r\n--b--\r\n"
+    )
+}
+
+/// A small DMARC aggregate report mail, its XML as an uncompressed `application/xml`
+/// attachment: Report-ID `{tag}`, Message-ID `<{tag}@example.org>`.
+pub fn report_mail(tag: &str) -> String {
+    let xml = format!(
+        "<?xml version=\"1.0\"?>\r\n<feedback><report_metadata><org_name>example.org</org_name><email>noreply-dmarc@example.org</email><report_id>{tag}</report_id><date_range><begin>1700000000</begin><end>1700086399</end></date_range></report_metadata><policy_published><domain>example.net</domain><p>none</p></policy_published><record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.net</header_from></identifiers><auth_results><spf><domain>example.net</domain><result>pass</result></spf></auth_results></record></feedback>\r\n"
+    );
+    format!(
+        "From: noreply-dmarc@example.org\r\nTo: dmarc@example.net\r\nSubject: Report domain: example.net Submitter: example.org Report-ID: {tag}\r\nMessage-ID: <{tag}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/xml\r\nContent-Disposition: attachment; filename=example.org!example.net!1700000000!1700086399!{tag}.xml\r\n\r\n{xml}--b--\r\n"
     )
 }
 
