@@ -26,7 +26,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -134,22 +134,19 @@ impl Publisher {
         Ok(Self { producer, topic: config.topic.clone(), dlq_topic: config.dlq_topic() })
     }
 
-    /// Publishes one Envelope and returns once Kafka confirmed it.
-    pub async fn publish(&self, envelope: &Envelope) -> Result<(), KafkaQueueError> {
-        self.send(&self.topic, envelope, headers(envelope)).await
-    }
-
-    /// Hands one Envelope to the producer now (so Envelopes keep their order within a
-    /// partition) and returns a future that resolves once Kafka confirmed it. Waits
-    /// while the producer's queue is full.
+    /// Hands one message (the Envelope's bytes under its hash, with `headers`) to the
+    /// producer now, so messages keep their order within a partition, and returns what
+    /// resolves once Kafka confirmed it ([`confirmed`]). Waits while the producer's
+    /// queue is full.
     async fn enqueue(
         &self,
+        topic: &str,
         envelope: &Envelope,
-    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaQueueError> {
+        headers: OwnedHeaders,
+    ) -> Result<DeliveryFuture, KafkaQueueError> {
         let key = envelope.sha256_hex();
         loop {
-            let record =
-                FutureRecord::to(&self.topic).key(&key).payload(&envelope.bytes).headers(headers(envelope));
+            let record = FutureRecord::to(topic).key(&key).payload(&envelope.bytes).headers(headers.clone());
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -171,21 +168,16 @@ impl Publisher {
         let headers = headers(envelope)
             .insert(Header { key: "reason", value: Some(reason) })
             .insert(Header { key: "location", value: Some(location) });
-        self.send(&self.dlq_topic, envelope, headers).await
+        confirmed(self.enqueue(&self.dlq_topic, envelope, headers).await?).await
     }
+}
 
-    async fn send(
-        &self,
-        topic: &str,
-        envelope: &Envelope,
-        headers: OwnedHeaders,
-    ) -> Result<(), KafkaQueueError> {
-        let key = envelope.sha256_hex();
-        let record = FutureRecord::to(topic).key(&key).payload(&envelope.bytes).headers(headers);
-        match self.producer.send(record, Duration::from_secs(120)).await {
-            Ok(_) => Ok(()),
-            Err((err, _)) => Err(KafkaQueueError::Delivery(err)),
-        }
+/// Waits for Kafka's confirmation of one message.
+async fn confirmed(delivery: DeliveryFuture) -> Result<(), KafkaQueueError> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((err, _))) => Err(KafkaQueueError::Delivery(err)),
+        Err(_) => Err(KafkaQueueError::Delivery(KafkaError::Canceled)),
     }
 }
 
@@ -257,17 +249,13 @@ pub async fn publish(
     while let Some(Delivery { envelope, ack }) = queue.recv().await {
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { break };
         let (published, failed) = (Arc::clone(&published), Arc::clone(&failed));
-        let delivery = publisher.enqueue(&envelope).await;
+        let delivery = publisher.enqueue(&publisher.topic, &envelope, headers(&envelope)).await;
         tasks.spawn(async move {
-            let confirmed = match delivery {
-                Ok(future) => match future.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((err, _))) => Err(KafkaQueueError::Delivery(err)),
-                    Err(_) => Err(KafkaQueueError::Delivery(KafkaError::Canceled)),
-                },
+            let outcome = match delivery {
+                Ok(delivery) => confirmed(delivery).await,
                 Err(err) => Err(err),
             };
-            match confirmed {
+            match outcome {
                 Ok(()) => {
                     published.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("ruaflow_envelopes_published_total").increment(1);

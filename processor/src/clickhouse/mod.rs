@@ -24,7 +24,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clickhouse::Client;
 use sha2::{Digest, Sha256};
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
@@ -125,8 +124,6 @@ pub struct InsertStats {
 /// The ClickHouse store.
 pub struct ClickHouseStore {
     url: ClickHouseUrl,
-    client: Client,
-    runtime: tokio::runtime::Runtime,
     batch: Batch,
     /// Until the inserter starts (it takes the queue with it).
     dlq: Option<Box<dyn DeadLetterQueue>>,
@@ -157,8 +154,6 @@ impl ClickHouseStore {
         }
         Ok(Self {
             url: url.clone(),
-            client,
-            runtime,
             batch: Batch::default(),
             dlq: None,
             dlq_enabled: false,
@@ -184,16 +179,11 @@ impl ClickHouseStore {
     fn inserter(&mut self) -> &mut Inserter {
         let (url, stop, stats) = (&self.url, &self.stop, &self.stats);
         let dlq = &mut self.dlq;
-        // A client of its own: a pooled connection belongs to the runtime that opened it,
-        // and the inserter drives its own runtime.
+        // A client of its own: a pooled connection belongs to the runtime that opened it
+        // (the version check's, here), and the inserter drives its own runtime.
         self.inserter.get_or_insert_with(|| {
             Inserter::start(url.client(), dlq.take(), Arc::clone(stop), Arc::clone(stats))
         })
-    }
-
-    /// Store-wide totals, each stored row counted once (FINAL).
-    pub fn totals(&self) -> Result<crate::sqlite::Totals, StoreError> {
-        totals(&self.runtime, &self.client)
     }
 
     fn flush_aggregates(&mut self, report: &mut OpenDmarc) {
@@ -236,27 +226,6 @@ impl ClickHouseStore {
         report.aggregates.clear();
         report.part += 1;
     }
-}
-
-fn totals(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<crate::sqlite::Totals, StoreError> {
-    let sql = "SELECT
-            (SELECT count() FROM reports FINAL WHERE kind = 'dmarc') AS dmarc_reports,
-            (SELECT count() FROM reports FINAL WHERE kind = 'tlsrpt') AS tlsrpt_reports,
-            (SELECT count() FROM dmarc_records FINAL) AS records,
-            (SELECT sum(count) FROM dmarc_records FINAL) AS messages,
-            (SELECT sum(messages) FROM agg_source_day FINAL) AS aggregated_messages,
-            (SELECT count() FROM dead_letters FINAL) AS dead_letters";
-    let row: TotalsRow = runtime
-        .block_on(client.query(sql).fetch_one())
-        .map_err(|e| StoreError::ClickHouse(format!("totals: {e}")))?;
-    Ok(crate::sqlite::Totals {
-        dmarc_reports: row.dmarc_reports,
-        tlsrpt_reports: row.tlsrpt_reports,
-        records: row.records,
-        messages: row.messages,
-        aggregated_messages: row.aggregated_messages,
-        dead_letters: row.dead_letters,
-    })
 }
 
 /// The report identity as a 16-byte key: kind, reporter, report id, policy domain,

@@ -6,7 +6,7 @@
 #![allow(missing_docs)] // each field is the column of the same name
 
 use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// `envelopes`.
 #[derive(Debug, Clone, Row, Serialize)]
@@ -170,15 +170,4 @@ pub struct DeadLetterRow {
 pub struct MigrationRow {
     pub version: u32,
     pub applied_at: u32,
-}
-
-/// Store-wide totals as one row (see [`super::ClickHouseStore::totals`]).
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct TotalsRow {
-    pub dmarc_reports: u64,
-    pub tlsrpt_reports: u64,
-    pub records: u64,
-    pub messages: u64,
-    pub aggregated_messages: u64,
-    pub dead_letters: u64,
 }
