@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
 ];
 
+use crate::barrier::Sealed;
 use crate::store::{InputTally, Store};
 pub use crate::store::{Origin, StoreError};
 
@@ -299,13 +300,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    /// Commits the batch. After this returns, everything written since [`Self::begin`]
-    /// survives a crash, and only now may the envelopes in it be acknowledged.
-    fn commit(&mut self) -> Result<(), StoreError> {
+    /// Commits the batch, then releases its acknowledgements: once `COMMIT` returned,
+    /// everything written since [`Self::begin`] survives a crash.
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         if self.in_tx {
             self.conn.execute_batch("COMMIT")?;
             self.in_tx = false;
         }
+        sealed.release();
         Ok(())
     }
 

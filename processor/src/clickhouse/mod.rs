@@ -34,6 +34,7 @@ use self::insert::Inserter;
 pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
+use crate::barrier::Sealed;
 use crate::normalize::{day_of, network_of, verdict};
 use crate::store::{InputTally, Origin, Store, StoreError};
 
@@ -265,19 +266,13 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    /// Hands the batch to the inserter and waits until it is stored.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        self.commit_then_ack(&mut crate::barrier::Barrier::default())?;
-        self.inserter().sync()
-    }
-
     /// Hands the batch and its acknowledgements to the inserter thread and returns at
     /// once, unless the inserter is still storing the previous batch (then it waits: at
-    /// most one batch is in flight while the next one fills). The inserter fires the
+    /// most one batch is in flight while the next one fills). The inserter releases the
     /// acknowledgements only after every table's insert of the batch succeeded.
-    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
-        self.inserter().submit(batch, barrier.take())
+        self.inserter().submit(batch, sealed)
     }
 
     /// Waits until every batch handed over is stored (or has failed for good).
