@@ -103,10 +103,13 @@ struct Lossy {
     commits: usize,
     /// The commit (0-based) that fails outright.
     fail_commit: Option<usize>,
-    /// The commit (0-based) whose batch the inserter loses after accepting it.
-    lose_batch: Option<usize>,
-    inserter: Option<(std::sync::mpsc::Sender<(usize, Sealed)>, std::thread::JoinHandle<()>)>,
+    // (The commit whose batch the inserter loses is known to the inserter thread.)
+    /// Hands each commit's batch to the inserter thread.
+    inserter: Option<Inserter>,
 }
+
+/// The background thread that makes batches durable, and the way to it.
+type Inserter = (std::sync::mpsc::Sender<(usize, Sealed)>, std::thread::JoinHandle<()>);
 
 impl Lossy {
     fn new(fail_commit: Option<usize>, lose_batch: Option<usize>) -> Self {
@@ -122,7 +125,7 @@ impl Lossy {
             }
         });
         let inner = SqliteStore::in_memory().expect("store");
-        Self { inner, commits: 0, fail_commit, lose_batch, inserter: Some((tx, thread)) }
+        Self { inner, commits: 0, fail_commit, inserter: Some((tx, thread)) }
     }
 }
 
