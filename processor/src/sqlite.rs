@@ -320,7 +320,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,
@@ -479,7 +479,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 location,
                 reason,
@@ -504,7 +504,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,

@@ -470,7 +470,7 @@ impl Store for ClickHouseStore {
         self.batch.dead_letters.push(DeadLetterRow {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             reason: reason.to_owned(),
             received_at: datetime(origin.received_at),
@@ -491,7 +491,7 @@ impl Store for ClickHouseStore {
     ) -> Result<(), StoreError> {
         self.batch.dead_letter_inputs.push(DeadLetterInputRow {
             envelope_sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
@@ -512,7 +512,7 @@ impl Store for ClickHouseStore {
     fn envelope_done(&mut self, origin: &Origin, _tally: &InputTally) -> Result<(), StoreError> {
         self.batch.envelopes.push(EnvelopeRow {
             sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
