@@ -20,6 +20,7 @@
 //! - [`tlsrpt`]: SMTP TLS report model and parser
 //! - [`failure`]: DMARC failure (forensic) report recognition
 //! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
+//! - [`secret`]: passwords and tokens in the config: from the file, a file, or the environment
 //! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
 
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod error;
 pub mod failure;
 pub mod limits;
 pub mod read;
+pub mod secret;
 pub mod text;
 pub mod time;
 pub mod tlsrpt;
@@ -43,3 +45,4 @@ pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, Located, Parsed};
+pub use secret::{Secret, SecretError};

@@ -115,7 +115,7 @@ pub fn write_imap_config(path: &Path, section: &str) {
     std::fs::write(
         path,
         format!(
-            "[[imap]]\n{section}username = \"ruaflow\"\npassword_env = \"TEST_IMAP_PASSWORD\"\npoll_interval_secs = 1\n"
+            "[[imap]]\n{section}username = \"ruaflow\"\npassword = {{ env = \"TEST_IMAP_PASSWORD\" }}\npoll_interval_secs = 1\n"
         ),
     )
     .expect("write config");

@@ -1,0 +1,170 @@
+//! One `[[imap]]` section: which server, how to log in, which folders.
+//!
+//! Validated when the config file is loaded ([`ImapConfig::validate`]), before anything
+//! connects; secrets are [`Secret`]s, read at each login and never logged.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use ruaflow_schema::Secret;
+
+use super::ImapError;
+
+/// The environment variable read for the password when `password` is not set.
+pub const PASSWORD_ENV: &str = "RUAFLOW_IMAP_PASSWORD";
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS, port 993 by default).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login (port 143 by default).
+    Starttls,
+    /// No TLS at all: the password crosses the network in clear. Only when set explicitly.
+    None,
+}
+
+/// One `[[imap]]` section: a mailbox folder to read reports from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Server host name (also the name its TLS certificate must carry).
+    pub host: String,
+    /// Server port; 993 for `tls = "implicit"`, 143 otherwise.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `"implicit"` (default), `"starttls"` or `"none"`.
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    /// Extra CA certificates (PEM file) trusted on top of the built-in webpki roots, for
+    /// a server with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Login name (for OAuth2, the mailbox address).
+    pub username: String,
+    /// The password: `"…"`, `{ file = "PATH" }` or `{ env = "NAME" }`; when unset, the
+    /// environment variable `RUAFLOW_IMAP_PASSWORD`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The folder reports arrive in.
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// Where messages go once their reports are stored (`/` separates levels; it is
+    /// translated to the server's hierarchy delimiter).
+    #[serde(default = "default_processed")]
+    pub processed_folder: String,
+    /// Where messages holding no report go (never enqueued, never deleted).
+    #[serde(default = "default_ignored")]
+    pub ignored_folder: String,
+    /// Where unreadable or oversized messages go (the readable-but-broken ones are also
+    /// stored as dead letters first).
+    #[serde(default = "default_invalid")]
+    pub invalid_folder: String,
+    /// Largest message fetched, in bytes (RFC822.SIZE, checked before fetching); larger
+    /// ones are moved to `invalid_folder` with a warning.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+    /// Seconds between checks when the server does not offer IDLE.
+    #[serde(default = "default_poll_interval_secs")]
+    pub poll_interval_secs: u64,
+}
+
+fn default_tls() -> TlsMode {
+    TlsMode::Implicit
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "ruaflow/processed".into()
+}
+fn default_ignored() -> String {
+    "ruaflow/ignored".into()
+}
+fn default_invalid() -> String {
+    "ruaflow/invalid".into()
+}
+fn default_max_message_bytes() -> u64 {
+    32 << 20
+}
+fn default_poll_interval_secs() -> u64 {
+    60
+}
+
+impl ImapConfig {
+    /// Checks the values that need no IO. Called when the config file is loaded.
+    pub fn validate(&self) -> Result<(), ImapError> {
+        if self.host.trim().is_empty() {
+            return Err(ImapError::Config("host is empty"));
+        }
+        if self.username.is_empty() {
+            return Err(ImapError::Config("username is empty"));
+        }
+        if self.port == Some(0) {
+            return Err(ImapError::Config("port is 0"));
+        }
+        let folders = [&self.folder, &self.processed_folder, &self.ignored_folder, &self.invalid_folder];
+        if folders.iter().any(|f| f.trim().is_empty()) {
+            return Err(ImapError::Config("a folder name is empty"));
+        }
+        if folders.iter().any(|f| f.contains(['"', '\\', '\r', '\n'])) {
+            return Err(ImapError::Config("folder names may not hold quotes, backslashes or line breaks"));
+        }
+        let targets = [&self.processed_folder, &self.ignored_folder, &self.invalid_folder];
+        if targets.contains(&&self.folder) {
+            return Err(ImapError::Config("the target folders must differ from folder"));
+        }
+        if self.max_message_bytes == 0 {
+            return Err(ImapError::Config("max_message_bytes is 0"));
+        }
+        if self.poll_interval_secs == 0 {
+            return Err(ImapError::Config("poll_interval_secs is 0"));
+        }
+        Ok(())
+    }
+
+    /// The port, defaulted from the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls == TlsMode::Implicit { 993 } else { 143 })
+    }
+
+    /// Where the password is: `password`, or [`PASSWORD_ENV`].
+    pub fn password(&self) -> Secret {
+        self.password.clone().unwrap_or_else(|| Secret::env(PASSWORD_ENV))
+    }
+
+    /// `user@host/folder`, the prefix of every origin from this mailbox.
+    pub(super) fn mailbox_name(&self) -> String {
+        format!("{}@{}/{}", self.username, self.host, self.folder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<ImapConfig, toml::de::Error> {
+        toml::from_str(&format!("host = \"imap.example.com\"\nusername = \"dmarc\"\n{extra}"))
+    }
+
+    #[test]
+    fn defaults_validation_and_redaction() {
+        let c = config("password = \"hunter2\"").expect("parses");
+        c.validate().expect("valid");
+        assert_eq!((c.tls, c.port()), (TlsMode::Implicit, 993));
+        assert_eq!(c.processed_folder, "ruaflow/processed");
+        assert_eq!(c.max_message_bytes, 32 << 20);
+        assert!(!format!("{c:?}").contains("hunter2"), "password redacted in Debug");
+        assert_eq!(config("").expect("parses").password(), Secret::env(PASSWORD_ENV));
+        let from_file = config("password = { file = \"/etc/ruaflow/imap\" }").expect("parses");
+        assert_eq!(from_file.password(), Secret::file("/etc/ruaflow/imap"));
+        assert_eq!(config("tls = \"none\"").expect("parses").port(), 143);
+        assert!(config("tls = \"plain\"").is_err(), "unknown tls mode");
+        assert!(config("folder_name = \"x\"").is_err(), "unknown keys are errors");
+        assert!(config("password = { path = \"x\" }").is_err(), "unknown secret form");
+        let same = config("processed_folder = \"INBOX\"").expect("parses");
+        assert!(same.validate().is_err(), "target equal to the source folder");
+    }
+}

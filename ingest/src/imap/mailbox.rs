@@ -1,0 +1,125 @@
+//! What is done inside a logged-in session: the folders, the message list, one
+//! message's bytes, the move out of the watched folder, and the decision where a message
+//! goes ([`classify`]).
+
+use async_imap::types::Capabilities;
+use futures::TryStreamExt;
+
+use ruaflow_schema::{read_reports, Error as SchemaError, Limits, Parsed};
+
+use super::connect::Session;
+use super::ImapError;
+
+/// Where a message goes after it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// At least one DMARC aggregate, TLS or failure report: stored, then `processed_folder`.
+    Report,
+    /// Mail with no report at all: `ignored_folder`, not enqueued.
+    NoReport,
+    /// Something that looked like a report but could not be read: stored as a dead
+    /// letter, then `invalid_folder`.
+    Invalid,
+}
+
+/// Decides where a message goes from what [`read_reports`] finds in it (pure; run it in
+/// `spawn_blocking`, the parse is CPU-bound).
+pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
+    let found = read_reports(bytes, limits);
+    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_) | Parsed::Failure(_))) {
+        return Verdict::Report;
+    }
+    if !found.is_empty()
+        && found.iter().all(|l| matches!(l.parsed, Parsed::Error(SchemaError::NoReportInMessage(_))))
+    {
+        return Verdict::NoReport;
+    }
+    Verdict::Invalid
+}
+
+/// The server's hierarchy delimiter (`LIST "" ""`); `/` when it names none.
+pub(super) async fn hierarchy_delimiter(session: &mut Session) -> Result<String, ImapError> {
+    // `LIST "" ""` is the standard way (RFC 3501 §6.3.8); async-imap 0.11 yields no
+    // entry for its empty name with Dovecot 2.3, so the top-level folders are asked too.
+    for pattern in ["", "%"] {
+        let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
+        if let Some(delimiter) = names.iter().find_map(|n| n.delimiter()) {
+            tracing::debug!(delimiter, "imap hierarchy delimiter");
+            return Ok(delimiter.to_owned());
+        }
+    }
+    Ok("/".to_owned())
+}
+
+/// Creates each folder that does not exist yet.
+pub(super) async fn create_folders(session: &mut Session, folders: &[&str]) -> Result<(), ImapError> {
+    for folder in folders {
+        match session.create(folder).await {
+            Ok(()) => tracing::info!(folder = %folder, "imap folder created"),
+            // Dovecot: `NO [ALREADYEXISTS] Mailbox already exists`.
+            Err(async_imap::error::Error::No(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// UID and RFC822.SIZE of every message in the selected folder, oldest UID first.
+pub(super) async fn list_messages(session: &mut Session) -> Result<Vec<(u32, u64)>, ImapError> {
+    let fetches: Vec<_> = session.uid_fetch("1:*", "(UID RFC822.SIZE)").await?.try_collect().await?;
+    let mut messages: Vec<(u32, u64)> =
+        fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0))))).collect();
+    messages.sort_unstable();
+    messages.dedup_by_key(|m| m.0);
+    Ok(messages)
+}
+
+/// The whole message `uid` of the selected folder; `None` when it is gone (expunged by
+/// someone else since the listing).
+pub(super) async fn fetch_message(session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
+    // BODY.PEEK[] leaves \Seen alone: the mailbox looks the same to a person reading it.
+    let fetches: Vec<_> =
+        session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])").await?.try_collect().await?;
+    Ok(fetches.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).map(<[u8]>::to_vec))
+}
+
+/// Moves one message: UID MOVE (RFC 6851) when offered, else UID COPY + \Deleted + UID
+/// EXPUNGE (UIDPLUS, RFC 4315), else COPY + \Deleted + EXPUNGE (which also expunges
+/// anything else someone flagged \Deleted in this folder — the best a bare IMAP4rev1
+/// server allows).
+pub(super) async fn move_message(
+    session: &mut Session,
+    caps: &Capabilities,
+    uid: u32,
+    to: &str,
+) -> Result<(), ImapError> {
+    let uid = uid.to_string();
+    if caps.has_str("MOVE") {
+        session.uid_mv(&uid, to).await?;
+        return Ok(());
+    }
+    session.uid_copy(&uid, to).await?;
+    let _: Vec<_> = session.uid_store(&uid, "+FLAGS.SILENT (\\Deleted)").await?.try_collect().await?;
+    if caps.has_str("UIDPLUS") {
+        let _: Vec<_> = session.uid_expunge(&uid).await?.try_collect().await?;
+    } else {
+        let _: Vec<_> = session.expunge().await?.try_collect().await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_by_content() {
+        let limits = Limits::default();
+        let plain = b"From: a@example.com\r\nSubject: hello\r\nContent-Type: text/plain\r\n\r\nhi\r\n";
+        assert_eq!(classify(plain, &limits), Verdict::NoReport);
+        let broken = b"From: a@example.com\r\nSubject: Report domain: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/gzip\r\nContent-Disposition: attachment; filename=r.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\nH4sIAAAAAAAAA0tMTAQA\r\n--b--\r\n";
+        assert_eq!(classify(broken, &limits), Verdict::Invalid);
+        let xml = br#"<?xml version="1.0"?><feedback><report_metadata><org_name>x</org_name><email>a@x</email><report_id>1</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published><record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results><spf><domain>example.com</domain><result>pass</result></spf></auth_results></record></feedback>"#;
+        assert_eq!(classify(xml, &limits), Verdict::Report);
+    }
+}
