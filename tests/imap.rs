@@ -47,10 +47,44 @@ fn wait_until(what: &str, logs: impl Fn() -> String, check: impl FnMut() -> bool
     common::wait_until(what, Duration::from_secs(60), logs, check);
 }
 
+/// A DMARC failure (forensic) report mail of the corpus.
+fn failure_mail() -> Vec<u8> {
+    let mails = dovecot::corpus_mails(&["failure"]);
+    let (_, bytes) =
+        mails.iter().find(|(name, _)| name == "dmarc_ruf_report_linkedin.eml").expect("in the corpus");
+    bytes.clone()
+}
+
+/// `ruaflow run --once` on the Dovecot mailbox (and nothing else), its log
+/// `ruaflow-{run}.log` in `dir`: waits for it to exit (60 s at most) and returns whether
+/// it exited 0, and its stdout and stderr.
+fn run_once(dir: &Path, section: &str, db: &Path, run: usize) -> (bool, String, String) {
+    let config = dir.join("ruaflow.toml");
+    write_imap_config(&config, section);
+    let mut c = common::ruaflow();
+    c.args(["run", "--once", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
+    with_password(&mut c);
+    let mut running = Running::spawn(c, dir, &format!("ruaflow-{run}"));
+    let ok = running.wait_exit(Duration::from_secs(60));
+    (ok, running.stdout(), running.stderr())
+}
+
 /// The corpus's report mails: three DMARC aggregate reports and one SMTP TLS report.
 fn corpus_mails() -> Vec<(String, Vec<u8>)> {
     let mails = dovecot::corpus_mails(&["aggregate", "smtp_tls"]);
     assert_eq!(mails.len(), 4, "the corpus holds 3 aggregate and 1 smtp_tls .eml");
+    mails
+}
+
+/// Delivers one mail of each kind but the broken one: the 4 corpus report mails
+/// (returned), a mail holding no report and a failure report.
+fn deliver_each_kind(dovecot: &Dovecot) -> Vec<(String, Vec<u8>)> {
+    let mails = corpus_mails();
+    for (n, (_, bytes)) in mails.iter().enumerate() {
+        dovecot.deliver(&maildir_name(n), bytes);
+    }
+    dovecot.deliver(&maildir_name(10), PLAIN.as_bytes());
+    dovecot.deliver(&maildir_name(11), &failure_mail());
     mails
 }
 
@@ -59,13 +93,9 @@ fn imap_reports_stored_then_moved_by_kind() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dovecot = Dovecot::start(tmp.path());
-    let mails = corpus_mails();
-    for (n, (_, bytes)) in mails.iter().enumerate() {
-        dovecot.deliver(&maildir_name(n), bytes);
-    }
-    dovecot.deliver(&maildir_name(10), PLAIN.as_bytes());
-    dovecot.deliver(&maildir_name(11), broken_mail("broken").as_bytes());
-    assert_eq!(dovecot.count(""), 6);
+    deliver_each_kind(&dovecot);
+    dovecot.deliver(&maildir_name(12), broken_mail("broken").as_bytes());
+    assert_eq!(dovecot.count(""), 7);
 
     let db = tmp.path().join("ruaflow.db");
     let mut ruaflow = run_imap(tmp.path(), &dovecot, &db, 1);
@@ -77,13 +107,14 @@ fn imap_reports_stored_then_moved_by_kind() {
     wait_until("the folders to settle", logs, || {
         dovecot.count("") == 0
             && dovecot.count("ruaflow.processed") == 4
+            && dovecot.count("ruaflow.failures") == 1
             && dovecot.count("ruaflow.ignored") == 1
             && dovecot.count("ruaflow.invalid") == 1
     });
     assert_eq!(
         count(&db, "SELECT count(*) FROM envelopes WHERE source = 'imap' AND origin LIKE 'ruaflow@127.0.0.1/INBOX/%'"),
-        5,
-        "the 4 report mails and the broken one were stored as imap envelopes (the plain mail is not)"
+        6,
+        "the 4 report mails, the failure report and the broken one were stored as imap envelopes (the plain mail is not)"
     );
     // The plain mail never reached the store; the broken one is a dead letter.
     let ignored: Vec<String> = ["cur", "new"]
@@ -221,7 +252,7 @@ fn imap_killed_mid_batch_loses_and_repeats_nothing() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), MAILS, "no mail duplicated in processed");
-    assert_eq!(dovecot.folders(), (0, MAILS, 0, 0));
+    assert_eq!(dovecot.folders(), (0, MAILS, 0, 0, 0));
     eprintln!(
         "imap_killed_mid_batch_loses_and_repeats_nothing: {left_at_kill:?} left in INBOX at the kills, took {:?}",
         started.elapsed()
@@ -280,7 +311,7 @@ fn imap_over_starttls() {
     let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the 4 reports stored after STARTTLS and moved", logs, || {
-        count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0)
+        count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0, 0)
     });
     // Dovecot counts a loopback client as secured, so it would accept a plaintext login
     // here too (ssl = required notwithstanding): the proof of the upgrade is its log,
@@ -293,4 +324,36 @@ fn imap_over_starttls() {
         logs()
     );
     assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+}
+
+#[test]
+fn imap_once_reads_what_is_there_files_it_and_exits() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    let mails = deliver_each_kind(&dovecot);
+    let db = tmp.path().join("ruaflow.db");
+
+    let (ok, out, err) = run_once(tmp.path(), &dovecot.plain_section(), &db, 1);
+    assert!(ok, "run --once exits 0; log:\n{err}\n--- dovecot\n{}", dovecot.log());
+    assert!(out.contains("4 reports,"), "the summary counts the 4 reports: {out}");
+    assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
+    assert_eq!(
+        (dovecot.count(""), dovecot.count("ruaflow.processed"), dovecot.count("ruaflow.failures")),
+        (0, 4, 1),
+        "every report filed by kind before the exit"
+    );
+    assert_eq!(dovecot.count("ruaflow.ignored"), 1);
+
+    // Nothing new: a second one-shot run reads nothing, stores nothing, and exits 0.
+    dovecot.deliver(&maildir_name(20), &mails[0].1);
+    let (ok, out, err) = run_once(tmp.path(), &dovecot.plain_section(), &db, 2);
+    assert!(ok, "second run --once exits 0; log:\n{err}");
+    assert!(
+        out.contains("0 reports,") && out.contains("1 duplicate"),
+        "a resent report is not stored twice: {out}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
+    assert_eq!((dovecot.count(""), dovecot.count("ruaflow.processed")), (0, 5));
+    eprintln!("imap_once_reads_what_is_there_files_it_and_exits took {:?}", started.elapsed());
 }

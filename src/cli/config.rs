@@ -27,8 +27,8 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The HTTP endpoint (`[http]`); served by `ruaflow run` without `--once`.
     pub http: Option<HttpConfig>,
-    /// IMAP mailboxes to read reports from (`[[imap]]`, any number); read by `ruaflow run`
-    /// without `--once`.
+    /// IMAP mailboxes to read reports from (`[[imap]]`, any number); watched by `ruaflow
+    /// run` and `ruaflow ingest imap`, read once with `--once`.
     pub imap: Vec<ImapConfig>,
 }
 

@@ -2,9 +2,9 @@
 //! Sources read reports into Envelopes and publish them to Kafka; each source's input is
 //! acknowledged (IMAP message moved, HTTP client answered) only after Kafka confirmed it.
 //!
-//! `dir` publishes the files under INPUT (with `--once`, then exits; otherwise keeps
-//! watching them); `imap` reads the `[[imap]]` mailboxes of the config and `http` serves
-//! the `[http]` endpoint of the config, until SIGINT/SIGTERM.
+//! `dir` publishes the files under INPUT and `imap` the mail in the `[[imap]]` mailboxes
+//! of the config (with `--once`, what is there now, then exits; otherwise they keep
+//! watching); `http` serves the `[http]` endpoint of the config; until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub struct IngestArgs {
     /// Configuration file (TOML); see `ruaflow.example.toml`.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// dir: publish the inputs once and exit (no watching).
+    /// dir, imap: publish what the inputs or mailboxes hold now and exit (no watching).
     #[arg(long)]
     pub once: bool,
     /// dir: files or directories of reports.
@@ -116,7 +116,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     let (tx, rx) = ruaflow_ingest::queue::local();
     let publishing = runtime.spawn(kafka::publish(publisher, rx, IN_FLIGHT));
 
-    let once = args.once && args.source == SourceKind::Dir;
+    if args.once && args.source == SourceKind::Http {
+        anyhow::bail!("ingest http: --once applies to dir and imap only");
+    }
+    let once = args.once;
     let stop = if once { None } else { Some(stop_signal()?) };
     let mut fed = Ok(());
     match args.source {
@@ -135,10 +138,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
             wait(stop.as_deref());
             running.stop();
         }
+        SourceKind::Imap if once => fed = ImapRunning::once(&config, tx.clone())?.stop(),
         SourceKind::Imap => {
             let running = ImapRunning::start(&config, tx.clone())?;
             wait(stop.as_deref());
-            running.stop();
+            fed = running.stop();
         }
     }
     drop(tx);

@@ -10,10 +10,11 @@
 //! in-flight requests finish (each waits for its commit) before the queue is closed, so
 //! the pipeline drains and commits everything a client was answered 2xx for.
 //!
-//! Each `[[imap]]` section (without `--once`) reads one mailbox folder into the same
-//! queue, on a runtime of its own; a message is moved out of the folder only after its
-//! commit, and on a stop signal the sources finish the message in flight before the queue
-//! is closed.
+//! Each `[[imap]]` section reads one mailbox folder into the same queue, on a runtime of
+//! its own; a message is moved out of the folder only after its commit. With `--once` the
+//! mailboxes are read as they are now, beside the inputs, and the run ends once both are
+//! done; without it, on a stop signal the sources finish the message in flight before the
+//! queue is closed.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -38,13 +39,15 @@ use super::sources::{stop_signal, FileFeed, HttpRunning, ImapRunning};
 /// Arguments of `ruaflow run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Process the inputs, commit, print a summary and exit (no watching).
+    /// Process the inputs and what the [[imap]] mailboxes hold now, commit, print a
+    /// summary and exit (no watching; for cron or a systemd timer).
     #[arg(long)]
     pub once: bool,
     /// The SQLite database file (created if missing).
     #[arg(long, default_value = "ruaflow.db")]
     pub db: PathBuf,
-    /// Configuration file (TOML); see `ruaflow.example.toml`.
+    /// Configuration file (TOML): [[imap]] mailboxes to read, the [http] endpoint, limits,
+    /// detection, alerts; see `ruaflow.example.toml`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// No network lookups (reverse DNS) while enriching.
@@ -57,8 +60,10 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     let mut config = Config::load(args.config.as_deref())?;
     config.enrich.offline |= args.offline;
-    if args.inputs.is_empty() && args.once {
-        anyhow::bail!("nothing to do: give INPUT files or directories with --once");
+    if args.inputs.is_empty() && args.once && config.imap.is_empty() {
+        anyhow::bail!(
+            "nothing to do: give INPUT files or directories, or [[imap]] mailboxes in --config, with --once"
+        );
     }
     let summary = run_pipeline(&args.db, &args.inputs, args.once, &config)?;
     let line = format!(
@@ -99,10 +104,7 @@ pub fn run_pipeline(
         };
         let imap = match config.imap.len() {
             0 => None,
-            _ if once => {
-                tracing::warn!("--once: the [[imap]] sections are ignored");
-                None
-            }
+            _ if once => Some(ImapRunning::once(config, tx.clone())?),
             _ => Some(ImapRunning::start(config, tx.clone())?),
         };
         // Installed before the first feed so a stop during a long initial scan is graceful.
@@ -119,10 +121,8 @@ pub fn run_pipeline(
         if let Some(http) = http {
             http.stop();
         }
-        if let Some(imap) = imap {
-            imap.stop();
-        }
-        fed.map(|()| bar)
+        let read = imap.map_or(Ok(()), ImapRunning::stop);
+        fed.and(read).map(|()| bar)
     })
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use ruaflow_ingest::dir;
 use ruaflow_ingest::http::{HttpConfig, HttpSource};
-use ruaflow_ingest::imap::ImapSource;
+use ruaflow_ingest::imap::{Fetched, ImapError, ImapSource};
 use ruaflow_schema::Delivery;
 
 use super::config::Config;
@@ -78,26 +78,49 @@ impl HttpRunning {
     }
 }
 
-/// The IMAP sources on their own runtime, feeding the pipeline's queue.
+/// The IMAP sources on their own runtime, feeding the pipeline's queue: watching until
+/// stopped, or reading once what is in the mailboxes.
 pub struct ImapRunning {
     runtime: tokio::runtime::Runtime,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `None` for a one-shot read, which ends by itself.
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<(String, tokio::task::JoinHandle<Result<Fetched, ImapError>>)>,
 }
 
 impl ImapRunning {
     /// How long a stop waits for a source to finish the message in flight (its commit).
     const GRACE: Duration = Duration::from_secs(60);
 
-    /// Resolves passwords and TLS setups (errors here stop `run` before anything
-    /// connects), then starts one task per mailbox.
+    /// Checks secrets and TLS setups (errors here stop `run` before anything connects),
+    /// then starts one task per mailbox that watches it until [`ImapRunning::stop`].
     pub fn start(config: &Config, tx: tokio::sync::mpsc::Sender<Delivery>) -> anyhow::Result<Self> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        Self::spawn(config, tx, Some(stop), move |source| {
+            let stopped = stopped.clone();
+            async move { Ok(source.run(stopped).await) }
+        })
+    }
+
+    /// Like [`ImapRunning::start`], but each task reads what its mailbox holds now and
+    /// ends; [`ImapRunning::stop`] waits for them.
+    pub fn once(config: &Config, tx: tokio::sync::mpsc::Sender<Delivery>) -> anyhow::Result<Self> {
+        Self::spawn(config, tx, None, ImapSource::once)
+    }
+
+    fn spawn<F: std::future::Future<Output = Result<Fetched, ImapError>> + Send + 'static>(
+        config: &Config,
+        tx: tokio::sync::mpsc::Sender<Delivery>,
+        stop: Option<tokio::sync::watch::Sender<bool>>,
+        task: impl Fn(ImapSource) -> F,
+    ) -> anyhow::Result<Self> {
         let sources = config
             .imap
             .iter()
             .map(|imap| {
-                ImapSource::new(imap.clone(), config.limits.clone(), tx.clone())
-                    .with_context(|| format!("[[imap]] {}@{}", imap.username, imap.host))
+                let name = format!("{}@{}", imap.username, imap.host);
+                let source = ImapSource::new(imap.clone(), config.limits.clone(), tx.clone())
+                    .with_context(|| format!("[[imap]] {name}"))?;
+                Ok((name, source))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -105,25 +128,45 @@ impl ImapRunning {
             .thread_name("imap")
             .enable_all()
             .build()?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = sources.into_iter().map(|source| runtime.spawn(source.run(stopped.clone()))).collect();
+        let tasks = sources.into_iter().map(|(name, source)| (name, runtime.spawn(task(source)))).collect();
         Ok(Self { runtime, stop, tasks })
     }
 
-    /// Signals the sources and waits (bounded) until each has finished its message in
-    /// flight and dropped its queue sender.
-    pub fn stop(self) {
-        let _ = self.stop.send(true);
+    /// Watching: signals the sources and waits (bounded) until each has finished its
+    /// message in flight and dropped its queue sender. One-shot: waits until every
+    /// mailbox is read, and fails naming each mailbox that could not be.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let watching = self.stop.is_some();
+        if let Some(stop) = &self.stop {
+            let _ = stop.send(true);
+        }
         let tasks = self.tasks;
         let all = async move {
-            for task in tasks {
-                let _ = task.await;
+            let mut failed = Vec::new();
+            for (name, task) in tasks {
+                match task.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => failed.push(format!("{name}: {err}")),
+                    Err(err) => failed.push(format!("{name}: {err}")),
+                }
             }
+            failed
         };
-        if self.runtime.block_on(async move { tokio::time::timeout(Self::GRACE, all).await }).is_err() {
-            tracing::warn!("imap sources still busy after the grace period; stopping them");
-        }
+        let failed = if watching {
+            let outcome = self.runtime.block_on(async move { tokio::time::timeout(Self::GRACE, all).await });
+            outcome.unwrap_or_else(|_| {
+                tracing::warn!("imap sources still busy after the grace period; stopping them");
+                Vec::new()
+            })
+        } else {
+            self.runtime.block_on(all)
+        };
         self.runtime.shutdown_timeout(Duration::from_secs(1));
+        match failed.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("imap mailbox not read: {one}"),
+            _ => anyhow::bail!("{} imap mailboxes not read:\n  {}", failed.len(), failed.join("\n  ")),
+        }
     }
 }
 

@@ -60,11 +60,12 @@ impl Dovecot {
             .sum()
     }
 
-    /// (INBOX, processed, ignored, invalid).
-    pub fn folders(&self) -> (usize, usize, usize, usize) {
+    /// (INBOX, processed, failures, ignored, invalid).
+    pub fn folders(&self) -> (usize, usize, usize, usize, usize) {
         (
             self.count(""),
             self.count("ruaflow.processed"),
+            self.count("ruaflow.failures"),
             self.count("ruaflow.ignored"),
             self.count("ruaflow.invalid"),
         )

@@ -92,6 +92,23 @@ impl Running {
     pub fn terminate(&mut self) -> bool {
         terminate(self.child.take().expect("running"))
     }
+
+    /// Waits for the process to exit by itself and returns whether it exited 0; panics
+    /// with its log when it is still running after `timeout` (it is killed then).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                reap(Some(child));
+                panic!("still running after {timeout:?}; log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Running {

@@ -51,10 +51,13 @@ pub struct ImapConfig {
     /// The folder reports arrive in.
     #[serde(default = "default_folder")]
     pub folder: String,
-    /// Where messages go once their reports are stored (`/` separates levels; it is
-    /// translated to the server's hierarchy delimiter).
+    /// Where messages go once their aggregate or TLS reports are stored (`/` separates
+    /// levels; it is translated to the server's hierarchy delimiter).
     #[serde(default = "default_processed")]
     pub processed_folder: String,
+    /// Where messages holding a DMARC failure (forensic) report go once stored.
+    #[serde(default = "default_failures")]
+    pub failures_folder: String,
     /// Where messages holding no report go (never enqueued, never deleted).
     #[serde(default = "default_ignored")]
     pub ignored_folder: String,
@@ -79,6 +82,9 @@ fn default_folder() -> String {
 }
 fn default_processed() -> String {
     "ruaflow/processed".into()
+}
+fn default_failures() -> String {
+    "ruaflow/failures".into()
 }
 fn default_ignored() -> String {
     "ruaflow/ignored".into()
@@ -105,14 +111,20 @@ impl ImapConfig {
         if self.port == Some(0) {
             return Err(ImapError::Config("port is 0"));
         }
-        let folders = [&self.folder, &self.processed_folder, &self.ignored_folder, &self.invalid_folder];
+        let folders = [
+            &self.folder,
+            &self.processed_folder,
+            &self.failures_folder,
+            &self.ignored_folder,
+            &self.invalid_folder,
+        ];
         if folders.iter().any(|f| f.trim().is_empty()) {
             return Err(ImapError::Config("a folder name is empty"));
         }
         if folders.iter().any(|f| f.contains(['"', '\\', '\r', '\n'])) {
             return Err(ImapError::Config("folder names may not hold quotes, backslashes or line breaks"));
         }
-        let targets = [&self.processed_folder, &self.ignored_folder, &self.invalid_folder];
+        let targets = &folders[1..];
         if targets.contains(&&self.folder) {
             return Err(ImapError::Config("the target folders must differ from folder"));
         }

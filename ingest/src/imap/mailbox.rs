@@ -13,8 +13,10 @@ use super::ImapError;
 /// Where a message goes after it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// At least one DMARC aggregate, TLS or failure report: stored, then `processed_folder`.
+    /// A DMARC aggregate or TLS report: stored, then `processed_folder`.
     Report,
+    /// A DMARC failure (forensic) report: stored, then `failures_folder`.
+    Failure,
     /// Mail with no report at all: `ignored_folder`, not enqueued.
     NoReport,
     /// Something that looked like a report but could not be read: stored as a dead
@@ -26,7 +28,10 @@ pub enum Verdict {
 /// `spawn_blocking`, the parse is CPU-bound).
 pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
     let found = read_reports(bytes, limits);
-    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_) | Parsed::Failure(_))) {
+    if found.iter().any(|l| matches!(l.parsed, Parsed::Failure(_))) {
+        return Verdict::Failure;
+    }
+    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_))) {
         return Verdict::Report;
     }
     if !found.is_empty()
@@ -121,5 +126,7 @@ mod tests {
         assert_eq!(classify(broken, &limits), Verdict::Invalid);
         let xml = br#"<?xml version="1.0"?><feedback><report_metadata><org_name>x</org_name><email>a@x</email><report_id>1</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published><record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results><spf><domain>example.com</domain><result>pass</result></spf></auth_results></record></feedback>"#;
         assert_eq!(classify(xml, &limits), Verdict::Report);
+        let failure = b"From: a@example.org\r\nSubject: DMARC failure\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nA message failed DMARC.\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nUser-Agent: test/1.0\r\nVersion: 1\r\nAuth-Failure: dmarc\r\nReported-Domain: example.com\r\nSource-IP: 192.0.2.7\r\n\r\n--b--\r\n";
+        assert_eq!(classify(failure, &limits), Verdict::Failure);
     }
 }

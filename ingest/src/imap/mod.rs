@@ -5,8 +5,9 @@
 //! `user@host/folder/UID`, the whole RFC 5322 message as bytes.
 //!
 //! Invariant (DESIGN.md "Nothing lost"): a message leaves the watched folder only after
-//! the store committed it — the move to `processed_folder` (or `invalid_folder`, whose
-//! message the pipeline stored as a dead letter) runs when the delivery's
+//! the store committed it — the move to `processed_folder` (aggregate and TLS reports),
+//! `failures_folder` (failure reports) or `invalid_folder` (whose message the pipeline
+//! stored as a dead letter) runs when the delivery's
 //! acknowledgement arrives, which the processor's durability barrier fires after the
 //! commit. A crash or restart in between finds the message still in the folder and
 //! delivers it again, which idempotency by report identity makes harmless. Nothing is
@@ -17,7 +18,8 @@
 //! log in, create the target folders, select, read every message oldest UID first, then
 //! IDLE (when offered, re-issued every 29 minutes as RFC 2177 asks) or sleep
 //! `poll_interval_secs`; any error drops the connection and reconnects after an
-//! exponential backoff (1 s doubling to 5 min, reset by a successful login).
+//! exponential backoff (1 s doubling to 5 min, reset by a successful login). A one-shot
+//! read ([`ImapSource::once`]) reads the messages present at its first listing and ends.
 //!
 //! Layout:
 //! - [`config`]: the `[[imap]]` section and its validation
@@ -88,10 +90,68 @@ pub struct ImapSource {
     tx: mpsc::Sender<Delivery>,
 }
 
+/// What a source did with the messages it read (each counted once it left the folder).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// Aggregate or TLS reports stored and moved to `processed_folder`.
+    pub reports: u64,
+    /// Failure reports stored and moved to `failures_folder`.
+    pub failures: u64,
+    /// Mail with no report, moved to `ignored_folder`.
+    pub ignored: u64,
+    /// Unreadable or oversized mail, moved to `invalid_folder`.
+    pub invalid: u64,
+}
+
+impl Fetched {
+    fn count(&mut self, verdict: Verdict) {
+        *match verdict {
+            Verdict::Report => &mut self.reports,
+            Verdict::Failure => &mut self.failures,
+            Verdict::NoReport => &mut self.ignored,
+            Verdict::Invalid => &mut self.invalid,
+        } += 1;
+    }
+}
+
+/// How far a one-shot read has come: it reads the messages that were in the folder when
+/// it first listed it (UIDs up to `last_uid` under `uid_validity`), not mail arriving
+/// while it works, so it ends even on a busy mailbox.
+#[derive(Debug, Default)]
+struct Snapshot {
+    uid_validity: Option<u32>,
+    last_uid: Option<u32>,
+}
+
 /// Why one connection ended without an error.
 enum Ended {
+    /// Stop was signalled.
     Stopped,
+    /// A one-shot read found nothing left of its snapshot.
+    Done,
 }
+
+/// The folders messages are moved to, in the server's hierarchy delimiter.
+struct Targets {
+    processed: String,
+    failures: String,
+    ignored: String,
+    invalid: String,
+}
+
+impl Targets {
+    fn of(&self, verdict: Verdict) -> &str {
+        match verdict {
+            Verdict::Report => &self.processed,
+            Verdict::Failure => &self.failures,
+            Verdict::NoReport => &self.ignored,
+            Verdict::Invalid => &self.invalid,
+        }
+    }
+}
+
+/// Connections a one-shot read tries before it gives up on a mailbox.
+const ONCE_ATTEMPTS: u32 = 3;
 
 impl ImapSource {
     /// Validates the config, checks that the password can be read and builds the TLS
@@ -105,16 +165,17 @@ impl ImapSource {
 
     /// Reads the mailbox until `stop` turns true (or the pipeline closes), reconnecting
     /// with backoff on errors. Returns once no delivery of its own is in flight.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Fetched {
         let mailbox = self.config.mailbox_name();
+        let mut fetched = Fetched::default();
         let mut backoff = BACKOFF_MIN;
         loop {
             if *stop.borrow() {
                 break;
             }
             let mut logged_in = false;
-            match self.connection(&mut stop, &mut logged_in).await {
-                Ok(Ended::Stopped) => break,
+            match self.connection(&mut stop, None, &mut fetched, &mut logged_in).await {
+                Ok(Ended::Stopped | Ended::Done) => break,
                 Err(ImapError::PipelineClosed) => break,
                 Err(err) => {
                     if logged_in {
@@ -129,13 +190,45 @@ impl ImapSource {
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        tracing::info!(mailbox = %mailbox, "imap source stopped");
+        tracing::info!(mailbox = %mailbox, ?fetched, "imap source stopped");
+        fetched
     }
 
-    /// One connection: log in, then read and wait until stopped or an error.
+    /// Reads what is in the folder now — stores it, files each message — and returns;
+    /// mail arriving meanwhile waits for the next run. A lost connection is retried
+    /// ([`ONCE_ATTEMPTS`] in all), resuming where it stopped.
+    pub async fn once(self) -> Result<Fetched, ImapError> {
+        let mailbox = self.config.mailbox_name();
+        // Nobody stops a one-shot read; it ends when its snapshot is done.
+        let (_never, mut stop) = watch::channel(false);
+        let mut snapshot = Snapshot::default();
+        let mut fetched = Fetched::default();
+        let mut attempt = 1;
+        loop {
+            let mut logged_in = false;
+            match self.connection(&mut stop, Some(&mut snapshot), &mut fetched, &mut logged_in).await {
+                Ok(_) => break,
+                Err(err @ ImapError::PipelineClosed) => return Err(err),
+                Err(err) if attempt >= ONCE_ATTEMPTS => return Err(err),
+                Err(err) => {
+                    let retry_in = BACKOFF_MIN * attempt;
+                    tracing::warn!(mailbox = %mailbox, error = %err, retry_in_secs = retry_in.as_secs(), "imap connection failed");
+                    tokio::time::sleep(retry_in).await;
+                    attempt += 1;
+                }
+            }
+        }
+        tracing::info!(mailbox = %mailbox, ?fetched, "imap mailbox read");
+        Ok(fetched)
+    }
+
+    /// One connection: log in, then read and wait until stopped or an error (or, with a
+    /// `snapshot`, until the snapshot is read).
     async fn connection(
         &self,
         stop: &mut watch::Receiver<bool>,
+        mut snapshot: Option<&mut Snapshot>,
+        fetched: &mut Fetched,
         logged_in: &mut bool,
     ) -> Result<Ended, ImapError> {
         let mut session = self.connector.connect(&self.config).await?;
@@ -143,29 +236,40 @@ impl ImapSource {
         let caps = session.capabilities().await?;
         let delimiter = mailbox::hierarchy_delimiter(&mut session).await?;
         let target = |name: &str| name.replace('/', &delimiter);
-        let (processed, ignored, invalid) = (
-            target(&self.config.processed_folder),
-            target(&self.config.ignored_folder),
-            target(&self.config.invalid_folder),
-        );
-        mailbox::create_folders(&mut session, &[&processed, &ignored, &invalid]).await?;
+        let targets = Targets {
+            processed: target(&self.config.processed_folder),
+            failures: target(&self.config.failures_folder),
+            ignored: target(&self.config.ignored_folder),
+            invalid: target(&self.config.invalid_folder),
+        };
+        let all = [&targets.processed, &targets.failures, &targets.ignored, &targets.invalid];
+        mailbox::create_folders(&mut session, &all.map(String::as_str)).await?;
         let folder = &self.config.folder;
         tracing::info!(mailbox = %self.config.mailbox_name(), idle = caps.has_str("IDLE"), "imap mailbox open");
         loop {
             let selected = session.select(folder).await?;
-            if selected.exists > 0 {
-                let messages = mailbox::list_messages(&mut session).await?;
+            let mut messages =
+                if selected.exists > 0 { mailbox::list_messages(&mut session).await? } else { Vec::new() };
+            if let Some(snapshot) = snapshot.as_deref_mut() {
+                if snapshot.last_uid.is_none() || snapshot.uid_validity != selected.uid_validity {
+                    snapshot.uid_validity = selected.uid_validity;
+                    snapshot.last_uid = Some(messages.last().map_or(0, |m| m.0));
+                }
+                let last = snapshot.last_uid.unwrap_or(0);
+                messages.retain(|m| m.0 <= last);
+                if messages.is_empty() {
+                    session.logout().await?;
+                    return Ok(Ended::Done);
+                }
+            }
+            if !messages.is_empty() {
                 for (uid, size) in messages {
                     if *stop.borrow() {
                         return Ok(Ended::Stopped);
                     }
                     let verdict = self.handle(&mut session, uid, size).await?;
-                    let to = match verdict {
-                        Verdict::Report => &processed,
-                        Verdict::NoReport => &ignored,
-                        Verdict::Invalid => &invalid,
-                    };
-                    mailbox::move_message(&mut session, &caps, uid, to).await?;
+                    mailbox::move_message(&mut session, &caps, uid, targets.of(verdict)).await?;
+                    fetched.count(verdict);
                 }
                 // Look again before waiting: mail may have arrived while we worked.
                 continue;
