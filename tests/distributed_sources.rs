@@ -293,18 +293,18 @@ fn ingest_http_without_kafka_never_serves_and_exits_naming_kafka() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (config, base) = http_config(tmp.path(), "");
-    // A port nothing listens on: ensure_topics gets no answer and gives up after 60 s.
+    // A port nothing listens on: no broker answers, and ingest says so within seconds.
     let nowhere = format!("127.0.0.1:{}", common::free_port());
     let mut ingest = ingest_http(&nowhere, &unique("nowhere"), &config, tmp.path(), "ingest");
     let agent = agent();
     let report = std::fs::read(corpus().join("parsedmarc/smtp_tls/rfc8460.json")).expect("read corpus");
     let mut attempts = 0;
-    let deadline = Instant::now() + Duration::from_secs(75);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = ingest.child.as_mut().expect("running").try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "ingest http still running after 75 s:\n{}", ingest.stderr());
+        assert!(Instant::now() < deadline, "ingest http still running after 20 s:\n{}", ingest.stderr());
         // Until then, no upload may be answered at all (nothing listens yet).
         let answer = agent
             .post(&format!("{base}/v1/tlsrpt"))
@@ -320,10 +320,9 @@ fn ingest_http_without_kafka_never_serves_and_exits_naming_kafka() {
     let stderr = ingest.stderr();
     assert!(!status.success(), "exit {status:?}\n{stderr}");
     assert!(attempts > 10, "{attempts}");
-    assert!(
-        stderr.contains("Kafka") && stderr.contains(&nowhere),
-        "the error must name Kafka and the brokers:\n{stderr}"
-    );
+    let said = format!("no Kafka broker reachable at {nowhere} within 10 s");
+    assert!(stderr.contains(&said), "the error must say Kafka is unreachable, naming the brokers:\n{stderr}");
+    assert!(!stderr.contains("cannot set up topic"), "not a topic problem:\n{stderr}");
     eprintln!("ingest http without kafka exited {status:?} after {:?}: {}", started.elapsed(), stderr.trim());
 }
 

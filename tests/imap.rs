@@ -279,7 +279,7 @@ fn imap_survives_the_server_dropping_the_connection() {
         wait_until("the session to be open", logs, || opened(&ruaflow.stderr()) == round);
         assert!(dovecot.kill_sessions() >= 1, "round {round}: a session to kill; logs:\n{}", logs());
         wait_until("the dropped connection noticed", logs, || {
-            ruaflow.stderr().matches("imap connection failed").count() == round
+            ruaflow.stderr().matches("imap mailbox unavailable").count() == round
         });
         dovecot.deliver(&maildir_name(round), &mail.1);
         wait_until("a reconnect that stores and moves the new mail", logs, || {
@@ -356,4 +356,85 @@ fn imap_once_reads_what_is_there_files_it_and_exits() {
     assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
     assert_eq!((dovecot.count(""), dovecot.count("ruaflow.processed")), (0, 5));
     eprintln!("imap_once_reads_what_is_there_files_it_and_exits took {:?}", started.elapsed());
+}
+
+/// The lines of `log` that show async-imap's internal rendering instead of the server's
+/// words.
+fn debug_text(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("code: ") || l.contains("Some(") || l.contains("info: ")).collect()
+}
+
+#[test]
+fn imap_errors_name_the_account_the_port_and_what_exists() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    dovecot.deliver(&maildir_name(0), &corpus_mails()[0].1);
+    let db = tmp.path().join("ruaflow.db");
+    let port = dovecot.port;
+
+    // A wrong password: refused, said once in the server's words, not retried by --once.
+    let wrong = format!("{}password = \"not-the-password\"\n", dovecot.plain_section());
+    let (ok, _, err) = run_once(tmp.path(), &wrong, &db, 1);
+    assert!(!ok, "a refused login fails the one-shot run");
+    let said = format!("IMAP login refused for ruaflow at 127.0.0.1:{port}: AUTHENTICATIONFAILED");
+    assert_eq!(err.matches(&said).count(), 1, "said once, in these words:\n{err}");
+    assert!(debug_text(&err).is_empty(), "no internal debug text:\n{err}");
+
+    // A folder that does not exist: named, with the folders that do.
+    let missing = format!("{}folder = \"Reports/DMARC\"\n", dovecot.plain_section());
+    let (ok, _, err) = run_once(tmp.path(), &missing, &db, 2);
+    assert!(!ok, "a missing folder fails the one-shot run");
+    let said = format!(
+        "IMAP folder \"Reports/DMARC\" not found for ruaflow at 127.0.0.1:{port}; the folders there are: INBOX, ruaflow, ruaflow/failures, ruaflow/ignored, ruaflow/invalid, ruaflow/processed"
+    );
+    assert!(err.contains(&said), "expected {said:?} in:\n{err}");
+    assert_eq!(dovecot.count(""), 1, "nothing read");
+
+    // Nothing listening: the error names the host and the port.
+    let closed = common::free_port();
+    let (ok, _, err) =
+        run_once(tmp.path(), &format!("host = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"), &db, 3);
+    assert!(!ok, "an unreachable server fails the one-shot run");
+    assert!(
+        err.contains(&format!("cannot connect to IMAP server 127.0.0.1:{closed}: Connection refused")),
+        "host and port in the error:\n{err}"
+    );
+    assert!(debug_text(&err).is_empty(), "no internal debug text:\n{err}");
+}
+
+#[test]
+fn imap_refused_login_told_once_retried_and_recovered_from_a_password_file() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    dovecot.deliver(&maildir_name(0), &corpus_mails()[0].1);
+    let db = tmp.path().join("ruaflow.db");
+    let password = tmp.path().join("imap.password");
+    std::fs::write(&password, "an-old-password\n").expect("write password");
+    let section = format!("{}password = {{ file = \"{}\" }}\n", dovecot.plain_section(), password.display());
+    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
+    let refusals = || dovecot.log().matches("auth failed").count();
+    wait_until("a second refused login (a retry)", logs, || refusals() >= 2);
+    let said = format!("IMAP login refused for ruaflow at 127.0.0.1:{}: AUTHENTICATIONFAILED", dovecot.port);
+    assert_eq!(ruaflow.stderr().matches(&said).count(), 1, "told once, not at each retry:\n{}", logs());
+    assert!(
+        ruaflow.stderr().lines().any(|l| l.contains("ERROR") && l.contains(&said)),
+        "at ERROR:\n{}",
+        logs()
+    );
+    assert!(debug_text(&ruaflow.stderr()).is_empty(), "no internal debug text:\n{}", logs());
+
+    // The password file is fixed while it runs: the next attempt reads it and gets in.
+    std::fs::write(&password, "ruaflow-test\n").expect("fix password");
+    wait_until("the report stored once the password is right", logs, || {
+        count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
+    });
+    assert!(ruaflow.stderr().contains("imap mailbox available again"), "{}", logs());
+    assert!(!ruaflow.stderr().contains("an-old-password") && !ruaflow.stderr().contains("ruaflow-test"));
+    assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+    eprintln!(
+        "imap_refused_login_told_once_retried_and_recovered_from_a_password_file took {:?}",
+        started.elapsed()
+    );
 }

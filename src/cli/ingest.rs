@@ -50,18 +50,20 @@ impl KafkaArgs {
     }
 }
 
-/// Creates the topics when missing; a broker that does not answer within a minute is
-/// an error naming it.
+/// Creates the topics when missing; brokers that do not answer within
+/// [`kafka::REACH_TIMEOUT`] are reported unreachable, a topic setup that does not finish
+/// within a minute is an error naming them.
 pub fn ensure_topics(runtime: &tokio::runtime::Runtime, kafka: &KafkaConfig) -> anyhow::Result<()> {
-    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "connecting to Kafka (waits up to 60 s)");
-    runtime
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
-                .map_err(anyhow::Error::from)
-        })
-        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))
+    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "connecting to Kafka");
+    let setup = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka)).await });
+    let context = || format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers);
+    match setup {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err @ kafka::KafkaQueueError::Unreachable { .. })) => Err(err.into()),
+        Ok(Err(err)) => Err(anyhow::Error::from(err).context(context())),
+        Err(_) => Err(anyhow::anyhow!("Kafka did not finish within 60 s").context(context())),
+    }
 }
 
 /// Which source to run.

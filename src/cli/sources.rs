@@ -117,7 +117,7 @@ impl ImapRunning {
             .imap
             .iter()
             .map(|imap| {
-                let name = format!("{}@{}", imap.username, imap.host);
+                let name = imap.mailbox_name();
                 let source = ImapSource::new(imap.clone(), config.limits.clone(), tx.clone())
                     .with_context(|| format!("[[imap]] {name}"))?;
                 Ok((name, source))

@@ -110,14 +110,14 @@ impl Drop for Dovecot {
 }
 
 /// Writes to `path` a config with one `[[imap]]` section: `section` (host, port, tls…),
-/// the test user, its password from the environment (see `with_password`), polled every
-/// second.
+/// the test user, polled every second, and — unless `section` says how to log in — its
+/// password from the environment (see `with_password`).
 pub fn write_imap_config(path: &Path, section: &str) {
+    let login = section.lines().any(|l| l.starts_with("password =") || l.starts_with("auth ="));
+    let password = if login { "" } else { "password = { env = \"TEST_IMAP_PASSWORD\" }\n" };
     std::fs::write(
         path,
-        format!(
-            "[[imap]]\n{section}username = \"ruaflow\"\npassword = {{ env = \"TEST_IMAP_PASSWORD\" }}\npoll_interval_secs = 1\n"
-        ),
+        format!("[[imap]]\n{section}username = \"ruaflow\"\n{password}poll_interval_secs = 1\n"),
     )
     .expect("write config");
 }

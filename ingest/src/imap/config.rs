@@ -48,11 +48,11 @@ pub struct ImapConfig {
     /// environment variable `RUAFLOW_IMAP_PASSWORD`.
     #[serde(default)]
     pub password: Option<Secret>,
-    /// The folder reports arrive in.
+    /// The folder reports arrive in (`/` separates levels in this and every folder name;
+    /// it is translated to the server's hierarchy delimiter).
     #[serde(default = "default_folder")]
     pub folder: String,
-    /// Where messages go once their aggregate or TLS reports are stored (`/` separates
-    /// levels; it is translated to the server's hierarchy delimiter).
+    /// Where messages go once their aggregate or TLS reports are stored.
     #[serde(default = "default_processed")]
     pub processed_folder: String,
     /// Where messages holding a DMARC failure (forensic) report go once stored.
@@ -147,8 +147,22 @@ impl ImapConfig {
         self.password.clone().unwrap_or_else(|| Secret::env(PASSWORD_ENV))
     }
 
+    /// `host:port` (`[host]:port` for an IPv6 address), how messages name the server.
+    pub fn server(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port())
+        } else {
+            format!("{}:{}", self.host, self.port())
+        }
+    }
+
+    /// `user at host:port`, how messages name the account.
+    pub fn account(&self) -> String {
+        format!("{} at {}", self.username, self.server())
+    }
+
     /// `user@host/folder`, the prefix of every origin from this mailbox.
-    pub(super) fn mailbox_name(&self) -> String {
+    pub fn mailbox_name(&self) -> String {
         format!("{}@{}/{}", self.username, self.host, self.folder)
     }
 }
@@ -168,6 +182,9 @@ mod tests {
         assert_eq!((c.tls, c.port()), (TlsMode::Implicit, 993));
         assert_eq!(c.processed_folder, "ruaflow/processed");
         assert_eq!(c.max_message_bytes, 32 << 20);
+        assert_eq!(c.account(), "dmarc at imap.example.com:993");
+        let v6: ImapConfig = toml::from_str("host = \"2001:db8::1\"\nusername = \"d\"").expect("parses");
+        assert_eq!(v6.server(), "[2001:db8::1]:993");
         assert!(!format!("{c:?}").contains("hunter2"), "password redacted in Debug");
         assert_eq!(config("").expect("parses").password(), Secret::env(PASSWORD_ENV));
         let from_file = config("password = { file = \"/etc/ruaflow/imap\" }").expect("parses");

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::config::{ImapConfig, TlsMode};
+use super::error::server_said;
 use super::ImapError;
 
 /// Connecting (TCP + TLS + greeting) gives up after this long.
@@ -41,48 +42,67 @@ impl Connector {
 
     /// Connects, secures, reads the greeting and logs in.
     pub(super) async fn connect(&self, config: &ImapConfig) -> Result<Session, ImapError> {
-        let (host, port) = (config.host.as_str(), config.port());
-        let client = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let tcp = TcpStream::connect((host, port)).await?;
-            let stream: Box<dyn Io> = match (&self.tls, config.tls) {
-                (Some(tls), TlsMode::Implicit) => Box::new(tls.connect(server_name(host)?, tcp).await?),
-                (Some(tls), TlsMode::Starttls) => {
-                    let mut plain = async_imap::Client::new(tcp);
-                    greeting(&mut plain).await?;
-                    plain.run_command_and_check_ok("STARTTLS", None).await?;
-                    Box::new(tls.connect(server_name(host)?, plain.into_inner()).await?)
-                }
-                _ => Box::new(tcp),
-            };
-            let mut client = async_imap::Client::new(stream);
-            if config.tls != TlsMode::Starttls {
-                greeting(&mut client).await?;
-            }
-            Ok::<_, ImapError>(client)
-        })
-        .await
-        .map_err(|_| {
-            ImapError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
-        })??;
+        let server = config.server();
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, self.open(config))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))
+            .map_err(|reason| ImapError::Connect { server: server.clone(), reason })?;
         let password = config.password().expose()?;
-        client.login(&config.username, &password).await.map_err(|(err, _)| ImapError::Imap(err))
+        client.login(&config.username, &password).await.map_err(|(err, _)| refused(config, err))
+    }
+
+    /// TCP, TLS or STARTTLS, and the greeting; the error says which step failed.
+    async fn open(&self, config: &ImapConfig) -> Result<async_imap::Client<Box<dyn Io>>, String> {
+        let host = config.host.as_str();
+        let tcp = TcpStream::connect((host, config.port())).await.map_err(|e| e.to_string())?;
+        let handshake = |e: std::io::Error| format!("TLS handshake failed: {e}");
+        let stream: Box<dyn Io> = match (&self.tls, config.tls) {
+            (Some(tls), TlsMode::Implicit) => {
+                Box::new(tls.connect(server_name(host)?, tcp).await.map_err(handshake)?)
+            }
+            (Some(tls), TlsMode::Starttls) => {
+                let mut plain = async_imap::Client::new(tcp);
+                greeting(&mut plain).await?;
+                plain
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|e| format!("STARTTLS refused: {}", server_said(&e)))?;
+                Box::new(tls.connect(server_name(host)?, plain.into_inner()).await.map_err(handshake)?)
+            }
+            _ => Box::new(tcp),
+        };
+        let mut client = async_imap::Client::new(stream);
+        if config.tls != TlsMode::Starttls {
+            greeting(&mut client).await?;
+        }
+        Ok(client)
+    }
+}
+
+/// A failed login: the server's refusal, or a connection that broke meanwhile.
+fn refused(config: &ImapConfig, err: async_imap::error::Error) -> ImapError {
+    match err {
+        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => {
+            ImapError::Refused { account: config.account(), reason: server_said(&err) }
+        }
+        other => ImapError::session(&config.server(), other),
     }
 }
 
 /// Reads the server greeting (async-imap leaves that to the caller).
 async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
     client: &mut async_imap::Client<T>,
-) -> Result<(), ImapError> {
-    match client.read_response().await? {
-        Some(_) => Ok(()),
-        None => Err(ImapError::Greeting),
+) -> Result<(), String> {
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the server closed the connection before its greeting".to_owned()),
+        Err(err) => Err(format!("no greeting: {err}")),
     }
 }
 
-fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, ImapError> {
-    rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
-        ImapError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid host name for TLS"))
-    })
+fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, String> {
+    rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| format!("{host} is not a valid host name for TLS"))
 }
 
 /// rustls (ring) with the webpki roots plus the certificates in `ca_file`.
@@ -107,7 +127,8 @@ fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_rustls::TlsConnector, I
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Io(std::io::Error::other(e)))?
+        // Only fails for a crypto provider without TLS 1.2 and 1.3, which ring is not.
+        .map_err(|_| ImapError::Config("TLS: no safe protocol version available"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))

@@ -8,7 +8,12 @@ use futures::TryStreamExt;
 use ruaflow_schema::{read_reports, Error as SchemaError, Limits, Parsed};
 
 use super::connect::Session;
-use super::ImapError;
+
+/// What a session step returns: async-imap's error, given its context by the caller.
+type Result<T> = async_imap::error::Result<T>;
+
+/// Folder names shown at most when a folder is missing.
+const FOLDERS_SHOWN: usize = 40;
 
 /// Where a message goes after it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +48,7 @@ pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
 }
 
 /// The server's hierarchy delimiter (`LIST "" ""`); `/` when it names none.
-pub(super) async fn hierarchy_delimiter(session: &mut Session) -> Result<String, ImapError> {
+pub(super) async fn hierarchy_delimiter(session: &mut Session) -> Result<String> {
     // `LIST "" ""` is the standard way (RFC 3501 §6.3.8); async-imap 0.11 yields no
     // entry for its empty name with Dovecot 2.3, so the top-level folders are asked too.
     for pattern in ["", "%"] {
@@ -56,21 +61,47 @@ pub(super) async fn hierarchy_delimiter(session: &mut Session) -> Result<String,
     Ok("/".to_owned())
 }
 
+/// When `folder` (in the server's delimiter) is not among the folders the server lists,
+/// those folders, in `/` notation as the config writes them (at most [`FOLDERS_SHOWN`]);
+/// `None` when it is listed (so a refused SELECT had another cause).
+pub(super) async fn missing_folder(
+    session: &mut Session,
+    folder: &str,
+    delimiter: &str,
+) -> Result<Option<String>> {
+    let names: Vec<_> = session.list(Some(""), Some("*")).await?.try_collect().await?;
+    let mut names: Vec<&str> = names.iter().map(|n| n.name()).collect();
+    // INBOX is case-insensitive (RFC 3501 §5.1); other names are the server's business.
+    let same = |name: &str| {
+        name == folder || (name.eq_ignore_ascii_case("INBOX") && folder.eq_ignore_ascii_case("INBOX"))
+    };
+    if names.iter().any(|name| same(name)) {
+        return Ok(None);
+    }
+    names.sort_unstable();
+    let mut shown: Vec<String> =
+        names.iter().take(FOLDERS_SHOWN).map(|n| n.replace(delimiter, "/")).collect();
+    if names.len() > FOLDERS_SHOWN {
+        shown.push(format!("… ({} more)", names.len() - FOLDERS_SHOWN));
+    }
+    Ok(Some(if shown.is_empty() { "none".to_owned() } else { shown.join(", ") }))
+}
+
 /// Creates each folder that does not exist yet.
-pub(super) async fn create_folders(session: &mut Session, folders: &[&str]) -> Result<(), ImapError> {
+pub(super) async fn create_folders(session: &mut Session, folders: &[&str]) -> Result<()> {
     for folder in folders {
         match session.create(folder).await {
             Ok(()) => tracing::info!(folder = %folder, "imap folder created"),
             // Dovecot: `NO [ALREADYEXISTS] Mailbox already exists`.
             Err(async_imap::error::Error::No(_)) => {}
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(err),
         }
     }
     Ok(())
 }
 
 /// UID and RFC822.SIZE of every message in the selected folder, oldest UID first.
-pub(super) async fn list_messages(session: &mut Session) -> Result<Vec<(u32, u64)>, ImapError> {
+pub(super) async fn list_messages(session: &mut Session) -> Result<Vec<(u32, u64)>> {
     let fetches: Vec<_> = session.uid_fetch("1:*", "(UID RFC822.SIZE)").await?.try_collect().await?;
     let mut messages: Vec<(u32, u64)> =
         fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0))))).collect();
@@ -81,7 +112,7 @@ pub(super) async fn list_messages(session: &mut Session) -> Result<Vec<(u32, u64
 
 /// The whole message `uid` of the selected folder; `None` when it is gone (expunged by
 /// someone else since the listing).
-pub(super) async fn fetch_message(session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
+pub(super) async fn fetch_message(session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>> {
     // BODY.PEEK[] leaves \Seen alone: the mailbox looks the same to a person reading it.
     let fetches: Vec<_> =
         session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])").await?.try_collect().await?;
@@ -97,7 +128,7 @@ pub(super) async fn move_message(
     caps: &Capabilities,
     uid: u32,
     to: &str,
-) -> Result<(), ImapError> {
+) -> Result<()> {
     let uid = uid.to_string();
     if caps.has_str("MOVE") {
         session.uid_mv(&uid, to).await?;

@@ -7,80 +7,54 @@
 //! Invariant (DESIGN.md "Nothing lost"): a message leaves the watched folder only after
 //! the store committed it — the move to `processed_folder` (aggregate and TLS reports),
 //! `failures_folder` (failure reports) or `invalid_folder` (whose message the pipeline
-//! stored as a dead letter) runs when the delivery's
-//! acknowledgement arrives, which the processor's durability barrier fires after the
-//! commit. A crash or restart in between finds the message still in the folder and
-//! delivers it again, which idempotency by report identity makes harmless. Nothing is
-//! ever deleted: mail with no report goes to `ignored_folder` without being enqueued;
-//! mail above `max_message_bytes` goes to `invalid_folder` unread.
+//! stored as a dead letter) runs when the delivery's acknowledgement arrives, which the
+//! processor's durability barrier fires after the commit. A crash or restart in between
+//! finds the message still in the folder and delivers it again, which idempotency by
+//! report identity makes harmless. Nothing is ever deleted: mail with no report goes to
+//! `ignored_folder` without being enqueued; mail above `max_message_bytes` goes to
+//! `invalid_folder` unread.
 //!
-//! Loop per mailbox: connect (implicit TLS, STARTTLS, or plaintext only when configured),
-//! log in, create the target folders, select, read every message oldest UID first, then
-//! IDLE (when offered, re-issued every 29 minutes as RFC 2177 asks) or sleep
-//! `poll_interval_secs`; any error drops the connection and reconnects after an
-//! exponential backoff (1 s doubling to 5 min, reset by a successful login). A one-shot
-//! read ([`ImapSource::once`]) reads the messages present at its first listing and ends.
+//! Watching ([`ImapSource::run`]), per mailbox: connect (implicit TLS, STARTTLS, or
+//! plaintext only when configured), log in, create the target folders, select, read
+//! every message oldest UID first, then IDLE (when offered, re-issued every 29 minutes as
+//! RFC 2177 asks) or sleep `poll_interval_secs`; any error drops the connection and
+//! reconnects after a capped backoff, reported as `trouble` says. A one-shot read
+//! ([`ImapSource::once`]) reads the messages present at its first listing and ends.
 //!
 //! Layout:
 //! - [`config`]: the `[[imap]]` section and its validation
 //! - `connect`: TCP, TLS / STARTTLS, greeting, login
 //! - `mailbox`: folders, listing, fetching and moving messages; [`classify`]
+//! - `error`: [`ImapError`], in the words of the server, with the account and port
+//! - `trouble`: retries and how failures are reported (once, then reminders)
 
 pub mod config;
 mod connect;
+mod error;
 mod mailbox;
+mod trouble;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use ruaflow_schema::{Delivery, Envelope, Limits, SecretError, Source};
+use ruaflow_schema::{Delivery, Envelope, Limits, Source};
 
 pub use config::{ImapConfig, TlsMode, PASSWORD_ENV};
+pub use error::ImapError;
 pub use mailbox::{classify, Verdict};
 
 use connect::{Connector, Session};
+use trouble::Trouble;
 
 /// How long one IDLE lasts before it is re-issued: RFC 2177 asks clients to re-issue at
 /// least every 29 minutes, because servers may drop an idle client after 30.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(29 * 60);
-/// First reconnect delay after an error; doubles up to [`BACKOFF_MAX`].
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
-
-/// What can go wrong setting up or talking to the server.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ImapError {
-    /// A config value is out of range or contradicts another.
-    #[error("invalid [[imap]] config: {0}")]
-    Config(&'static str),
-    /// A password or token could not be read.
-    #[error("imap secret: {0}")]
-    Secret(#[from] SecretError),
-    /// The CA file could not be read or holds no usable certificate.
-    #[error("cannot use ca_file {path}: {reason}")]
-    CaFile {
-        /// The configured file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// Connecting, TLS or the connection itself failed.
-    #[error("imap connection failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// The server refused a command or answered something unexpected.
-    #[error("imap command failed: {0}")]
-    Imap(#[from] async_imap::error::Error),
-    /// The server greeted with something other than OK, or not at all.
-    #[error("imap server did not greet")]
-    Greeting,
-    /// The pipeline is gone (shutting down): nothing more can be delivered.
-    #[error("the pipeline stopped")]
-    PipelineClosed,
-}
+/// Connections a one-shot read tries before it gives up on a mailbox (transient errors
+/// only; a permanent one ends it at once).
+const ONCE_ATTEMPTS: u32 = 3;
+/// Delay before a one-shot read's next attempt, times the attempts so far.
+const ONCE_RETRY: Duration = Duration::from_secs(1);
 
 /// One mailbox being read: its config, TLS setup and the queue it feeds.
 pub struct ImapSource {
@@ -131,15 +105,17 @@ enum Ended {
     Done,
 }
 
-/// The folders messages are moved to, in the server's hierarchy delimiter.
-struct Targets {
+/// The folders of one session, in the server's hierarchy delimiter.
+struct Folders {
+    watched: String,
     processed: String,
     failures: String,
     ignored: String,
     invalid: String,
 }
 
-impl Targets {
+impl Folders {
+    /// Where a message goes.
     fn of(&self, verdict: Verdict) -> &str {
         match verdict {
             Verdict::Report => &self.processed,
@@ -149,9 +125,6 @@ impl Targets {
         }
     }
 }
-
-/// Connections a one-shot read tries before it gives up on a mailbox.
-const ONCE_ATTEMPTS: u32 = 3;
 
 impl ImapSource {
     /// Validates the config, checks that the password can be read and builds the TLS
@@ -164,61 +137,55 @@ impl ImapSource {
     }
 
     /// Reads the mailbox until `stop` turns true (or the pipeline closes), reconnecting
-    /// with backoff on errors. Returns once no delivery of its own is in flight.
+    /// after errors. Returns once no delivery of its own is in flight.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Fetched {
         let mailbox = self.config.mailbox_name();
+        let mut trouble = Trouble::new(mailbox.clone());
         let mut fetched = Fetched::default();
-        let mut backoff = BACKOFF_MIN;
         loop {
             if *stop.borrow() {
                 break;
             }
-            let mut logged_in = false;
-            match self.connection(&mut stop, None, &mut fetched, &mut logged_in).await {
-                Ok(Ended::Stopped | Ended::Done) => break,
-                Err(ImapError::PipelineClosed) => break,
-                Err(err) => {
-                    if logged_in {
-                        backoff = BACKOFF_MIN;
-                    }
-                    tracing::warn!(mailbox = %mailbox, error = %err, retry_in_secs = backoff.as_secs(), "imap connection failed");
-                }
-            }
+            let retry_in = match self.connection(&mut stop, None, &mut fetched, &mut trouble).await {
+                Ok(Ended::Stopped | Ended::Done) | Err(ImapError::PipelineClosed) => break,
+                Err(err) => trouble.failed(&err),
+            };
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(retry_in) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        tracing::info!(mailbox = %mailbox, ?fetched, "imap source stopped");
+        let Fetched { reports, failures, ignored, invalid } = fetched;
+        tracing::info!(mailbox = %mailbox, reports, failures, ignored, invalid, "imap source stopped");
         fetched
     }
 
     /// Reads what is in the folder now — stores it, files each message — and returns;
-    /// mail arriving meanwhile waits for the next run. A lost connection is retried
-    /// ([`ONCE_ATTEMPTS`] in all), resuming where it stopped.
+    /// mail arriving meanwhile waits for the next run. A transient failure is retried
+    /// ([`ONCE_ATTEMPTS`] connections in all), resuming where it stopped.
     pub async fn once(self) -> Result<Fetched, ImapError> {
         let mailbox = self.config.mailbox_name();
         // Nobody stops a one-shot read; it ends when its snapshot is done.
         let (_never, mut stop) = watch::channel(false);
+        let mut trouble = Trouble::new(mailbox.clone());
         let mut snapshot = Snapshot::default();
         let mut fetched = Fetched::default();
         let mut attempt = 1;
         loop {
-            let mut logged_in = false;
-            match self.connection(&mut stop, Some(&mut snapshot), &mut fetched, &mut logged_in).await {
+            match self.connection(&mut stop, Some(&mut snapshot), &mut fetched, &mut trouble).await {
                 Ok(_) => break,
+                Err(err) if err.is_permanent() || attempt >= ONCE_ATTEMPTS => return Err(err),
                 Err(err @ ImapError::PipelineClosed) => return Err(err),
-                Err(err) if attempt >= ONCE_ATTEMPTS => return Err(err),
                 Err(err) => {
-                    let retry_in = BACKOFF_MIN * attempt;
-                    tracing::warn!(mailbox = %mailbox, error = %err, retry_in_secs = retry_in.as_secs(), "imap connection failed");
+                    let retry_in = ONCE_RETRY * attempt;
+                    tracing::warn!(mailbox = %mailbox, retry_in_secs = retry_in.as_secs(), error = %err, "imap attempt failed");
                     tokio::time::sleep(retry_in).await;
                     attempt += 1;
                 }
             }
         }
-        tracing::info!(mailbox = %mailbox, ?fetched, "imap mailbox read");
+        let Fetched { reports, failures, ignored, invalid } = fetched;
+        tracing::info!(mailbox = %mailbox, reports, failures, ignored, invalid, "imap mailbox read");
         Ok(fetched)
     }
 
@@ -229,27 +196,21 @@ impl ImapSource {
         stop: &mut watch::Receiver<bool>,
         mut snapshot: Option<&mut Snapshot>,
         fetched: &mut Fetched,
-        logged_in: &mut bool,
+        trouble: &mut Trouble,
     ) -> Result<Ended, ImapError> {
         let mut session = self.connector.connect(&self.config).await?;
-        *logged_in = true;
-        let caps = session.capabilities().await?;
-        let delimiter = mailbox::hierarchy_delimiter(&mut session).await?;
-        let target = |name: &str| name.replace('/', &delimiter);
-        let targets = Targets {
-            processed: target(&self.config.processed_folder),
-            failures: target(&self.config.failures_folder),
-            ignored: target(&self.config.ignored_folder),
-            invalid: target(&self.config.invalid_folder),
-        };
-        let all = [&targets.processed, &targets.failures, &targets.ignored, &targets.invalid];
-        mailbox::create_folders(&mut session, &all.map(String::as_str)).await?;
-        let folder = &self.config.folder;
+        trouble.logged_in();
+        let server = self.config.server();
+        let lost = |err| ImapError::session(&server, err);
+        let caps = session.capabilities().await.map_err(lost)?;
+        let folders = self.open(&mut session).await?;
         tracing::info!(mailbox = %self.config.mailbox_name(), idle = caps.has_str("IDLE"), "imap mailbox open");
         loop {
-            let selected = session.select(folder).await?;
-            let mut messages =
-                if selected.exists > 0 { mailbox::list_messages(&mut session).await? } else { Vec::new() };
+            let selected = session.select(&folders.watched).await.map_err(lost)?;
+            let mut messages = match selected.exists {
+                0 => Vec::new(),
+                _ => mailbox::list_messages(&mut session).await.map_err(lost)?,
+            };
             if let Some(snapshot) = snapshot.as_deref_mut() {
                 if snapshot.last_uid.is_none() || snapshot.uid_validity != selected.uid_validity {
                     snapshot.uid_validity = selected.uid_validity;
@@ -258,7 +219,7 @@ impl ImapSource {
                 let last = snapshot.last_uid.unwrap_or(0);
                 messages.retain(|m| m.0 <= last);
                 if messages.is_empty() {
-                    session.logout().await?;
+                    session.logout().await.map_err(lost)?;
                     return Ok(Ended::Done);
                 }
             }
@@ -268,7 +229,9 @@ impl ImapSource {
                         return Ok(Ended::Stopped);
                     }
                     let verdict = self.handle(&mut session, uid, size).await?;
-                    mailbox::move_message(&mut session, &caps, uid, targets.of(verdict)).await?;
+                    mailbox::move_message(&mut session, &caps, uid, folders.of(verdict))
+                        .await
+                        .map_err(lost)?;
                     fetched.count(verdict);
                 }
                 // Look again before waiting: mail may have arrived while we worked.
@@ -277,16 +240,16 @@ impl ImapSource {
             while session.unsolicited_responses.try_recv().is_ok() {}
             if caps.has_str("IDLE") {
                 let mut idle = session.idle();
-                idle.init().await?;
+                idle.init().await.map_err(lost)?;
                 let (wait, _interrupt) = idle.wait_with_timeout(IDLE_TIMEOUT);
                 let stopped = tokio::select! {
-                    response = wait => { response?; false }
+                    response = wait => { response.map_err(lost)?; false }
                     _ = stop.wait_for(|s| *s) => true,
                 };
                 if stopped {
                     return Ok(Ended::Stopped);
                 }
-                session = idle.done().await?;
+                session = idle.done().await.map_err(lost)?;
             } else {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(self.config.poll_interval_secs)) => {}
@@ -296,19 +259,52 @@ impl ImapSource {
         }
     }
 
+    /// Names the folders in the server's delimiter, creates the target folders and checks
+    /// that the watched one exists (naming those that do when it does not).
+    async fn open(&self, session: &mut Session) -> Result<Folders, ImapError> {
+        let server = self.config.server();
+        let lost = |err| ImapError::session(&server, err);
+        let delimiter = mailbox::hierarchy_delimiter(session).await.map_err(lost)?;
+        let folder = |name: &str| name.replace('/', &delimiter);
+        let folders = Folders {
+            watched: folder(&self.config.folder),
+            processed: folder(&self.config.processed_folder),
+            failures: folder(&self.config.failures_folder),
+            ignored: folder(&self.config.ignored_folder),
+            invalid: folder(&self.config.invalid_folder),
+        };
+        let targets = [&folders.processed, &folders.failures, &folders.ignored, &folders.invalid];
+        mailbox::create_folders(session, &targets.map(String::as_str)).await.map_err(lost)?;
+        if let Some(existing) =
+            mailbox::missing_folder(session, &folders.watched, &delimiter).await.map_err(lost)?
+        {
+            return Err(ImapError::NoFolder {
+                folder: self.config.folder.clone(),
+                account: self.config.account(),
+                existing,
+            });
+        }
+        Ok(folders)
+    }
+
     /// Reads one message, enqueues it when it holds a report (waiting for the commit),
     /// and says where it goes.
     async fn handle(&self, session: &mut Session, uid: u32, size: u64) -> Result<Verdict, ImapError> {
         let origin = format!("{}/{uid}", self.config.mailbox_name());
-        if size > self.config.max_message_bytes {
-            tracing::warn!(origin = %origin, bytes = size, max = self.config.max_message_bytes, "imap message too large; moved to the invalid folder");
+        let max = self.config.max_message_bytes;
+        if size > max {
+            tracing::warn!(origin = %origin, bytes = size, max, "imap message too large; moved to the invalid folder");
             return Ok(Verdict::Invalid);
         }
-        let Some(bytes) = mailbox::fetch_message(session, uid).await? else {
-            return Err(ImapError::Io(std::io::Error::other(format!("message {origin} vanished"))));
+        let server = self.config.server();
+        let fetched =
+            mailbox::fetch_message(session, uid).await.map_err(|e| ImapError::session(&server, e))?;
+        let Some(bytes) = fetched else {
+            let reason = format!("message {origin} vanished while being read");
+            return Err(ImapError::Session { server, reason });
         };
-        if bytes.len() as u64 > self.config.max_message_bytes {
-            tracing::warn!(origin = %origin, bytes = bytes.len(), "imap message too large; moved to the invalid folder");
+        if bytes.len() as u64 > max {
+            tracing::warn!(origin = %origin, bytes = bytes.len(), max, "imap message too large; moved to the invalid folder");
             return Ok(Verdict::Invalid);
         }
         let limits = self.limits.clone();
@@ -317,7 +313,7 @@ impl ImapSource {
             (bytes, verdict)
         })
         .await
-        .map_err(|e| ImapError::Io(std::io::Error::other(e)))?;
+        .map_err(|_| ImapError::PipelineClosed)?;
         if verdict == Verdict::NoReport {
             tracing::info!(origin = %origin, "imap message holds no report; moved to the ignored folder");
             return Ok(verdict);
