@@ -30,7 +30,7 @@ use common::cluster::{
     OwnService, Services,
 };
 use common::dovecot::{
-    broken_mail, corpus_mails, maildir_name, report_mail, with_password, write_imap_config, Dovecot, PLAIN,
+    broken_mail, corpus_mails, maildir_name, report_mail, with_secrets, write_imap_config, Dovecot, PLAIN,
 };
 use common::{corpus, ruaflow, wait_until, Running, Totals};
 
@@ -408,7 +408,7 @@ fn ingest_imap(
     c.args(["ingest", "imap", "--kafka", kafka, "--topic", topic, "--partitions", "2", "--config"])
         .arg(&config)
         .args(extra);
-    with_password(&mut c);
+    with_secrets(&mut c);
     Running::spawn(c, dir, name)
 }
 

@@ -13,24 +13,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dovecot::{
-    self, broken_mail, maildir_name, report_mail, with_password, write_imap_config, Dovecot, PLAIN,
+    self, broken_mail, maildir_name, report_mail, run_ruaflow, run_ruaflow_once, Dovecot, PLAIN,
 };
 use common::Running;
 
 /// A `ruaflow run` process reading the Dovecot mailbox, its log `ruaflow-{run}.log` in
 /// `dir`; killed on drop unless stopped.
 fn run_imap(dir: &Path, dovecot: &Dovecot, db: &Path, run: usize) -> Running {
-    run_imap_with(dir, &dovecot.plain_section(), db, run)
-}
-
-/// Like `run_imap`, with `section` as the `[[imap]]` keys that reach the server.
-fn run_imap_with(dir: &Path, section: &str, db: &Path, run: usize) -> Running {
-    let config = dir.join("ruaflow.toml");
-    write_imap_config(&config, section);
-    let mut c = common::ruaflow();
-    c.args(["run", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
-    with_password(&mut c);
-    Running::spawn(c, dir, &format!("ruaflow-{run}"))
+    run_ruaflow(dir, &dovecot.plain_section(), db, run)
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
@@ -53,20 +43,6 @@ fn failure_mail() -> Vec<u8> {
     let (_, bytes) =
         mails.iter().find(|(name, _)| name == "dmarc_ruf_report_linkedin.eml").expect("in the corpus");
     bytes.clone()
-}
-
-/// `ruaflow run --once` on the Dovecot mailbox (and nothing else), its log
-/// `ruaflow-{run}.log` in `dir`: waits for it to exit (60 s at most) and returns whether
-/// it exited 0, and its stdout and stderr.
-fn run_once(dir: &Path, section: &str, db: &Path, run: usize) -> (bool, String, String) {
-    let config = dir.join("ruaflow.toml");
-    write_imap_config(&config, section);
-    let mut c = common::ruaflow();
-    c.args(["run", "--once", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
-    with_password(&mut c);
-    let mut running = Running::spawn(c, dir, &format!("ruaflow-{run}"));
-    let ok = running.wait_exit(Duration::from_secs(60));
-    (ok, running.stdout(), running.stderr())
 }
 
 /// The corpus's report mails: three DMARC aggregate reports and one SMTP TLS report.
@@ -180,7 +156,7 @@ fn imap_over_implicit_tls_with_a_private_ca() {
         dovecot.port,
         dovecot.dir.join("ca.pem").display()
     );
-    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the report stored over TLS and moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
@@ -308,7 +284,7 @@ fn imap_over_starttls() {
         dovecot.port,
         dovecot.dir.join("ca.pem").display()
     );
-    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the 4 reports stored after STARTTLS and moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0, 0)
@@ -334,7 +310,7 @@ fn imap_once_reads_what_is_there_files_it_and_exits() {
     let mails = deliver_each_kind(&dovecot);
     let db = tmp.path().join("ruaflow.db");
 
-    let (ok, out, err) = run_once(tmp.path(), &dovecot.plain_section(), &db, 1);
+    let (ok, out, err) = run_ruaflow_once(tmp.path(), &dovecot.plain_section(), &db, 1);
     assert!(ok, "run --once exits 0; log:\n{err}\n--- dovecot\n{}", dovecot.log());
     assert!(out.contains("4 reports,"), "the summary counts the 4 reports: {out}");
     assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
@@ -347,7 +323,7 @@ fn imap_once_reads_what_is_there_files_it_and_exits() {
 
     // Nothing new: a second one-shot run reads nothing, stores nothing, and exits 0.
     dovecot.deliver(&maildir_name(20), &mails[0].1);
-    let (ok, out, err) = run_once(tmp.path(), &dovecot.plain_section(), &db, 2);
+    let (ok, out, err) = run_ruaflow_once(tmp.path(), &dovecot.plain_section(), &db, 2);
     assert!(ok, "second run --once exits 0; log:\n{err}");
     assert!(
         out.contains("0 reports,") && out.contains("1 duplicate"),
@@ -374,7 +350,7 @@ fn imap_errors_name_the_account_the_port_and_what_exists() {
 
     // A wrong password: refused, said once in the server's words, not retried by --once.
     let wrong = format!("{}password = \"not-the-password\"\n", dovecot.plain_section());
-    let (ok, _, err) = run_once(tmp.path(), &wrong, &db, 1);
+    let (ok, _, err) = run_ruaflow_once(tmp.path(), &wrong, &db, 1);
     assert!(!ok, "a refused login fails the one-shot run");
     let said = format!("IMAP login refused for ruaflow at 127.0.0.1:{port}: AUTHENTICATIONFAILED");
     assert_eq!(err.matches(&said).count(), 1, "said once, in these words:\n{err}");
@@ -382,7 +358,7 @@ fn imap_errors_name_the_account_the_port_and_what_exists() {
 
     // A folder that does not exist: named, with the folders that do.
     let missing = format!("{}folder = \"Reports/DMARC\"\n", dovecot.plain_section());
-    let (ok, _, err) = run_once(tmp.path(), &missing, &db, 2);
+    let (ok, _, err) = run_ruaflow_once(tmp.path(), &missing, &db, 2);
     assert!(!ok, "a missing folder fails the one-shot run");
     let said = format!(
         "IMAP folder \"Reports/DMARC\" not found for ruaflow at 127.0.0.1:{port}; the folders there are: INBOX, ruaflow, ruaflow/failures, ruaflow/ignored, ruaflow/invalid, ruaflow/processed"
@@ -392,8 +368,12 @@ fn imap_errors_name_the_account_the_port_and_what_exists() {
 
     // Nothing listening: the error names the host and the port.
     let closed = common::free_port();
-    let (ok, _, err) =
-        run_once(tmp.path(), &format!("host = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"), &db, 3);
+    let (ok, _, err) = run_ruaflow_once(
+        tmp.path(),
+        &format!("host = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"),
+        &db,
+        3,
+    );
     assert!(!ok, "an unreachable server fails the one-shot run");
     assert!(
         err.contains(&format!("cannot connect to IMAP server 127.0.0.1:{closed}: Connection refused")),
@@ -412,7 +392,7 @@ fn imap_refused_login_told_once_retried_and_recovered_from_a_password_file() {
     let password = tmp.path().join("imap.password");
     std::fs::write(&password, "an-old-password\n").expect("write password");
     let section = format!("{}password = {{ file = \"{}\" }}\n", dovecot.plain_section(), password.display());
-    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     let refusals = || dovecot.log().matches("auth failed").count();
     wait_until("a second refused login (a retry)", logs, || refusals() >= 2);

@@ -156,10 +156,13 @@ mod tests {
         let all: Config = toml::from_str(&text)
             .unwrap_or_else(|e| panic!("the example with every setting switched on: {e}\n{text}"));
         assert!(all.http.is_some() && !all.imap.is_empty(), "commented-out sections count");
+        for imap in &all.imap {
+            imap.validate().unwrap_or_else(|e| panic!("the example mailbox {}: {e}", imap.host));
+        }
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 9] = [
+        let sections: [(&str, &[&str]); 10] = [
             ("", fields_of::<Config>()),
             ("limits", fields_of::<Limits>()),
             ("detect", fields_of::<DetectConfig>()),
@@ -169,6 +172,7 @@ mod tests {
             ("enrich", fields_of::<EnrichConfig>()),
             ("http", fields_of::<HttpConfig>()),
             ("imap", fields_of::<ImapConfig>()),
+            ("imap.oauth2", fields_of::<ruaflow_ingest::imap::OAuth2Config>()),
         ];
         let mut missing = Vec::new();
         for (path, fields) in sections {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cluster;
 pub mod dovecot;
+pub mod oauth2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use ruaflow_schema::Secret;
 
+use super::oauth2::{Grant, OAuth2Config};
+use super::sasl::Mechanism;
 use super::ImapError;
 
 /// The environment variable read for the password when `password` is not set.
@@ -24,6 +26,27 @@ pub enum TlsMode {
     Starttls,
     /// No TLS at all: the password crosses the network in clear. Only when set explicitly.
     None,
+}
+
+/// How to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// IMAP LOGIN with `password`.
+    Password,
+    /// SASL XOAUTH2 with a token from `[imap.oauth2]`.
+    Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628) with a token from `[imap.oauth2]`.
+    Oauthbearer,
+}
+
+/// How a mailbox logs in, resolved from the section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// A password.
+    Password(Secret),
+    /// A bearer token for this SASL mechanism, from this grant.
+    Bearer(Mechanism, Grant),
 }
 
 /// One `[[imap]]` section: a mailbox folder to read reports from.
@@ -44,10 +67,18 @@ pub struct ImapConfig {
     pub ca_file: Option<PathBuf>,
     /// Login name (for OAuth2, the mailbox address).
     pub username: String,
+    /// How to log in: `"password"` (the default without `[imap.oauth2]`), `"xoauth2"`
+    /// (the default with it) or `"oauthbearer"`.
+    #[serde(default)]
+    pub auth: Option<AuthMethod>,
     /// The password: `"…"`, `{ file = "PATH" }` or `{ env = "NAME" }`; when unset, the
     /// environment variable `RUAFLOW_IMAP_PASSWORD`.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Where OAuth2 access tokens come from (`[imap.oauth2]`), for `auth = "xoauth2"` or
+    /// `"oauthbearer"`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
     /// The folder reports arrive in (`/` separates levels in this and every folder name;
     /// it is translated to the server's hierarchy delimiter).
     #[serde(default = "default_folder")]
@@ -134,17 +165,42 @@ impl ImapConfig {
         if self.poll_interval_secs == 0 {
             return Err(ImapError::Config("poll_interval_secs is 0"));
         }
-        Ok(())
+        self.login().map(drop)
+    }
+
+    /// How to log in: the password, or the SASL mechanism and where its tokens come from.
+    pub fn login(&self) -> Result<Login, ImapError> {
+        let auth = self.auth.unwrap_or(match self.oauth2 {
+            Some(_) => AuthMethod::Xoauth2,
+            None => AuthMethod::Password,
+        });
+        let mechanism = match auth {
+            AuthMethod::Password if self.oauth2.is_some() => return Err(ImapError::Config(
+                "auth = \"password\" does not use [imap.oauth2]: set auth = \"xoauth2\" or \"oauthbearer\"",
+            )),
+            AuthMethod::Password => {
+                let password = self.password.clone().unwrap_or_else(|| Secret::env(PASSWORD_ENV));
+                return Ok(Login::Password(password));
+            }
+            AuthMethod::Xoauth2 => Mechanism::Xoauth2,
+            AuthMethod::Oauthbearer => Mechanism::Oauthbearer,
+        };
+        if self.password.is_some() {
+            return Err(ImapError::Config(
+                "password is not used with OAuth2 (auth = \"xoauth2\" or \"oauthbearer\")",
+            ));
+        }
+        let Some(oauth2) = &self.oauth2 else {
+            return Err(ImapError::Config(
+                "auth = \"xoauth2\" or \"oauthbearer\" needs an [imap.oauth2] section",
+            ));
+        };
+        Ok(Login::Bearer(mechanism, oauth2.grant()?))
     }
 
     /// The port, defaulted from the TLS mode.
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(if self.tls == TlsMode::Implicit { 993 } else { 143 })
-    }
-
-    /// Where the password is: `password`, or [`PASSWORD_ENV`].
-    pub fn password(&self) -> Secret {
-        self.password.clone().unwrap_or_else(|| Secret::env(PASSWORD_ENV))
     }
 
     /// `host:port` (`[host]:port` for an IPv6 address), how messages name the server.
@@ -186,9 +242,22 @@ mod tests {
         let v6: ImapConfig = toml::from_str("host = \"2001:db8::1\"\nusername = \"d\"").expect("parses");
         assert_eq!(v6.server(), "[2001:db8::1]:993");
         assert!(!format!("{c:?}").contains("hunter2"), "password redacted in Debug");
-        assert_eq!(config("").expect("parses").password(), Secret::env(PASSWORD_ENV));
-        let from_file = config("password = { file = \"/etc/ruaflow/imap\" }").expect("parses");
-        assert_eq!(from_file.password(), Secret::file("/etc/ruaflow/imap"));
+        let login = |extra: &str| config(extra).expect("parses").login();
+        assert_eq!(login("").expect("login"), Login::Password(Secret::env(PASSWORD_ENV)));
+        assert_eq!(
+            login("password = { file = \"/etc/ruaflow/imap\" }").expect("login"),
+            Login::Password(Secret::file("/etc/ruaflow/imap"))
+        );
+        let oauth2 = "[oauth2]\ntoken_command = [\"print-token\"]";
+        let command = Grant::Command { argv: vec!["print-token".into()] };
+        assert_eq!(login(oauth2).expect("login"), Login::Bearer(Mechanism::Xoauth2, command.clone()));
+        assert_eq!(
+            login(&format!("auth = \"oauthbearer\"\n{oauth2}")).expect("login"),
+            Login::Bearer(Mechanism::Oauthbearer, command)
+        );
+        assert!(login("auth = \"xoauth2\"").is_err(), "OAuth2 without [imap.oauth2]");
+        assert!(login(&format!("auth = \"password\"\n{oauth2}")).is_err(), "[imap.oauth2] unused");
+        assert!(login(&format!("password = \"p\"\n{oauth2}")).is_err(), "a password unused");
         assert_eq!(config("tls = \"none\"").expect("parses").port(), 143);
         assert!(config("tls = \"plain\"").is_err(), "unknown tls mode");
         assert!(config("folder_name = \"x\"").is_err(), "unknown keys are errors");

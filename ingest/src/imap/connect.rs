@@ -1,5 +1,6 @@
 //! Reaching the server: TCP, then implicit TLS or STARTTLS (or, only when configured,
-//! neither), the greeting, and the login.
+//! neither), the greeting, and the login — IMAP LOGIN with a password, or SASL XOAUTH2 /
+//! OAUTHBEARER with a token from `oauth2`.
 //!
 //! TLS is rustls (ring) with the webpki roots plus the certificates of `ca_file`.
 
@@ -10,9 +11,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use super::config::{ImapConfig, TlsMode};
+use ruaflow_schema::Secret;
+
+use super::config::{ImapConfig, Login, TlsMode};
 use super::error::server_said;
+use super::oauth2::TokenSource;
+use super::sasl::{BearerExchange, Mechanism};
 use super::ImapError;
 
 /// Connecting (TCP + TLS + greeting) gives up after this long.
@@ -25,30 +31,62 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Io for T {}
 /// A logged-in IMAP session.
 pub(super) type Session = async_imap::Session<Box<dyn Io>>;
 
-/// How one mailbox's connections are made: its config and its TLS setup.
+/// How one mailbox's connections are made: its TLS setup and its credentials.
 pub(super) struct Connector {
     tls: Option<tokio_rustls::TlsConnector>,
+    credentials: Credentials,
+}
+
+/// What a login presents.
+enum Credentials {
+    Password(Secret),
+    Bearer { mechanism: Mechanism, tokens: Box<TokenSource> },
 }
 
 impl Connector {
-    /// Builds the TLS setup (reads `ca_file`); connects nothing.
+    /// Builds the TLS setup (reads `ca_file`) and checks that the secrets can be read;
+    /// connects nothing.
     pub(super) fn new(config: &ImapConfig) -> Result<Self, ImapError> {
         let tls = match config.tls {
             TlsMode::None => None,
             TlsMode::Implicit | TlsMode::Starttls => Some(tls_connector(config.ca_file.as_deref())?),
         };
-        Ok(Self { tls })
+        let credentials = match config.login()? {
+            Login::Password(password) => {
+                password.expose()?;
+                Credentials::Password(password)
+            }
+            Login::Bearer(mechanism, grant) => {
+                let tokens = Box::new(TokenSource::new(grant, config.account()));
+                tokens.check()?;
+                Credentials::Bearer { mechanism, tokens }
+            }
+        };
+        Ok(Self { tls, credentials })
     }
 
-    /// Connects, secures, reads the greeting and logs in.
-    pub(super) async fn connect(&self, config: &ImapConfig) -> Result<Session, ImapError> {
+    /// Connects, secures, reads the greeting and logs in. Returns the session and, for a
+    /// token login, when the session should be renewed: before its token expires (a
+    /// server may end a session whose token expired; a new login needs a valid one).
+    pub(super) async fn connect(&self, config: &ImapConfig) -> Result<(Session, Option<Instant>), ImapError> {
         let server = config.server();
         let client = tokio::time::timeout(CONNECT_TIMEOUT, self.open(config))
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))
             .map_err(|reason| ImapError::Connect { server: server.clone(), reason })?;
-        let password = config.password().expose()?;
-        client.login(&config.username, &password).await.map_err(|(err, _)| refused(config, err))
+        match &self.credentials {
+            Credentials::Password(password) => {
+                let password = password.expose()?;
+                let session = client
+                    .login(&config.username, &password)
+                    .await
+                    .map_err(|(err, _)| refused(config, err, None, true))?;
+                Ok((session, None))
+            }
+            Credentials::Bearer { mechanism, tokens } => {
+                bearer_login(client, config, *mechanism, tokens).await
+            }
+        }
     }
 
     /// TCP, TLS or STARTTLS, and the greeting; the error says which step failed.
@@ -79,14 +117,56 @@ impl Connector {
     }
 }
 
-/// A failed login: the server's refusal, or a connection that broke meanwhile.
-fn refused(config: &ImapConfig, err: async_imap::error::Error) -> ImapError {
-    match err {
-        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => {
-            ImapError::Refused { account: config.account(), reason: server_said(&err) }
+/// Logs in with a token. A kept token the server refuses may have been revoked: it is
+/// forgotten and the login tried once more, on the same connection, with a new one.
+async fn bearer_login(
+    mut client: async_imap::Client<Box<dyn Io>>,
+    config: &ImapConfig,
+    mechanism: Mechanism,
+    tokens: &TokenSource,
+) -> Result<(Session, Option<Instant>), ImapError> {
+    loop {
+        let token = tokens.token().await?;
+        let mut exchange =
+            BearerExchange::new(mechanism, &config.username, &config.host, config.port(), &token.access);
+        match client.authenticate(mechanism.name(), &mut exchange).await {
+            Ok(session) => return Ok((session, Some(token.renew_at))),
+            Err((err @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)), back))
+                if !token.fresh =>
+            {
+                tokens.forget();
+                tracing::info!(account = %config.account(), reason = %server_said(&err), "imap refused the kept token; asking for a new one");
+                client = back;
+            }
+            Err((err, _)) => return Err(refused(config, err, exchange.refusal.take(), false)),
         }
-        other => ImapError::session(&config.server(), other),
     }
+}
+
+/// A failed login: the server's refusal (with its SASL error status, and a hint for
+/// the providers that refuse passwords), or a connection that broke meanwhile.
+fn refused(
+    config: &ImapConfig,
+    err: async_imap::error::Error,
+    status: Option<String>,
+    password: bool,
+) -> ImapError {
+    if !matches!(err, async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)) {
+        return ImapError::session(&config.server(), err);
+    }
+    let mut reason = server_said(&err);
+    if let Some(status) = status {
+        reason.push_str(&format!("; token status {status}"));
+    }
+    let host = config.host.to_ascii_lowercase();
+    if password && (host.ends_with("office365.com") || host.ends_with("outlook.com")) {
+        reason.push_str(
+            "; Microsoft 365 accepts no passwords over IMAP: use [imap.oauth2] with provider = \"microsoft\"",
+        );
+    } else if password && (host.ends_with("gmail.com") || host.ends_with("googlemail.com")) {
+        reason.push_str("; Gmail wants an app password, or [imap.oauth2] with provider = \"google\"");
+    }
+    ImapError::Refused { account: config.account(), reason }
 }
 
 /// Reads the server greeting (async-imap leaves that to the caller).

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use ruaflow_schema::SecretError;
 
+use super::oauth2::TokenError;
+
 /// What can go wrong setting up or talking to the server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +66,9 @@ pub enum ImapError {
         /// Why.
         reason: String,
     },
+    /// No OAuth2 access token could be obtained.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The pipeline is gone (shutting down): nothing more can be delivered.
     #[error("the pipeline stopped")]
     PipelineClosed,
@@ -79,6 +84,7 @@ impl ImapError {
             | ImapError::CaFile { .. }
             | ImapError::Refused { .. }
             | ImapError::NoFolder { .. } => true,
+            ImapError::Token(err) => err.is_permanent(),
             ImapError::Connect { .. } | ImapError::Session { .. } | ImapError::PipelineClosed => false,
         }
     }

@@ -18,12 +18,17 @@
 //! plaintext only when configured), log in, create the target folders, select, read
 //! every message oldest UID first, then IDLE (when offered, re-issued every 29 minutes as
 //! RFC 2177 asks) or sleep `poll_interval_secs`; any error drops the connection and
-//! reconnects after a capped backoff, reported as `trouble` says. A one-shot read
+//! reconnects after a capped backoff, reported as `trouble` says. A session logged in
+//! with an OAuth2 token logs out and in again, with a new token, before its token
+//! expires. A one-shot read
 //! ([`ImapSource::once`]) reads the messages present at its first listing and ends.
 //!
 //! Layout:
 //! - [`config`]: the `[[imap]]` section and its validation
 //! - `connect`: TCP, TLS / STARTTLS, greeting, login
+//! - [`oauth2`]: `[imap.oauth2]` and the access tokens (client credentials, refresh
+//!   token, command), renewed before they expire
+//! - `sasl`: XOAUTH2 and OAUTHBEARER
 //! - `mailbox`: folders, listing, fetching and moving messages; [`classify`]
 //! - `error`: [`ImapError`], in the words of the server, with the account and port
 //! - `trouble`: retries and how failures are reported (once, then reminders)
@@ -32,17 +37,22 @@ pub mod config;
 mod connect;
 mod error;
 mod mailbox;
+pub mod oauth2;
+mod sasl;
 mod trouble;
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use ruaflow_schema::{Delivery, Envelope, Limits, Source};
 
-pub use config::{ImapConfig, TlsMode, PASSWORD_ENV};
+pub use config::{AuthMethod, ImapConfig, Login, TlsMode, PASSWORD_ENV};
 pub use error::ImapError;
 pub use mailbox::{classify, Verdict};
+pub use oauth2::{Grant, OAuth2Config, Provider, TokenError};
+pub use sasl::Mechanism;
 
 use connect::{Connector, Session};
 use trouble::Trouble;
@@ -103,6 +113,8 @@ enum Ended {
     Stopped,
     /// A one-shot read found nothing left of its snapshot.
     Done,
+    /// The session's token is due for renewal: log in again now.
+    Renew,
 }
 
 /// The folders of one session, in the server's hierarchy delimiter.
@@ -127,11 +139,10 @@ impl Folders {
 }
 
 impl ImapSource {
-    /// Validates the config, checks that the password can be read and builds the TLS
+    /// Validates the config, checks that its secrets can be read and builds the TLS
     /// setup (reads `ca_file`); connects nothing.
     pub fn new(config: ImapConfig, limits: Limits, tx: mpsc::Sender<Delivery>) -> Result<Self, ImapError> {
         config.validate()?;
-        config.password().expose()?;
         let connector = Connector::new(&config)?;
         Ok(Self { config, connector, limits, tx })
     }
@@ -148,6 +159,7 @@ impl ImapSource {
             }
             let retry_in = match self.connection(&mut stop, None, &mut fetched, &mut trouble).await {
                 Ok(Ended::Stopped | Ended::Done) | Err(ImapError::PipelineClosed) => break,
+                Ok(Ended::Renew) => continue,
                 Err(err) => trouble.failed(&err),
             };
             tokio::select! {
@@ -173,7 +185,8 @@ impl ImapSource {
         let mut attempt = 1;
         loop {
             match self.connection(&mut stop, Some(&mut snapshot), &mut fetched, &mut trouble).await {
-                Ok(_) => break,
+                Ok(Ended::Renew) => continue,
+                Ok(Ended::Stopped | Ended::Done) => break,
                 Err(err) if err.is_permanent() || attempt >= ONCE_ATTEMPTS => return Err(err),
                 Err(err @ ImapError::PipelineClosed) => return Err(err),
                 Err(err) => {
@@ -198,14 +211,20 @@ impl ImapSource {
         fetched: &mut Fetched,
         trouble: &mut Trouble,
     ) -> Result<Ended, ImapError> {
-        let mut session = self.connector.connect(&self.config).await?;
+        let (mut session, renew_at) = self.connector.connect(&self.config).await?;
         trouble.logged_in();
+        let due = || renew_at.is_some_and(|at| Instant::now() >= at);
         let server = self.config.server();
         let lost = |err| ImapError::session(&server, err);
         let caps = session.capabilities().await.map_err(lost)?;
         let folders = self.open(&mut session).await?;
         tracing::info!(mailbox = %self.config.mailbox_name(), idle = caps.has_str("IDLE"), "imap mailbox open");
         loop {
+            if due() {
+                tracing::info!(mailbox = %self.config.mailbox_name(), "imap session renewed before its token expires");
+                session.logout().await.map_err(lost)?;
+                return Ok(Ended::Renew);
+            }
             let selected = session.select(&folders.watched).await.map_err(lost)?;
             let mut messages = match selected.exists {
                 0 => Vec::new(),
@@ -228,6 +247,9 @@ impl ImapSource {
                     if *stop.borrow() {
                         return Ok(Ended::Stopped);
                     }
+                    if due() {
+                        break;
+                    }
                     let verdict = self.handle(&mut session, uid, size).await?;
                     mailbox::move_message(&mut session, &caps, uid, folders.of(verdict))
                         .await
@@ -238,10 +260,13 @@ impl ImapSource {
                 continue;
             }
             while session.unsolicited_responses.try_recv().is_ok() {}
+            // Wake up in time to renew the session before its token expires.
+            let until_renewal =
+                renew_at.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
             if caps.has_str("IDLE") {
                 let mut idle = session.idle();
                 idle.init().await.map_err(lost)?;
-                let (wait, _interrupt) = idle.wait_with_timeout(IDLE_TIMEOUT);
+                let (wait, _interrupt) = idle.wait_with_timeout(IDLE_TIMEOUT.min(until_renewal));
                 let stopped = tokio::select! {
                     response = wait => { response.map_err(lost)?; false }
                     _ = stop.wait_for(|s| *s) => true,
@@ -251,8 +276,9 @@ impl ImapSource {
                 }
                 session = idle.done().await.map_err(lost)?;
             } else {
+                let poll = Duration::from_secs(self.config.poll_interval_secs).min(until_renewal);
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(self.config.poll_interval_secs)) => {}
+                    _ = tokio::time::sleep(poll) => {}
                     _ = stop.wait_for(|s| *s) => return Ok(Ended::Stopped),
                 }
             }
