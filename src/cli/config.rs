@@ -83,10 +83,9 @@ mod tests {
         assert_eq!(empty.limits, Limits::default());
     }
 
-    /// The example with its commented-out settings (`# key = …`, `# [section]`,
+    /// `example` with its commented-out settings (`# key = …`, `# [section]`,
     /// `# [[section]]`) switched on: every setting a user can copy from it.
-    fn example_switched_on() -> String {
-        let example = include_str!("../../ruaflow.example.toml");
+    fn switched_on(example: &str) -> String {
         let setting = |line: &str| {
             let line = line.trim_start();
             let key = line.split_once(" = ").map_or("", |(key, _)| key);
@@ -101,6 +100,17 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[test]
+    fn the_compose_config_is_valid_with_its_mailbox_switched_on() {
+        // Read at run time: dashboards/ is not part of the image's build context.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/compose/ruaflow.toml");
+        let text = switched_on(&std::fs::read_to_string(path).expect("read the compose config"));
+        let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}\n{text}"));
+        assert_eq!(config.imap.len(), 1, "the ingest-imap service's mailbox");
+        config.imap[0].validate().expect("a valid mailbox");
+        config.http.as_ref().expect("the ingest-http endpoint").validate().expect("a valid endpoint");
     }
 
     /// The field names serde derives for `T` (a struct): read from the list the derived
@@ -152,7 +162,7 @@ mod tests {
 
     #[test]
     fn the_example_config_shows_every_key() {
-        let text = example_switched_on();
+        let text = switched_on(include_str!("../../ruaflow.example.toml"));
         let all: Config = toml::from_str(&text)
             .unwrap_or_else(|e| panic!("the example with every setting switched on: {e}\n{text}"));
         assert!(all.http.is_some() && !all.imap.is_empty(), "commented-out sections count");
