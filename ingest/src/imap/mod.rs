@@ -213,6 +213,8 @@ impl ImapSource {
     ) -> Result<Ended, ImapError> {
         let (mut session, renew_at) = self.connector.connect(&self.config).await?;
         trouble.logged_in();
+        // Checked after each message and each wait, never before the first: a session
+        // always gets something done, however short its token's life.
         let due = || renew_at.is_some_and(|at| Instant::now() >= at);
         let server = self.config.server();
         let lost = |err| ImapError::session(&server, err);
@@ -220,11 +222,6 @@ impl ImapSource {
         let folders = self.open(&mut session).await?;
         tracing::info!(mailbox = %self.config.mailbox_name(), idle = caps.has_str("IDLE"), "imap mailbox open");
         loop {
-            if due() {
-                tracing::info!(mailbox = %self.config.mailbox_name(), "imap session renewed before its token expires");
-                session.logout().await.map_err(lost)?;
-                return Ok(Ended::Renew);
-            }
             let selected = session.select(&folders.watched).await.map_err(lost)?;
             let mut messages = match selected.exists {
                 0 => Vec::new(),
@@ -247,14 +244,14 @@ impl ImapSource {
                     if *stop.borrow() {
                         return Ok(Ended::Stopped);
                     }
-                    if due() {
-                        break;
-                    }
                     let verdict = self.handle(&mut session, uid, size).await?;
                     mailbox::move_message(&mut session, &caps, uid, folders.of(verdict))
                         .await
                         .map_err(lost)?;
                     fetched.count(verdict);
+                    if due() {
+                        return self.renew(session).await;
+                    }
                 }
                 // Look again before waiting: mail may have arrived while we worked.
                 continue;
@@ -282,7 +279,17 @@ impl ImapSource {
                     _ = stop.wait_for(|s| *s) => return Ok(Ended::Stopped),
                 }
             }
+            if due() {
+                return self.renew(session).await;
+            }
         }
+    }
+
+    /// Ends a session whose token is due for renewal; the caller logs in again.
+    async fn renew(&self, mut session: Session) -> Result<Ended, ImapError> {
+        tracing::info!(mailbox = %self.config.mailbox_name(), "imap session renewed before its token expires");
+        session.logout().await.map_err(|e| ImapError::session(&self.config.server(), e))?;
+        Ok(Ended::Renew)
     }
 
     /// Names the folders in the server's delimiter, creates the target folders and checks
@@ -339,7 +346,10 @@ impl ImapSource {
             (bytes, verdict)
         })
         .await
-        .map_err(|_| ImapError::PipelineClosed)?;
+        .map_err(|e| ImapError::Session {
+            server: self.config.server(),
+            reason: format!("reading {origin}: {e}"),
+        })?;
         if verdict == Verdict::NoReport {
             tracing::info!(origin = %origin, "imap message holds no report; moved to the ignored folder");
             return Ok(verdict);
