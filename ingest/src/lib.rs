@@ -13,9 +13,9 @@
 //! Layout:
 //! - [`dir`]: files and directories, once or watched
 //! - [`imap`]: report mail read from IMAP mailboxes, moved away only after the commit
-//! - [`http`]: reports POSTed over HTTP (RFC 8460 TLSRPT delivery, token-authenticated uploads)
-//! - [`https`]: TLS for the HTTP endpoint (rustls, handshakes off the accept path)
-//! - [`multipart`]: `multipart/form-data` upload bodies
+//! - [`http`]: reports POSTed over HTTP or HTTPS (RFC 8460 TLSRPT delivery,
+//!   token-authenticated uploads), with its connection and body caps
+//! - [`metrics`]: the process's Prometheus recorder
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
 //! - [`kafka`]: the Kafka queue of the distributed deployment (publisher, consumer group)
 
@@ -23,8 +23,7 @@
 
 pub mod dir;
 pub mod http;
-pub mod https;
 pub mod imap;
 pub mod kafka;
-pub mod multipart;
+pub mod metrics;
 pub mod queue;

@@ -44,6 +44,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         origin: format!("{org}/{day}"),
         filename: None,
         received_at: begin + DAY,
+        size: 0,
     };
     store.begin().expect("begin");
     let mut open = store.begin_dmarc(&header, &origin, "").expect("begin report").expect("new report");
@@ -75,7 +76,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         store.dmarc_record(&mut open, &record).expect("record");
     }
     store.finish_dmarc(open, &[]).expect("finish");
-    store.commit().expect("commit");
+    store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
 }
 
 fn day(n: i64) -> (String, i64) {

@@ -30,6 +30,8 @@ pub struct Config {
     /// IMAP mailboxes to read reports from (`[[imap]]`, any number); watched by `ruaflow
     /// run` and `ruaflow ingest imap`, read once with `--once`.
     pub imap: Vec<ImapConfig>,
+    /// How input files and directories are walked (`[files]`).
+    pub files: ruaflow_ingest::dir::DirConfig,
 }
 
 impl Config {
@@ -172,7 +174,7 @@ mod tests {
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 10] = [
+        let sections: [(&str, &[&str]); 11] = [
             ("", fields_of::<Config>()),
             ("limits", fields_of::<Limits>()),
             ("detect", fields_of::<DetectConfig>()),
@@ -183,6 +185,7 @@ mod tests {
             ("http", fields_of::<HttpConfig>()),
             ("imap", fields_of::<ImapConfig>()),
             ("imap.oauth2", fields_of::<ruaflow_ingest::imap::OAuth2Config>()),
+            ("files", fields_of::<ruaflow_ingest::dir::DirConfig>()),
         ];
         let mut missing = Vec::new();
         for (path, fields) in sections {

@@ -5,7 +5,7 @@
 use async_imap::types::Capabilities;
 use futures::TryStreamExt;
 
-use ruaflow_schema::{read_reports, Error as SchemaError, Limits, Parsed};
+use ruaflow_schema::{survey, Limits};
 
 use super::connect::Session;
 
@@ -29,19 +29,17 @@ pub enum Verdict {
     Invalid,
 }
 
-/// Decides where a message goes from what [`read_reports`] finds in it (pure; run it in
-/// `spawn_blocking`, the parse is CPU-bound).
+/// Decides where a message goes from what [`survey`] finds in it (pure; run it in
+/// `spawn_blocking`, the parse is CPU-bound; streaming, so no report is held whole).
 pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
-    let found = read_reports(bytes, limits);
-    if found.iter().any(|l| matches!(l.parsed, Parsed::Failure(_))) {
+    let found = survey(bytes, limits);
+    if found.failure > 0 {
         return Verdict::Failure;
     }
-    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_))) {
+    if found.reports() > 0 {
         return Verdict::Report;
     }
-    if !found.is_empty()
-        && found.iter().all(|l| matches!(l.parsed, Parsed::Error(SchemaError::NoReportInMessage(_))))
-    {
+    if found.error_count > 0 && found.error_count == found.no_report_count {
         return Verdict::NoReport;
     }
     Verdict::Invalid

@@ -1,4 +1,4 @@
-//! Streaming DMARC aggregate report parser.
+//! Streaming DMARC aggregate report reader.
 //!
 //! Input: any `BufRead` of XML (already decompressed, capped by [`crate::unpack`]).
 //! Output: a [`ReportHeader`], then [`Record`]s one at a time, so memory stays flat
@@ -8,406 +8,21 @@
 //! guessed). No DTD is read and no entity other than the five predefined ones and
 //! character references is expanded.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::net::IpAddr;
 
 use quick_xml::events::{BytesStart, Event};
 
 use super::model::*;
+use super::tags::{field_at, Field, Tag};
+use crate::capped::MarkupGuard;
 use crate::error::{clip, Error};
 use crate::limits::{LimitExceeded, Limits};
 use crate::text::{decode_text, is_single_byte_label, parse_count, parse_epoch, trim_ascii};
+use crate::warnings::Warnings;
 
 /// The RFC 9990 namespace; its presence on `<feedback>` marks the newer schema.
 const NS_DMARC_2: &[u8] = b"urn:ietf:params:xml:ns:dmarc-2.0";
-
-/// Element names the parser knows, matched case-insensitively without prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    Feedback,
-    Version,
-    ReportMetadata,
-    OrgName,
-    Email,
-    ExtraContactInfo,
-    ReportId,
-    DateRange,
-    Begin,
-    End,
-    Error,
-    Generator,
-    PolicyPublished,
-    Domain,
-    Adkim,
-    Aspf,
-    P,
-    Sp,
-    Np,
-    Pct,
-    Fo,
-    Testing,
-    DiscoveryMethod,
-    Record,
-    Row,
-    SourceIp,
-    Count,
-    PolicyEvaluated,
-    Disposition,
-    Dkim,
-    Spf,
-    Reason,
-    Type,
-    Comment,
-    Identifiers,
-    HeaderFrom,
-    EnvelopeFrom,
-    EnvelopeTo,
-    AuthResults,
-    Selector,
-    Result,
-    HumanResult,
-    Scope,
-    Unknown,
-}
-
-/// Known element names. `identities` is what the pre-RFC draft schema called
-/// `identifiers`. [`Tag::of`] dispatches on length first, so each lookup compares at
-/// most a few fixed-size words; a test checks it agrees with this table.
-#[cfg(test)]
-const TAG_NAMES: &[(&[u8], Tag)] = &[
-    (b"adkim", Tag::Adkim),
-    (b"aspf", Tag::Aspf),
-    (b"auth_results", Tag::AuthResults),
-    (b"begin", Tag::Begin),
-    (b"comment", Tag::Comment),
-    (b"count", Tag::Count),
-    (b"date_range", Tag::DateRange),
-    (b"discovery_method", Tag::DiscoveryMethod),
-    (b"disposition", Tag::Disposition),
-    (b"dkim", Tag::Dkim),
-    (b"domain", Tag::Domain),
-    (b"email", Tag::Email),
-    (b"end", Tag::End),
-    (b"envelope_from", Tag::EnvelopeFrom),
-    (b"envelope_to", Tag::EnvelopeTo),
-    (b"error", Tag::Error),
-    (b"extra_contact_info", Tag::ExtraContactInfo),
-    (b"feedback", Tag::Feedback),
-    (b"fo", Tag::Fo),
-    (b"generator", Tag::Generator),
-    (b"header_from", Tag::HeaderFrom),
-    (b"human_result", Tag::HumanResult),
-    (b"identifiers", Tag::Identifiers),
-    (b"identities", Tag::Identifiers),
-    (b"np", Tag::Np),
-    (b"org_name", Tag::OrgName),
-    (b"p", Tag::P),
-    (b"pct", Tag::Pct),
-    (b"policy_evaluated", Tag::PolicyEvaluated),
-    (b"policy_published", Tag::PolicyPublished),
-    (b"reason", Tag::Reason),
-    (b"record", Tag::Record),
-    (b"report_id", Tag::ReportId),
-    (b"report_metadata", Tag::ReportMetadata),
-    (b"result", Tag::Result),
-    (b"row", Tag::Row),
-    (b"scope", Tag::Scope),
-    (b"selector", Tag::Selector),
-    (b"source_ip", Tag::SourceIp),
-    (b"sp", Tag::Sp),
-    (b"spf", Tag::Spf),
-    (b"testing", Tag::Testing),
-    (b"type", Tag::Type),
-    (b"version", Tag::Version),
-];
-
-impl Tag {
-    fn of(local: &[u8]) -> Tag {
-        let mut lower = [0u8; 24];
-        let Some(dst) = lower.get_mut(..local.len()) else {
-            return Tag::Unknown;
-        };
-        dst.copy_from_slice(local);
-        dst.make_ascii_lowercase();
-        let word: &[u8] = dst;
-        match word.len() {
-            1 => {
-                if word == b"p" {
-                    Tag::P
-                } else {
-                    Tag::Unknown
-                }
-            }
-            2 => {
-                if word == b"fo" {
-                    Tag::Fo
-                } else if word == b"np" {
-                    Tag::Np
-                } else if word == b"sp" {
-                    Tag::Sp
-                } else {
-                    Tag::Unknown
-                }
-            }
-            3 => {
-                if word == b"end" {
-                    Tag::End
-                } else if word == b"pct" {
-                    Tag::Pct
-                } else if word == b"row" {
-                    Tag::Row
-                } else if word == b"spf" {
-                    Tag::Spf
-                } else {
-                    Tag::Unknown
-                }
-            }
-            4 => {
-                if word == b"aspf" {
-                    Tag::Aspf
-                } else if word == b"dkim" {
-                    Tag::Dkim
-                } else if word == b"type" {
-                    Tag::Type
-                } else {
-                    Tag::Unknown
-                }
-            }
-            5 => {
-                if word == b"adkim" {
-                    Tag::Adkim
-                } else if word == b"begin" {
-                    Tag::Begin
-                } else if word == b"count" {
-                    Tag::Count
-                } else if word == b"email" {
-                    Tag::Email
-                } else if word == b"error" {
-                    Tag::Error
-                } else if word == b"scope" {
-                    Tag::Scope
-                } else {
-                    Tag::Unknown
-                }
-            }
-            6 => {
-                if word == b"domain" {
-                    Tag::Domain
-                } else if word == b"reason" {
-                    Tag::Reason
-                } else if word == b"record" {
-                    Tag::Record
-                } else if word == b"result" {
-                    Tag::Result
-                } else {
-                    Tag::Unknown
-                }
-            }
-            7 => {
-                if word == b"comment" {
-                    Tag::Comment
-                } else if word == b"testing" {
-                    Tag::Testing
-                } else if word == b"version" {
-                    Tag::Version
-                } else {
-                    Tag::Unknown
-                }
-            }
-            8 => {
-                if word == b"feedback" {
-                    Tag::Feedback
-                } else if word == b"org_name" {
-                    Tag::OrgName
-                } else if word == b"selector" {
-                    Tag::Selector
-                } else {
-                    Tag::Unknown
-                }
-            }
-            9 => {
-                if word == b"generator" {
-                    Tag::Generator
-                } else if word == b"report_id" {
-                    Tag::ReportId
-                } else if word == b"source_ip" {
-                    Tag::SourceIp
-                } else {
-                    Tag::Unknown
-                }
-            }
-            10 => {
-                if word == b"date_range" {
-                    Tag::DateRange
-                } else if word == b"identities" {
-                    Tag::Identifiers
-                } else {
-                    Tag::Unknown
-                }
-            }
-            11 => {
-                if word == b"disposition" {
-                    Tag::Disposition
-                } else if word == b"envelope_to" {
-                    Tag::EnvelopeTo
-                } else if word == b"header_from" {
-                    Tag::HeaderFrom
-                } else if word == b"identifiers" {
-                    Tag::Identifiers
-                } else {
-                    Tag::Unknown
-                }
-            }
-            12 => {
-                if word == b"auth_results" {
-                    Tag::AuthResults
-                } else if word == b"human_result" {
-                    Tag::HumanResult
-                } else {
-                    Tag::Unknown
-                }
-            }
-            13 => {
-                if word == b"envelope_from" {
-                    Tag::EnvelopeFrom
-                } else {
-                    Tag::Unknown
-                }
-            }
-            15 => {
-                if word == b"report_metadata" {
-                    Tag::ReportMetadata
-                } else {
-                    Tag::Unknown
-                }
-            }
-            16 => {
-                if word == b"discovery_method" {
-                    Tag::DiscoveryMethod
-                } else if word == b"policy_evaluated" {
-                    Tag::PolicyEvaluated
-                } else if word == b"policy_published" {
-                    Tag::PolicyPublished
-                } else {
-                    Tag::Unknown
-                }
-            }
-            18 => {
-                if word == b"extra_contact_info" {
-                    Tag::ExtraContactInfo
-                } else {
-                    Tag::Unknown
-                }
-            }
-            _ => Tag::Unknown,
-        }
-    }
-}
-
-/// A leaf element whose text the parser keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Version,
-    OrgName,
-    Email,
-    ExtraContactInfo,
-    ReportId,
-    Begin,
-    End,
-    Error,
-    Generator,
-    PolicyDomain,
-    Adkim,
-    Aspf,
-    P,
-    Sp,
-    Np,
-    Pct,
-    Fo,
-    Testing,
-    DiscoveryMethod,
-    SourceIp,
-    Count,
-    Disposition,
-    EvalDkim,
-    EvalSpf,
-    ReasonType,
-    ReasonComment,
-    HeaderFrom,
-    EnvelopeFrom,
-    EnvelopeTo,
-    DkimDomain,
-    DkimSelector,
-    DkimResult,
-    DkimHuman,
-    SpfDomain,
-    SpfScope,
-    SpfResult,
-    SpfHuman,
-}
-
-/// Maps a path below `<feedback>` to the field it holds, if it is a known leaf.
-fn field_at(path: &[Tag]) -> Option<Field> {
-    use Tag as T;
-    Some(match path {
-        [T::Version] => Field::Version,
-        [T::ReportMetadata, leaf] => match leaf {
-            T::OrgName => Field::OrgName,
-            T::Email => Field::Email,
-            T::ExtraContactInfo => Field::ExtraContactInfo,
-            T::ReportId => Field::ReportId,
-            T::Error => Field::Error,
-            T::Generator => Field::Generator,
-            _ => return None,
-        },
-        [T::ReportMetadata, T::DateRange, T::Begin] => Field::Begin,
-        [T::ReportMetadata, T::DateRange, T::End] => Field::End,
-        [T::PolicyPublished, leaf] => match leaf {
-            T::Domain => Field::PolicyDomain,
-            T::Adkim => Field::Adkim,
-            T::Aspf => Field::Aspf,
-            T::P => Field::P,
-            T::Sp => Field::Sp,
-            T::Np => Field::Np,
-            T::Pct => Field::Pct,
-            T::Fo => Field::Fo,
-            T::Testing => Field::Testing,
-            T::DiscoveryMethod => Field::DiscoveryMethod,
-            _ => return None,
-        },
-        [T::Record, T::Row, T::SourceIp] => Field::SourceIp,
-        [T::Record, T::Row, T::Count] => Field::Count,
-        [T::Record, T::Row, T::PolicyEvaluated, leaf] => match leaf {
-            T::Disposition => Field::Disposition,
-            T::Dkim => Field::EvalDkim,
-            T::Spf => Field::EvalSpf,
-            _ => return None,
-        },
-        [T::Record, T::Row, T::PolicyEvaluated, T::Reason, T::Type] => Field::ReasonType,
-        [T::Record, T::Row, T::PolicyEvaluated, T::Reason, T::Comment] => Field::ReasonComment,
-        [T::Record, T::Identifiers, leaf] => match leaf {
-            T::HeaderFrom => Field::HeaderFrom,
-            T::EnvelopeFrom => Field::EnvelopeFrom,
-            T::EnvelopeTo => Field::EnvelopeTo,
-            _ => return None,
-        },
-        [T::Record, T::AuthResults, T::Dkim, leaf] => match leaf {
-            T::Domain => Field::DkimDomain,
-            T::Selector => Field::DkimSelector,
-            T::Result => Field::DkimResult,
-            T::HumanResult => Field::DkimHuman,
-            _ => return None,
-        },
-        [T::Record, T::AuthResults, T::Spf, leaf] => match leaf {
-            T::Domain => Field::SpfDomain,
-            T::Scope => Field::SpfScope,
-            T::Result => Field::SpfResult,
-            T::HumanResult => Field::SpfHuman,
-            _ => return None,
-        },
-        _ => return None,
-    })
-}
 
 /// A record as read so far; validated when `</record>` closes.
 struct RecordDraft {
@@ -454,7 +69,7 @@ enum Step {
 /// Pull parser over one aggregate report: call [`DmarcReader::header`] once, then
 /// [`DmarcReader::next_record`] until it returns `None`.
 pub struct DmarcReader<R: BufRead> {
-    xml: quick_xml::Reader<R>,
+    xml: quick_xml::Reader<MarkupGuard<R>>,
     buf: Vec<u8>,
     limits: Limits,
     stack: Vec<Tag>,
@@ -477,19 +92,13 @@ pub struct DmarcReader<R: BufRead> {
     /// Set once `</feedback>` closed; anything after it is not read.
     done: bool,
     records_seen: u64,
-    warnings: Vec<String>,
+    warnings: Warnings,
 }
 
 impl<R: BufRead> DmarcReader<R> {
     /// Wraps a reader of XML text.
-    pub fn new(input: R, limits: &Limits) -> DmarcReader<MarkupGuard<R>> {
-        DmarcReader::with_guarded(MarkupGuard::new(input, limits.max_field_bytes), limits)
-    }
-}
-
-impl<R: BufRead> DmarcReader<R> {
-    fn with_guarded(input: R, limits: &Limits) -> Self {
-        let mut xml = quick_xml::Reader::from_reader(input);
+    pub fn new(input: R, limits: &Limits) -> Self {
+        let mut xml = quick_xml::Reader::from_reader(MarkupGuard::new(input, limits.max_field_bytes));
         let config = xml.config_mut();
         // Leniency for real receivers: mismatched end tags come from raw `<` in text
         // (parsedmarc's `invalid_xml.xml`), bare `&` from names like "AT&T".
@@ -517,7 +126,7 @@ impl<R: BufRead> DmarcReader<R> {
             finished: None,
             done: false,
             records_seen: 0,
-            warnings: Vec::new(),
+            warnings: Warnings::new(limits.max_warnings),
         }
     }
 
@@ -541,7 +150,7 @@ impl<R: BufRead> DmarcReader<R> {
             if fallback.is_empty() {
                 return Err(Error::MissingField("report_metadata/org_name"));
             }
-            self.warnings.push(format!("empty org_name; using the email domain {fallback:?}"));
+            self.warnings.push(|| format!("empty org_name; using the email domain {fallback:?}"));
             meta.org_name = fallback;
         }
         if meta.report_id.is_empty() {
@@ -580,14 +189,10 @@ impl<R: BufRead> DmarcReader<R> {
         }
     }
 
-    /// Problems worked around so far.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    /// Takes the warnings collected so far.
+    /// Takes the warnings collected so far: the first `max_warnings` of them, then one
+    /// line counting the rest.
     pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        self.warnings.take()
     }
 
     fn step(&mut self) -> Result<Step, Error> {
@@ -597,6 +202,7 @@ impl<R: BufRead> DmarcReader<R> {
         // The event borrows the buffer; taking it out of `self` leaves `self` free.
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        self.xml.get_mut().start_event();
         let step = match self.xml.read_event_into(&mut buf) {
             Ok(event) => self.handle(event),
             Err(err) => Err(self.xml_error(err)),
@@ -683,7 +289,7 @@ impl<R: BufRead> DmarcReader<R> {
         match self.root {
             None if tag == Tag::Feedback => {
                 self.root = Some(self.stack.len() - 1);
-                self.schema = schema_of(start);
+                self.schema = schema_of(start, self.limits.max_xml_attributes)?;
             }
             None => {}
             Some(root) => {
@@ -706,7 +312,7 @@ impl<R: BufRead> DmarcReader<R> {
                     [Tag::PolicyPublished] => {
                         self.policies_seen += 1;
                         if self.policies_seen == 2 {
-                            self.warnings.push("several <policy_published>; the first one is used".into());
+                            self.warnings.push(|| "several <policy_published>; the first one is used".into());
                         }
                     }
                     [Tag::Record, Tag::AuthResults, Tag::Dkim] => self.draft.dkim_auth.push(DkimAuth {
@@ -808,7 +414,7 @@ impl<R: BufRead> DmarcReader<R> {
             Field::ReportId if in_header => self.meta.report_id = value.to_owned(),
             Field::Begin | Field::End if in_header => {
                 let Some(epoch) = parse_epoch(value) else {
-                    self.warnings.push(format!("unreadable date_range value {:?}", clip(value)));
+                    self.warnings.push(|| format!("unreadable date_range value {:?}", clip(value)));
                     return;
                 };
                 if field == Field::Begin {
@@ -908,19 +514,19 @@ impl<R: BufRead> DmarcReader<R> {
         let source_ip = match draft.source_ip {
             Ok(ip) => ip,
             Err(raw) => {
-                self.warnings.push(format!("record {n} skipped: no usable source_ip ({:?})", clip(&raw)));
+                self.warnings.push(|| format!("record {n} skipped: no usable source_ip ({:?})", clip(&raw)));
                 return None;
             }
         };
         let count = match draft.count {
             Ok(count) => count,
             Err(raw) => {
-                self.warnings.push(format!("record {n} skipped: no usable count ({:?})", clip(&raw)));
+                self.warnings.push(|| format!("record {n} skipped: no usable count ({:?})", clip(&raw)));
                 return None;
             }
         };
         let disposition = draft.disposition.unwrap_or_else(|| {
-            self.warnings.push(format!("record {n}: no disposition, read as none"));
+            self.warnings.push(|| format!("record {n}: no disposition, read as none"));
             Disposition::None
         });
         Some(Record {
@@ -958,62 +564,6 @@ impl<R: BufRead> DmarcReader<R> {
     }
 }
 
-/// Bounds the bytes between two markup characters (`<`, `>`).
-///
-/// quick-xml buffers a whole text node or tag before handing it out, so a 1 GiB run of
-/// text would become a 1 GiB buffer. This reader fails with
-/// [`LimitExceeded::FieldBytes`] as soon as a run grows past what any field may hold
-/// (twice `max_field_bytes`, leaving room for surrounding whitespace and attributes).
-/// It scans the inner reader's buffer in place, so it adds no copy.
-pub struct MarkupGuard<R> {
-    inner: R,
-    /// Bytes since the last `<` or `>`.
-    run: u64,
-    max_run: u64,
-    max_field_bytes: u32,
-    /// How much of the inner reader's current buffer has been scanned.
-    scanned: usize,
-}
-
-impl<R> MarkupGuard<R> {
-    fn new(inner: R, max_field_bytes: u32) -> Self {
-        Self { inner, run: 0, max_run: 2 * u64::from(max_field_bytes) + 1024, max_field_bytes, scanned: 0 }
-    }
-}
-
-impl<R: BufRead> Read for MarkupGuard<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for MarkupGuard<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        let buf = self.inner.fill_buf()?;
-        if self.scanned < buf.len() {
-            let fresh = &buf[self.scanned..];
-            match memchr::memrchr2(b'<', b'>', fresh) {
-                Some(last) => self.run = (fresh.len() - last - 1) as u64,
-                None => self.run += fresh.len() as u64,
-            }
-            self.scanned = buf.len();
-            if self.run > self.max_run {
-                return Err(std::io::Error::other(LimitExceeded::FieldBytes(self.max_field_bytes)));
-            }
-        }
-        Ok(buf)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.inner.consume(n);
-        self.scanned = self.scanned.saturating_sub(n);
-    }
-}
-
 /// Reads a whole report into memory (for `ruaflow parse` and tests).
 pub fn parse_report<R: BufRead>(input: R, limits: &Limits) -> Result<DmarcReport, Error> {
     let mut reader = DmarcReader::new(input, limits);
@@ -1025,16 +575,20 @@ pub fn parse_report<R: BufRead>(input: R, limits: &Limits) -> Result<DmarcReport
     Ok(DmarcReport { header, records, warnings: reader.take_warnings() })
 }
 
-fn schema_of(start: &BytesStart<'_>) -> SchemaVersion {
-    let dmarc2 = start.attributes().flatten().any(|attr| {
+/// The schema a `<feedback>` element declares through its namespace attributes. Only
+/// this element's attributes are ever read; the duplicate-name check quick-xml would do is
+/// quadratic in their number, so it is off and the number is capped instead.
+fn schema_of(start: &BytesStart<'_>, max_attributes: u32) -> Result<SchemaVersion, Error> {
+    let mut dmarc2 = false;
+    for (n, attr) in start.attributes().with_checks(false).enumerate() {
+        if n >= max_attributes as usize {
+            return Err(LimitExceeded::XmlAttributes(max_attributes).into());
+        }
+        let Ok(attr) = attr else { continue };
         let key = attr.key.as_ref();
-        (key == b"xmlns" || key.starts_with(b"xmlns:")) && attr.value.as_ref() == NS_DMARC_2
-    });
-    if dmarc2 {
-        SchemaVersion::Rfc9990
-    } else {
-        SchemaVersion::Rfc7489
+        dmarc2 |= (key == b"xmlns" || key.starts_with(b"xmlns:")) && attr.value.as_ref() == NS_DMARC_2;
     }
+    Ok(if dmarc2 { SchemaVersion::Rfc9990 } else { SchemaVersion::Rfc7489 })
 }
 
 /// Parses an IP as receivers write it: trimmed, sometimes in brackets.
@@ -1087,31 +641,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tag_lookup_agrees_with_the_table() {
-        for (name, tag) in TAG_NAMES {
-            assert_eq!(Tag::of(name), *tag, "{}", String::from_utf8_lossy(name));
-            assert_eq!(Tag::of(&name.to_ascii_uppercase()), *tag);
-        }
-        assert_eq!(Tag::of(b"Source_IP"), Tag::SourceIp);
-        assert_eq!(Tag::of(b"identities"), Tag::Identifiers);
-        assert_eq!(Tag::of(b"a_very_long_unknown_element_name"), Tag::Unknown);
-    }
-
-    #[test]
-    fn markup_guard_cuts_long_runs_and_passes_normal_xml() {
-        // A run longer than the cap that spans the decompressor's chunks is cut off.
-        let long = format!("<feedback>{}</feedback>", "x".repeat(5000));
-        let chunked = std::io::BufReader::with_capacity(64, long.as_bytes());
-        let mut out = String::new();
-        let err = MarkupGuard::new(chunked, 16).read_to_string(&mut out).expect_err("run cap");
-        assert_eq!(crate::error::limit_of(&err), Some(LimitExceeded::FieldBytes(16)));
-        let mut fine = String::new();
-        MarkupGuard::new(&b"<a>short</a>"[..], 16).read_to_string(&mut fine).expect("read");
-        assert_eq!(fine, "<a>short</a>");
-        // A long field is refused by the field cap itself, wherever it sits.
+    fn no_event_is_buffered_past_the_field_cap() {
         let limits = Limits { max_field_bytes: 16, ..Limits::default() };
+        let head = "<feedback><report_metadata><org_name>o</org_name>";
+        // Runs of text, of `>` (which used to reset a run counter), inside a comment full
+        // of markup, inside an attribute value and inside CDATA: each is one event that
+        // quick-xml would buffer whole.
+        let bodies = [
+            "x".repeat(5000),
+            ">".repeat(5000),
+            format!("<!--{}-->", "<a>".repeat(2000)),
+            format!("<x a=\"{}\"/>", ">".repeat(5000)),
+            format!("<![CDATA[{}]]>", "<>".repeat(3000)),
+        ];
+        for body in &bodies {
+            let xml = format!("{head}{body}</report_metadata></feedback>");
+            let chunked = std::io::BufReader::with_capacity(64, xml.as_bytes());
+            let err = parse_report(chunked, &limits).expect_err("event cap");
+            assert!(
+                matches!(err, Error::Limit(LimitExceeded::FieldBytes(16))),
+                "{err} for {:?}",
+                &body[..20]
+            );
+        }
+        // A long field is refused by the field cap itself, wherever it sits.
         let report = format!("<feedback><report_metadata><org_name>{}</org_name>", "y".repeat(100));
         let err = parse_report(report.as_bytes(), &limits).expect_err("field cap");
         assert!(matches!(err, Error::Limit(LimitExceeded::FieldBytes(16))), "{err}");
+    }
+
+    #[test]
+    fn attributes_are_capped() {
+        let limits = Limits::default();
+        let attrs: String = (0..40_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let xml = format!("<feedback{attrs}><report_metadata>");
+        let err = parse_report(xml.as_bytes(), &Limits { max_field_bytes: 1 << 20, ..limits.clone() })
+            .expect_err("attribute cap");
+        assert!(matches!(err, Error::Limit(LimitExceeded::XmlAttributes(64))), "{err}");
+        let ok = r#"<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0" xmlns:xsi="x"><report_metadata><org_name>o</org_name><report_id>r</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>d</domain></policy_published></feedback>"#;
+        let report = parse_report(ok.as_bytes(), &limits).expect("namespaces read");
+        assert_eq!(report.header.schema, SchemaVersion::Rfc9990);
     }
 }
