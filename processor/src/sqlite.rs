@@ -85,7 +85,7 @@ impl SqliteStore {
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                params![version, now()],
+                params![version, ruaflow_schema::clock::now()],
             )?;
             tx.commit()?;
         }
@@ -235,7 +235,7 @@ impl SqliteStore {
                 report.successful_sessions() + report.failed_sessions(),
                 &origin.sha256[..],
                 location,
-                now()
+                ruaflow_schema::clock::now()
             ])?;
         if inserted == 0 {
             return Ok(false);
@@ -320,11 +320,11 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,
-                now(),
+                ruaflow_schema::clock::now(),
                 tally.reports,
                 tally.dead_letters
             ])?;
@@ -371,7 +371,7 @@ impl Store for SqliteStore {
                 p.testing.as_ref().map(|v| v.as_str()),
                 &origin.sha256[..],
                 location,
-                now(),
+                ruaflow_schema::clock::now(),
             ])?)
         };
         if self.roll_back_on_error(insert())? == 0 {
@@ -479,7 +479,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 location,
                 reason,
@@ -504,7 +504,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,
@@ -530,11 +530,6 @@ pub struct Totals {
     pub aggregated_messages: u64,
     /// Dead letters stored.
     pub dead_letters: u64,
-}
-
-/// The current time, unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A model value as JSON text. The model types serialize infallibly (strings, numbers,

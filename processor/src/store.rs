@@ -9,6 +9,8 @@
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 
+use ruaflow_schema::Source;
+
 use crate::barrier::Sealed;
 use ruaflow_schema::tlsrpt::TlsReport;
 
@@ -91,8 +93,8 @@ impl StoreError {
 pub struct Origin {
     /// SHA-256 of the raw bytes.
     pub sha256: [u8; 32],
-    /// `dir`, `imap`, `http`.
-    pub source: &'static str,
+    /// The kind of source it came from.
+    pub source: Source,
     /// Path, mailbox + UID, or remote address.
     pub origin: String,
     /// Original filename, if any.

@@ -40,7 +40,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
     };
     let origin = Origin {
         sha256: [day as u8; 32],
-        source: "dir",
+        source: ruaflow_schema::Source::Dir,
         origin: format!("{org}/{day}"),
         filename: None,
         received_at: begin + DAY,

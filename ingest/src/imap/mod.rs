@@ -354,7 +354,7 @@ impl ImapSource {
             tracing::info!(origin = %origin, "imap message holds no report; moved to the ignored folder");
             return Ok(verdict);
         }
-        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), unix_now());
+        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), ruaflow_schema::clock::now());
         let (ack_tx, ack_rx) = oneshot::channel::<()>();
         let delivery = Delivery {
             envelope,
@@ -369,11 +369,4 @@ impl ImapSource {
         tracing::debug!(origin = %origin, ?verdict, "imap message stored");
         Ok(verdict)
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -324,7 +324,7 @@ impl Store for ClickHouseStore {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
             warnings: String::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         };
         Ok(Some(OpenDmarc { row, ordinal: 0, part: 0, aggregates: Aggregates::default(), marks }))
     }
@@ -402,7 +402,7 @@ impl Store for ClickHouseStore {
             return Ok(false);
         }
         let day = date(day_of(report.start, report.end));
-        let stored_at = datetime(crate::sqlite::now());
+        let stored_at = datetime(ruaflow_schema::clock::now());
         for (i, p) in report.policies.iter().enumerate() {
             let policy_domain =
                 if p.policy_domain.is_empty() { domain.clone() } else { p.policy_domain.clone() };
@@ -470,13 +470,13 @@ impl Store for ClickHouseStore {
         self.batch.dead_letters.push(DeadLetterRow {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             reason: reason.to_owned(),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: Vec::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         metrics::counter!("ruaflow_dead_letters_total").increment(1);
         Ok(())
@@ -491,13 +491,13 @@ impl Store for ClickHouseStore {
     ) -> Result<(), StoreError> {
         self.batch.dead_letter_inputs.push(DeadLetterInputRow {
             envelope_sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: raw[..raw.len().min(keep)].to_vec(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         if self.dlq_enabled {
             self.batch.dlq.push(DeadLetter {
@@ -512,11 +512,11 @@ impl Store for ClickHouseStore {
     fn envelope_done(&mut self, origin: &Origin, _tally: &InputTally) -> Result<(), StoreError> {
         self.batch.envelopes.push(EnvelopeRow {
             sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         Ok(())
     }

@@ -33,7 +33,7 @@ pub(super) fn run(
         let Some(Delivery { envelope, ack }) = delivery else { return };
         let origin = Arc::new(Origin {
             sha256: envelope.sha256,
-            source: envelope.source.as_str(),
+            source: envelope.source,
             origin: envelope.origin.clone(),
             filename: envelope.filename.clone(),
             received_at: envelope.received_at,
