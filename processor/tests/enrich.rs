@@ -239,7 +239,8 @@ fn one_enricher_serves_tasks_spawned_on_a_runtime() {
     let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let first = db_with_sources(a.path(), &["1.0.0.1", "192.0.2.1"]);
     let second = db_with_sources(b.path(), &["81.2.69.142"]);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let tasks: Vec<_> = [first.clone(), second.clone()]
         .into_iter()
         .map(|db| {
