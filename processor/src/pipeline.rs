@@ -53,6 +53,8 @@ pub struct PipelineConfig {
     pub batch_interval: Duration,
     /// Caps on untrusted input.
     pub limits: Limits,
+    /// What of a failure report's original message may be stored.
+    pub privacy: crate::redact::PrivacyConfig,
 }
 
 impl Default for PipelineConfig {
@@ -62,6 +64,7 @@ impl Default for PipelineConfig {
             batch_records: 100_000,
             batch_interval: Duration::from_millis(500),
             limits: Limits::default(),
+            privacy: crate::redact::PrivacyConfig::default(),
         }
     }
 }
@@ -83,7 +86,8 @@ pub struct Progress {
     pub messages: AtomicU64,
     /// Dead letters written.
     pub dead_letters: AtomicU64,
-    /// DMARC failure reports seen (recognized, not stored).
+    /// DMARC failure reports stored (a failure report stored before counts as a
+    /// duplicate report).
     pub failure_reports: AtomicU64,
 }
 
@@ -147,7 +151,7 @@ enum ToWriter {
     Dmarc { origin: Arc<Origin>, location: String, chunks: Receiver<Chunk>, raw: Arc<Vec<u8>> },
     Tls { origin: Arc<Origin>, location: String, report: Box<TlsReport> },
     Dead { origin: Arc<Origin>, location: String, reason: String, raw: Arc<Vec<u8>> },
-    Failure,
+    Failure { origin: Arc<Origin>, location: String, row: Box<crate::redact::FailureRow> },
     Done { origin: Arc<Origin>, duplicate: bool, ack: Option<Ack> },
 }
 
@@ -168,7 +172,7 @@ pub fn run<S: Store>(
             let to_writer = to_writer.clone();
             let queue = &queue;
             let db_path = db_path.clone();
-            scope.spawn(move || worker(queue, &to_writer, &config.limits, db_path.as_deref()));
+            scope.spawn(move || worker(queue, &to_writer, config, db_path.as_deref()));
         }
         drop(to_writer);
         write_loop(&mut store, &writer_rx, config, &progress, hook)
@@ -181,7 +185,7 @@ pub fn run<S: Store>(
 fn worker(
     queue: &Mutex<tokio::sync::mpsc::Receiver<Delivery>>,
     to_writer: &SyncSender<ToWriter>,
-    limits: &Limits,
+    config: &PipelineConfig,
     db_path: Option<&std::path::Path>,
 ) {
     // A read-only connection lets a worker skip byte-identical redeliveries without
@@ -212,7 +216,7 @@ fn worker(
             // the input becomes a dead letter and this worker goes on.
             let raw = Arc::new(envelope.bytes);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                process(Arc::clone(&raw), &origin, to_writer, limits)
+                process(Arc::clone(&raw), &origin, to_writer, config)
             }));
             match outcome {
                 Ok(Ok(())) => {}
@@ -243,8 +247,9 @@ fn process(
     raw: Arc<Vec<u8>>,
     origin: &Arc<Origin>,
     to_writer: &SyncSender<ToWriter>,
-    limits: &Limits,
+    config: &PipelineConfig,
 ) -> Result<(), ()> {
+    let limits = &config.limits;
     let send = |msg| to_writer.send(msg).map_err(|_| ());
     unpack(&raw, limits, &mut |found| {
         let location = found.location;
@@ -275,7 +280,11 @@ fn process(
                     }),
                 }
             }
-            Content::Failure(_) => send(ToWriter::Failure),
+            Content::Failure(report) => send(ToWriter::Failure {
+                origin: Arc::clone(origin),
+                location,
+                row: Box::new(crate::redact::failure_row(&report, origin, &config.privacy)),
+            }),
             Content::Broken(err) => send(ToWriter::Dead {
                 origin: Arc::clone(origin),
                 location,
@@ -499,8 +508,12 @@ fn handle<S: Store>(
             Ok(())
         }
         ToWriter::Dead { origin, location, reason, raw } => dead(store, s, &origin, &location, &reason, &raw),
-        ToWriter::Failure => {
-            s.failure_reports += 1;
+        ToWriter::Failure { origin, location, row } => {
+            if store.failure_report(&row, &origin, &location)? {
+                s.failure_reports += 1;
+            } else {
+                s.duplicate_reports += 1;
+            }
             Ok(())
         }
         ToWriter::Done { origin, duplicate, ack } => {

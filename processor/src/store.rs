@@ -113,6 +113,14 @@ pub trait Store: Send {
     /// Stores a TLS report whole; false when it was stored before.
     fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError>;
 
+    /// Stores a failure report (already redacted); false when it was stored before.
+    fn failure_report(
+        &mut self,
+        row: &crate::redact::FailureRow,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Stores a dead letter: where, why, and the raw bytes (the store may cap them).
     fn dead_letter(
         &mut self,

@@ -18,7 +18,7 @@ use flate2::read::{MultiGzDecoder, ZlibDecoder};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use crate::error::Error;
-use crate::failure::FailureReport;
+use crate::failure::{FailureReport, OriginalMessage, ReportMessage};
 use crate::limits::{LimitExceeded, Limits};
 
 /// How many leading bytes are inspected to recognize a format.
@@ -41,7 +41,7 @@ pub enum Content<'a> {
     /// A JSON document (a TLS report, if anything), decompressed and capped.
     Json(&'a mut dyn BufRead),
     /// A DMARC failure (forensic) report.
-    Failure(FailureReport),
+    Failure(Box<FailureReport>),
     /// Something that should have held a report and could not be decoded.
     Broken(Error),
 }
@@ -248,8 +248,12 @@ impl<E> Walker<'_, E> {
             return Ok(());
         }
         // Exim's failure report has no ARF part, only a plain-text summary.
-        if let Some(report) = summary_text.as_deref().and_then(FailureReport::from_exim_summary) {
-            return (self.visit)(Found { location, content: Content::Failure(report) });
+        let max_field = self.limits.max_field_bytes as usize;
+        if let Some(report) =
+            summary_text.as_deref().and_then(|t| FailureReport::from_exim_summary(t, max_field))
+        {
+            let report = ReportMessage::of(&message).complete(report);
+            return (self.visit)(Found { location, content: Content::Failure(Box::new(report)) });
         }
         let subject = message.subject().map(|s| format!(" (subject {:?})", crate::error::clip(s)));
         self.broken(location, Error::NoReportInMessage(subject.unwrap_or_default()))
@@ -264,10 +268,22 @@ impl<E> Walker<'_, E> {
         reports: &mut usize,
         summary_text: &mut Option<String>,
     ) -> Result<(), E> {
-        let is_report = message.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-        });
+        let is_type = |ct: Option<&mail_parser::ContentType<'_>>, t: &str, sub: &str| {
+            ct.is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case(t)
+                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+            })
+        };
+        // A report is `multipart/report`, or any message with an ARF part: NetEase sends
+        // its failure reports as `multipart/mixed`.
+        let is_report = is_type(message.content_type(), "multipart", "report")
+            || message.parts.iter().any(|p| is_type(p.content_type(), "message", "feedback-report"));
+        let max_field = self.limits.max_field_bytes as usize;
+        // A failure report's parts come in order — summary, ARF fields, original
+        // message — and the report needs all of them, so its ARF parts wait here until
+        // every part was seen.
+        let mut context = ReportMessage::of(message);
+        let mut arf_parts = Vec::new();
         for (index, part) in message.parts.iter().enumerate() {
             self.mime_parts += 1;
             if self.mime_parts > self.limits.max_mime_parts {
@@ -284,17 +300,18 @@ impl<E> Walker<'_, E> {
                 PartType::Multipart(_) => {}
                 PartType::Message(nested) => {
                     // The original message inside a failure report is evidence, not a report.
-                    if !is_report {
+                    if is_report {
+                        context.original = Some(OriginalMessage::from_message(nested, max_field, true));
+                    } else {
                         self.message(&name, nested, layers, reports, summary_text)?;
                     }
                 }
                 PartType::Text(text) | PartType::Html(text) => {
                     if ctype == "message" && subtype == "feedback-report" {
                         *reports += 1;
-                        (self.visit)(Found {
-                            location: name,
-                            content: Content::Failure(FailureReport::from_arf(text)),
-                        })?;
+                        arf_parts.push((name, FailureReport::from_arf(text, max_field)));
+                    } else if is_report && ctype == "text" && subtype == "rfc822-headers" {
+                        context.original = OriginalMessage::from_headers(text, max_field);
                     } else if matches!(sniff(text.as_bytes()), Format::Xml | Format::Json)
                         && !(ctype == "text" && subtype == "html")
                         && !(ctype == "text" && subtype == "rfc822-headers")
@@ -309,10 +326,7 @@ impl<E> Walker<'_, E> {
                     if ctype == "message" && subtype == "feedback-report" {
                         *reports += 1;
                         let text = crate::text::decode_field(data, false);
-                        (self.visit)(Found {
-                            location: name,
-                            content: Content::Failure(FailureReport::from_arf(&text)),
-                        })?;
+                        arf_parts.push((name, FailureReport::from_arf(&text, max_field)));
                         continue;
                     }
                     match sniff(&data[..data.len().min(SNIFF_BYTES)]) {
@@ -325,6 +339,10 @@ impl<E> Walker<'_, E> {
                     }
                 }
             }
+        }
+        for (name, report) in arf_parts {
+            let report = Box::new(context.complete(report));
+            (self.visit)(Found { location: name, content: Content::Failure(report) })?;
         }
         Ok(())
     }

@@ -241,9 +241,10 @@ fn describe(parsed: &Parsed) -> String {
             r.failed_sessions()
         ),
         Parsed::Failure(r) => format!(
-            "dmarc failure report for {} from {}",
+            "dmarc failure report for {} from {}, reported by {}",
             r.reported_domain.as_deref().unwrap_or("?"),
-            r.source_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+            r.source_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
+            r.reporter.as_deref().unwrap_or("?")
         ),
         Parsed::Error(err) => format!("error: {err}"),
     }

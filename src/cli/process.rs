@@ -79,6 +79,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let consumer = Consumer::join(&kafka, &args.group)?;
     let pipeline_config = PipelineConfig {
         limits: config.limits.clone(),
+        privacy: config.failure_reports.clone(),
         batch_records: args.batch_records,
         batch_interval: Duration::from_millis(args.batch_ms),
         ..PipelineConfig::default()
@@ -99,9 +100,10 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
     let s = progress.summary();
     println!(
-        "{} inputs, {} reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
+        "{} inputs, {} reports, {} failure reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
         s.envelopes,
         s.reports,
+        s.failure_reports,
         s.records,
         s.messages,
         stats.rows.load(Ordering::Relaxed),

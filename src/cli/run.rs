@@ -62,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     }
     let summary = run_pipeline(&args.db, &args.inputs, args.once, &config)?;
     let line = format!(
-        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports seen",
+        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports stored",
         summary.reports,
         summary.records,
         summary.messages,
@@ -140,7 +140,11 @@ pub fn detecting_pipeline(
     ) -> anyhow::Result<Option<indicatif::ProgressBar>>,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
-    let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
+    let pipeline_config = PipelineConfig {
+        limits: config.limits.clone(),
+        privacy: config.failure_reports.clone(),
+        ..PipelineConfig::default()
+    };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
     let finished = Arc::new(AtomicBool::new(false));
