@@ -495,6 +495,9 @@ fn handle<S: Store>(
             }
         }
         ToWriter::Tls { origin, location, report } => {
+            for warning in &report.warnings {
+                warn!(report_id = %report.report_id, reporter = %report.organization_name, warning = %warning, "report read with a warning");
+            }
             if store.tlsrpt(&report, &origin, &location)? {
                 s.reports += 1;
                 if let Some(domain) = report.policy_domain() {

@@ -383,8 +383,8 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
-                    schema_version, record_count, message_count, envelope_sha256, location, stored_at)
-                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12)",
+                    schema_version, record_count, message_count, envelope_sha256, location, stored_at, warnings)
+                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 report.organization_name,
@@ -398,7 +398,8 @@ impl Store for SqliteStore {
                 report.successful_sessions() + report.failed_sessions(),
                 &origin.sha256[..],
                 location,
-                now()
+                now(),
+                (!report.warnings.is_empty()).then(|| json(&report.warnings)),
             ])?;
         if inserted == 0 {
             self.conn.execute_batch("RELEASE report")?;

@@ -232,14 +232,20 @@ fn describe(parsed: &Parsed) -> String {
         Parsed::Dmarc(r) => {
             format!("dmarc from {} for {}", r.header.metadata.org_name, r.header.policy.domain)
         }
-        Parsed::Tlsrpt(r) => format!(
-            "tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
-            r.organization_name,
-            r.policy_domain().unwrap_or("?"),
-            r.policies.len(),
-            r.successful_sessions(),
-            r.failed_sessions()
-        ),
+        Parsed::Tlsrpt(r) => {
+            let mut line = format!(
+                "tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
+                r.organization_name,
+                r.policy_domain().unwrap_or("?"),
+                r.policies.len(),
+                r.successful_sessions(),
+                r.failed_sessions()
+            );
+            for warning in &r.warnings {
+                line.push_str(&format!("\n  warning: {warning}"));
+            }
+            line
+        }
         Parsed::Failure(r) => format!(
             "dmarc failure report for {} from {}, reported by {}",
             r.reported_domain.as_deref().unwrap_or("?"),

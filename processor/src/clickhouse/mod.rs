@@ -474,7 +474,7 @@ impl Store for ClickHouseStore {
             message_count: report.successful_sessions() + report.failed_sessions(),
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            warnings: String::new(),
+            warnings: if report.warnings.is_empty() { String::new() } else { json(&report.warnings) },
             stored_at,
         });
         Ok(true)
