@@ -178,3 +178,30 @@ fn the_sender_status_comes_from_what_the_store_knows_and_privacy_is_configurable
         conn.query_row("SELECT body FROM failure_reports", [], |r| r.get(0)).expect("body column");
     assert_eq!(body, None, "never by default");
 }
+
+#[test]
+fn a_store_from_before_failure_reports_is_read_then_migrated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("store.db");
+    let aggregate = dir.path().join("aggregate.xml");
+    std::fs::write(&aggregate, aggregate_from_the_source()).expect("write aggregate");
+    run(&db, &[s(&aggregate)]);
+    // As a store of schema version 1 looks.
+    let conn = rusqlite::Connection::open(&db).expect("open store");
+    conn.execute_batch("DROP TABLE failure_reports; DELETE FROM schema_migrations WHERE version = 3")
+        .expect("downgrade");
+    drop(conn);
+    assert_eq!(ok(ruaflow(&["failures", "--db", s(&db)])), "no failure reports\n");
+    let report: Value =
+        serde_json::from_str(&ok(ruaflow(&["report", "--db", s(&db), "--json"]))).expect("report json");
+    assert_eq!(report["totals"]["failure_reports"], 0);
+    assert_eq!(report["totals"]["messages"], 7, "the rest of the store reads as before");
+    let conn = rusqlite::Connection::open(&db).expect("open store");
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'failure_reports'", [], |r| r.get(0))
+        .expect("tables");
+    assert_eq!(tables, 0, "reading leaves the file untouched");
+    drop(conn);
+    run(&db, &[s(&corpus_failures())]);
+    assert_eq!(failures(&db, &[]).len(), 4, "`run` migrated the store");
+}

@@ -63,6 +63,21 @@ pub fn open(db: &Path) -> anyhow::Result<Connection> {
     if !is_store {
         anyhow::bail!("{} is not a ruaflow database (no `reports` table)", db.display());
     }
+    // A store written before failure reports were stored has none: an empty table of the
+    // same shape in this connection's temporary schema (the file stays untouched) lets
+    // every query run until `ruaflow run` migrates the file.
+    let has_failures: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'failure_reports'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_failures {
+        let ddl = include_str!("../../schema/sql/sqlite/0003_failure_reports.sql");
+        let start = ddl.find("CREATE TABLE failure_reports").context("the failure_reports DDL")?;
+        let end = start + ddl[start..].find(");").context("the end of the failure_reports DDL")? + 2;
+        let create = ddl[start..end].replacen("CREATE TABLE", "CREATE TEMP TABLE", 1);
+        conn.execute_batch(&create)?;
+    }
     Ok(conn)
 }
 
