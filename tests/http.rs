@@ -274,9 +274,12 @@ fn bad_requests_get_clear_errors() {
     assert!(!reason.is_empty());
     let conn = rusqlite::Connection::open(&server.db).expect("db");
     let (source, stored_reason): (String, String) = conn
-        .query_row("SELECT source, reason FROM dead_letters WHERE raw = ?1", [&garbage], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT d.source, d.reason FROM dead_letters d JOIN dead_letter_inputs i USING (envelope_sha256)
+             WHERE i.raw = ?1",
+            [&garbage],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .expect("a dead letter for the garbage, committed before the 400");
     assert_eq!(source, "http");
     assert!(!stored_reason.is_empty());
@@ -304,7 +307,7 @@ fn clients_over_the_rate_limit_get_429() {
 fn concurrent_uploads_are_stored_exactly_once_and_sigterm_drains() {
     const THREADS: usize = 50;
     const PER_THREAD: usize = 40;
-    let mut server = Server::start("rate_limit_per_minute = 0");
+    let mut server = Server::start("rate_limit_per_minute = 0\nmax_connections_per_client = 64");
     let url = server.url("/v1/reports");
     let started = Instant::now();
     let threads: Vec<_> = (0..THREADS)

@@ -157,17 +157,11 @@ impl Publisher {
         }
     }
 
-    /// Publishes a dead letter — the whole raw input, its provenance, the reason and
-    /// where inside the input — and returns once Kafka confirmed it.
-    pub async fn publish_dead(
-        &self,
-        envelope: &Envelope,
-        location: &str,
-        reason: &str,
-    ) -> Result<(), KafkaQueueError> {
-        let headers = headers(envelope)
-            .insert(Header { key: "reason", value: Some(reason) })
-            .insert(Header { key: "location", value: Some(location) });
+    /// Publishes an input that produced dead letters — the whole raw input, its
+    /// provenance and the reasons its parts were refused — and returns once Kafka
+    /// confirmed it. One message per input, however many dead letters it held.
+    pub async fn publish_dead(&self, envelope: &Envelope, reason: &str) -> Result<(), KafkaQueueError> {
+        let headers = headers(envelope).insert(Header { key: "reason", value: Some(reason) });
         confirmed(self.enqueue(&self.dlq_topic, envelope, headers).await?).await
     }
 }
@@ -193,6 +187,9 @@ fn headers(envelope: &Envelope) -> OwnedHeaders {
     if let Some(content_type) = &envelope.content_type {
         h = h.insert(Header { key: "content_type", value: Some(content_type) });
     }
+    if let Some(read_error) = &envelope.read_error {
+        h = h.insert(Header { key: "read_error", value: Some(read_error) });
+    }
     h
 }
 
@@ -205,6 +202,7 @@ fn envelope_of(message: &impl Message) -> Envelope {
     let mut origin = String::new();
     let mut filename = None;
     let mut content_type = None;
+    let mut read_error = None;
     if let Some(headers) = message.headers() {
         for h in headers.iter() {
             let Some(value) = h.value.and_then(|v| std::str::from_utf8(v).ok()) else { continue };
@@ -220,6 +218,7 @@ fn envelope_of(message: &impl Message) -> Envelope {
                 "origin" => origin = value.to_owned(),
                 "filename" => filename = Some(value.to_owned()),
                 "content_type" => content_type = Some(value.to_owned()),
+                "read_error" => read_error = Some(value.to_owned()),
                 _ => {}
             }
         }
@@ -227,7 +226,10 @@ fn envelope_of(message: &impl Message) -> Envelope {
     if origin.is_empty() {
         origin = format!("kafka:{}/{}@{}", message.topic(), message.partition(), message.offset());
     }
-    let mut envelope = Envelope::new(bytes, source, origin, received_at);
+    let mut envelope = match read_error {
+        Some(reason) => Envelope::unreadable(source, origin, &reason, received_at),
+        None => Envelope::new(bytes, source, origin, received_at),
+    };
     envelope.filename = filename;
     envelope.content_type = content_type;
     envelope

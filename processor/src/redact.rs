@@ -248,6 +248,7 @@ mod tests {
             origin: "x".into(),
             filename: None,
             received_at: 1_700_000_000,
+            size: 0,
         }
     }
 

@@ -14,21 +14,25 @@
 //! Layout:
 //! - [`alert`]: the alert every detector emits and every sink receives
 //! - [`envelope`]: raw bytes + provenance, the message between ingest and processor
-//! - [`limits`]: the caps on every untrusted read
+//! - [`limits`]: the caps on every untrusted read; [`capped`]: the readers that enforce them
+//! - [`warnings`]: a report's warnings, bounded
 //! - [`unpack`]: format sniffing, bounded decompression, zip and MIME walking
 //! - [`dmarc`]: aggregate report model and streaming parser
 //! - [`tlsrpt`]: SMTP TLS report model and parser
 //! - [`failure`]: DMARC failure (forensic) report recognition
+//! - [`health`]: whether the process can still store what its sources accept
 //! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
 //! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod capped;
 pub mod dmarc;
 pub mod envelope;
 pub mod error;
 pub mod failure;
+pub mod health;
 pub mod limits;
 pub mod read;
 pub mod text;
@@ -38,8 +42,10 @@ pub mod tlsrpt;
 #[allow(clippy::disallowed_types)]
 pub mod unpack;
 mod vocab;
+pub mod warnings;
 
 pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
+pub use health::Health;
 pub use limits::{LimitExceeded, Limits};
-pub use read::{read_reports, Located, Parsed};
+pub use read::{read_reports, survey, Located, Parsed, Survey};

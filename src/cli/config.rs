@@ -34,6 +34,8 @@ pub struct Config {
     /// IMAP mailboxes to read reports from (`[[imap]]`, any number); read by `ruaflow run`
     /// without `--once`.
     pub imap: Vec<ImapConfig>,
+    /// How input files and directories are walked (`[files]`).
+    pub files: ruaflow_ingest::dir::DirConfig,
 }
 
 impl Config {

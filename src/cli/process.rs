@@ -60,7 +60,7 @@ const DRAIN: Duration = Duration::from_secs(60);
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let kafka = args.kafka.config(&config);
-    let metrics = ruaflow_ingest::http::prometheus();
+    let metrics = ruaflow_ingest::metrics::prometheus();
     let stop = stop_signal()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -141,10 +141,7 @@ impl DeadLetterQueue for KafkaDeadLetters {
                 let mut envelope =
                     Envelope::new(letter.raw.to_vec(), source, o.origin.clone(), o.received_at);
                 envelope.filename = o.filename.clone();
-                publisher
-                    .publish_dead(&envelope, &letter.location, &letter.reason)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                publisher.publish_dead(&envelope, &letter.reason).await.map_err(|e| e.to_string())?;
             }
             Ok(())
         })
