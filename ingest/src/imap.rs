@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use ruaflow_schema::{read_reports, Delivery, Envelope, Error as SchemaError, Limits, Parsed, Source};
+use ruaflow_schema::{survey, Delivery, Envelope, Limits, Source};
 
 /// The environment variable read for the password when neither `password` nor
 /// `password_file` nor `password_env` is set.
@@ -259,16 +259,14 @@ pub enum Verdict {
     Invalid,
 }
 
-/// Decides where a message goes from what [`read_reports`] finds in it (pure; run it in
-/// `spawn_blocking`, the parse is CPU-bound).
+/// Decides where a message goes from what [`survey`] finds in it (pure; run it in
+/// `spawn_blocking`, the parse is CPU-bound; streaming, so no report is held whole).
 pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
-    let found = read_reports(bytes, limits);
-    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_) | Parsed::Failure(_))) {
+    let found = survey(bytes, limits);
+    if found.reports() > 0 {
         return Verdict::Report;
     }
-    if !found.is_empty()
-        && found.iter().all(|l| matches!(l.parsed, Parsed::Error(SchemaError::NoReportInMessage(_))))
-    {
+    if found.error_count > 0 && found.error_count == found.no_report_count {
         return Verdict::NoReport;
     }
     Verdict::Invalid

@@ -25,7 +25,7 @@ use ruaflow_schema::dmarc::{DmarcReader, Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::unpack::{unpack, Content};
 pub use ruaflow_schema::Delivery;
-use ruaflow_schema::{Error as SchemaError, Limits};
+use ruaflow_schema::{Error as SchemaError, Health, Limits};
 use tracing::{debug, warn};
 
 use crate::barrier::{Ack, Barrier};
@@ -54,6 +54,9 @@ pub struct PipelineConfig {
     pub batch_interval: Duration,
     /// Caps on untrusted input.
     pub limits: Limits,
+    /// Marked failing, with the reason, the moment the writer cannot go on (the sources
+    /// then refuse new work and `/healthz` says why).
+    pub health: Health,
     /// What of a failure report's original message may be stored.
     pub privacy: crate::redact::PrivacyConfig,
 }
@@ -65,6 +68,7 @@ impl Default for PipelineConfig {
             batch_records: 100_000,
             batch_interval: Duration::from_millis(500),
             limits: Limits::default(),
+            health: Health::default(),
             privacy: crate::redact::PrivacyConfig::default(),
         }
     }
@@ -198,7 +202,13 @@ pub fn run<S: Store>(
             scope.spawn(move || worker(queue, &to_writer, config, db_path.as_deref()));
         }
         drop(to_writer);
-        write_loop(&mut store, &writer_rx, config, &progress, hook)
+        let written = write_loop(&mut store, &writer_rx, config, &progress, hook);
+        if let Err(err) = &written {
+            // Said at once: the workers may wait on the queue until the sources stop.
+            tracing::error!(error = %err, "the pipeline cannot store reports; stopping");
+            config.health.fail(format!("storing reports failed: {err}"));
+        }
+        written
     })?;
     store.close()?;
     Ok(store)

@@ -21,7 +21,8 @@
 //! - [`tlsrpt`]: SMTP TLS report model and parser
 //! - [`failure`]: DMARC failure (forensic) report recognition
 //! - [`health`]: whether the process can still store what its sources accept
-//! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
+//! - [`multipart`]: `multipart/form-data` upload bodies (the HTTP endpoint's form uploads)
+//! - [`read`]: unpack + parse into whole values, or a streaming survey of an input
 //! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
 
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod error;
 pub mod failure;
 pub mod health;
 pub mod limits;
+pub mod multipart;
 pub mod read;
 pub mod text;
 pub mod time;

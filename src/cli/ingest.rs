@@ -127,7 +127,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
             let first = files.changed();
             tracing::info!(files = first.files.len(), topic = %kafka.topic, "publishing");
             fed = files.feed(first, &tx).and_then(|()| match &stop {
-                Some(stop) => files.watch(&tx, stop, &Health::default()),
+                Some(stop) => files.watch(&tx, stop, &Health::default(), false),
                 None => Ok(()),
             });
         }

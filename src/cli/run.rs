@@ -113,7 +113,7 @@ pub fn run_pipeline(
         let first = files.changed();
         let bar = progress_bar((first.files.len() + first.problems.len()) as u64, progress);
         let fed = files.feed(first, &tx).and_then(|()| match &stop {
-            Some(stop) => files.watch(&tx, stop, health),
+            Some(stop) => files.watch(&tx, stop, health, http.is_some()),
             None => Ok(()),
         });
         // The endpoint holds a queue sender: it must be gone before the queue can close.
@@ -141,14 +141,15 @@ pub fn detecting_pipeline(
     ) -> anyhow::Result<Option<indicatif::ProgressBar>>,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
+    let health = Health::default();
     let pipeline_config = PipelineConfig {
         limits: config.limits.clone(),
         privacy: config.failure_reports.clone(),
+        health: health.clone(),
         ..PipelineConfig::default()
     };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
-    let health = Health::default();
 
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
@@ -157,7 +158,6 @@ pub fn detecting_pipeline(
         let db = db.to_path_buf();
         let sinks = Arc::clone(&sinks);
         let raised = Arc::clone(&alerts_raised);
-        let health = health.clone();
         let mut hook = DetectHook {
             config: config.detect.clone(),
             notify: move |alert: &Alert| {
@@ -165,16 +165,9 @@ pub fn detecting_pipeline(
                 sinks.emit(alert);
             },
         };
-        std::thread::Builder::new().name("pipeline".into()).spawn(move || {
-            let result = pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook);
-            if let Err(err) = &result {
-                // Nothing more can be stored: say so where an operator looks, and make the
-                // sources refuse new work at once (503 and /healthz failing).
-                tracing::error!(error = %err, "the pipeline cannot store reports; stopping");
-                health.fail(format!("storing reports failed: {err}"));
-            }
-            result
-        })?
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook))?
     };
 
     let fed = feed(tx, &progress, &health);

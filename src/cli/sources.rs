@@ -206,19 +206,26 @@ impl<'a> FileFeed<'a> {
         Ok(())
     }
 
-    /// Feeds new and changed files every few seconds until `stop` is set or `health`
-    /// says the pipeline cannot go on.
+    /// Feeds new and changed files every few seconds until `stop` is set. Once `health`
+    /// says the pipeline cannot go on, feeding stops: with `stay_up` (an endpoint reports
+    /// the failure on `/healthz`) the process waits for its stop signal, otherwise it
+    /// stops now; either way it ends with the error.
     pub fn watch(
         &mut self,
         tx: &tokio::sync::mpsc::Sender<Delivery>,
         stop: &AtomicBool,
         health: &Health,
+        stay_up: bool,
     ) -> anyhow::Result<()> {
         tracing::info!(inputs = self.inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
         let mut last_scan = std::time::Instant::now();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(problem) = health.problem() {
-                anyhow::bail!("stopping: {problem}");
+                if !stay_up {
+                    anyhow::bail!("stopping: {problem}");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
             }
             // Short sleeps keep a stop prompt; scans happen every WATCH_INTERVAL.
             std::thread::sleep(Duration::from_millis(200));
@@ -229,6 +236,9 @@ impl<'a> FileFeed<'a> {
             }
         }
         tracing::info!("stopping: finishing what is in flight");
-        Ok(())
+        match health.problem() {
+            Some(problem) => anyhow::bail!("stopped: {problem}"),
+            None => Ok(()),
+        }
     }
 }

@@ -88,6 +88,11 @@ impl Running {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     pub fn terminate(&mut self) -> bool {
         terminate(self.child.take().expect("running"))

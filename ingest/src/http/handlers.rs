@@ -240,8 +240,8 @@ async fn post_reports(
         Err(answer) => return answer,
     };
     // A multipart upload carries one report file per file part.
-    let uploads = match content_type.as_deref().and_then(crate::multipart::boundary) {
-        Some(boundary) => match file_parts(&body, &boundary) {
+    let uploads = match content_type.as_deref().and_then(ruaflow_schema::multipart::boundary) {
+        Some(boundary) => match file_parts(&body, &boundary, state.limits.max_mime_parts as usize) {
             Ok(uploads) => uploads,
             Err(message) => return reject(endpoint, StatusCode::BAD_REQUEST, "multipart", &message),
         },
@@ -435,9 +435,10 @@ struct Upload {
     content_type: Option<String>,
 }
 
-/// The file parts of a multipart upload (parts with a filename; form fields are ignored).
-fn file_parts(body: &[u8], boundary: &str) -> Result<Vec<Upload>, String> {
-    let uploads: Vec<Upload> = crate::multipart::parts(body, boundary)?
+/// The file parts of a multipart upload (parts with a filename; form fields are ignored),
+/// at most `max_parts` parts.
+fn file_parts(body: &[u8], boundary: &str, max_parts: usize) -> Result<Vec<Upload>, String> {
+    let uploads: Vec<Upload> = ruaflow_schema::multipart::parts(body, boundary, max_parts)?
         .into_iter()
         .filter(|p| p.filename.is_some())
         .map(|p| Upload { bytes: p.data.to_vec(), filename: p.filename, content_type: p.content_type })

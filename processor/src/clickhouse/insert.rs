@@ -228,7 +228,6 @@ impl Worker {
         insert(client, "tlsrpt_policies", &batch.policies, &mut batch.done, 1 << 4).await?;
         insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
         insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
-        // Bit 9 is the step that drops reports stored before (`flush`).
         insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 10).await?;
         insert(client, "failure_reports", &batch.failure_reports, &mut batch.done, 1 << 11).await?;
         insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
