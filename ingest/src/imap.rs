@@ -435,7 +435,7 @@ impl ImapSource {
             tracing::info!(origin = %origin, "imap message holds no report; moved to the ignored folder");
             return Ok(verdict);
         }
-        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), unix_now());
+        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), ruaflow_schema::clock::now());
         let (ack_tx, ack_rx) = oneshot::channel::<()>();
         let delivery = Delivery {
             envelope,
@@ -571,13 +571,6 @@ async fn move_message(
         let _: Vec<_> = session.expunge().await?.try_collect().await?;
     }
     Ok(())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

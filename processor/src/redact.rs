@@ -244,7 +244,7 @@ mod tests {
     fn origin() -> Origin {
         Origin {
             sha256: [0; 32],
-            source: "dir",
+            source: ruaflow_schema::Source::Dir,
             origin: "x".into(),
             filename: None,
             received_at: 1_700_000_000,

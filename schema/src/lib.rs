@@ -23,12 +23,14 @@
 //! - [`health`]: whether the process can still store what its sources accept
 //! - [`multipart`]: `multipart/form-data` upload bodies (the HTTP endpoint's form uploads)
 //! - [`read`]: unpack + parse into whole values, or a streaming survey of an input
-//! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
+//! - [`error`], [`text`], [`time`], [`clock`]: the error type, lenient text decoding,
+//!   dates, the wall clock
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod capped;
+pub mod clock;
 pub mod dmarc;
 pub mod envelope;
 pub mod error;

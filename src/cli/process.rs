@@ -23,7 +23,7 @@ use ruaflow_processor::clickhouse::{
     ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, InsertStats,
 };
 use ruaflow_processor::pipeline::{self, PipelineConfig, Progress};
-use ruaflow_schema::{Envelope, Source};
+use ruaflow_schema::Envelope;
 
 use super::config::Config;
 use super::ingest::KafkaArgs;
@@ -133,13 +133,8 @@ impl DeadLetterQueue for KafkaDeadLetters {
         self.runtime.block_on(async {
             for letter in letters {
                 let o = &letter.origin;
-                let source = match o.source {
-                    "imap" => Source::Imap,
-                    "http" => Source::Http,
-                    _ => Source::Dir,
-                };
                 let mut envelope =
-                    Envelope::new(letter.raw.to_vec(), source, o.origin.clone(), o.received_at);
+                    Envelope::new(letter.raw.to_vec(), o.source, o.origin.clone(), o.received_at);
                 envelope.filename = o.filename.clone();
                 publisher.publish_dead(&envelope, &letter.reason).await.map_err(|e| e.to_string())?;
             }

@@ -370,7 +370,8 @@ impl AppState {
         let mut acks = Vec::with_capacity(checked.len());
         let mut verdicts = Vec::with_capacity(checked.len());
         for (upload, verdict) in checked {
-            let mut envelope = Envelope::new(upload.bytes, Source::Http, peer.to_string(), unix_now());
+            let mut envelope =
+                Envelope::new(upload.bytes, Source::Http, peer.to_string(), ruaflow_schema::clock::now());
             envelope.content_type = upload.content_type;
             envelope.filename = upload.filename.clone();
             let (ack_tx, ack_rx) = oneshot::channel::<()>();
@@ -533,10 +534,6 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = value.split_at_checked(7)?;
     scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
-}
-
-fn unix_now() -> i64 {
-    crate::dir::unix_now()
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //!
 //! Input: batches of rows with the acknowledgements of the deliveries they hold.
 //! Output: the rows in ClickHouse, table by table, then the acknowledgements fired.
-//! Invariants: acknowledgements fire only after every insert of their batch succeeded,
+//! Invariants: acknowledgements are released only after every insert of their batch
+//! succeeded, through the barrier's [`Releaser`] (in order, nothing after a lost batch);
 //! batches are stored in the order they were handed over, and at most one batch waits
 //! while one is being stored (the writer blocks on the hand-over), so memory stays
 //! bounded and back-pressure reaches the consumer. While ClickHouse fails, the batch is
-//! retried with backoff, forever unless a stop was requested; a batch given up on is
-//! never acknowledged, nor is anything after it.
+//! retried with backoff, forever unless a stop was requested.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use clickhouse::{Client, RowOwned, RowWrite};
 
 use super::{Batch, DeadLetterQueue, InsertStats, MAX_BACKOFF};
-use crate::barrier::Ack;
+use crate::barrier::{Releaser, Sealed};
 use crate::store::StoreError;
 
 enum Job {
-    Batch(Box<Batch>, Vec<Ack>),
+    Batch(Box<Batch>, Sealed),
     /// Answered once every earlier job is done.
     Sync(SyncSender<()>),
 }
@@ -69,11 +69,11 @@ impl Inserter {
     }
 
     /// Hands over a batch (waits while the previous one is still being stored).
-    pub(super) fn submit(&mut self, batch: Batch, acks: Vec<Ack>) -> Result<(), StoreError> {
-        if batch.is_empty() && acks.is_empty() {
+    pub(super) fn submit(&mut self, batch: Batch, sealed: Sealed) -> Result<(), StoreError> {
+        if batch.is_empty() && sealed.is_empty() {
             return self.check();
         }
-        self.send(Job::Batch(Box::new(batch), acks))
+        self.send(Job::Batch(Box::new(batch), sealed))
     }
 
     /// Waits until every batch handed over is done.
@@ -112,20 +112,24 @@ impl Worker {
                 return;
             }
         };
+        let mut releaser = Releaser::default();
         for job in jobs {
             match job {
                 Job::Sync(done) => {
                     let _ = done.send(());
                 }
-                Job::Batch(mut batch, acks) => {
-                    if self.failed.lock().map_or(true, |f| f.is_some()) {
-                        continue; // nothing after a lost batch is acknowledged
-                    }
-                    match self.store(&runtime, &mut batch) {
-                        Ok(()) => acks.into_iter().for_each(|ack| ack()),
-                        Err(err) => self.fail(err.to_string()),
-                    }
+                Job::Batch(_, sealed) if releaser.lost_reason().is_some() => {
+                    releaser.lost(sealed, String::new()); // nothing after a lost batch
                 }
+                Job::Batch(mut batch, sealed) => match self.store(&runtime, &mut batch) {
+                    Ok(()) => {
+                        releaser.durable(sealed);
+                    }
+                    Err(err) => {
+                        self.fail(err.to_string());
+                        releaser.lost(sealed, err.to_string());
+                    }
+                },
             }
         }
     }

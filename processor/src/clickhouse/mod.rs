@@ -34,6 +34,7 @@ use self::insert::Inserter;
 pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
+use crate::barrier::Sealed;
 use crate::normalize::{day_of, network_of, verdict};
 use crate::store::{InputTally, Origin, Store, StoreError};
 
@@ -270,19 +271,13 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    /// Hands the batch to the inserter and waits until it is stored.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        self.commit_then_ack(&mut crate::barrier::Barrier::default())?;
-        self.inserter().sync()
-    }
-
     /// Hands the batch and its acknowledgements to the inserter thread and returns at
     /// once, unless the inserter is still storing the previous batch (then it waits: at
-    /// most one batch is in flight while the next one fills). The inserter fires the
+    /// most one batch is in flight while the next one fills). The inserter releases the
     /// acknowledgements only after every table's insert of the batch succeeded.
-    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
-        self.inserter().submit(batch, barrier.take())
+        self.inserter().submit(batch, sealed)
     }
 
     /// Waits until every batch handed over is stored (or has failed for good).
@@ -334,7 +329,7 @@ impl Store for ClickHouseStore {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
             warnings: String::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         };
         Ok(Some(OpenDmarc { row, ordinal: 0, part: 0, aggregates: Aggregates::default(), marks }))
     }
@@ -412,7 +407,7 @@ impl Store for ClickHouseStore {
             return Ok(false);
         }
         let day = date(day_of(report.start, report.end));
-        let stored_at = datetime(crate::sqlite::now());
+        let stored_at = datetime(ruaflow_schema::clock::now());
         for (i, p) in report.policies.iter().enumerate() {
             let policy_domain =
                 if p.policy_domain.is_empty() { domain.clone() } else { p.policy_domain.clone() };
@@ -513,7 +508,7 @@ impl Store for ClickHouseStore {
             redacted: row.redacted.clone(),
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         Ok(true)
     }
@@ -522,13 +517,13 @@ impl Store for ClickHouseStore {
         self.batch.dead_letters.push(DeadLetterRow {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             reason: reason.to_owned(),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: Vec::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         metrics::counter!("ruaflow_dead_letters_total").increment(1);
         Ok(())
@@ -543,13 +538,13 @@ impl Store for ClickHouseStore {
     ) -> Result<(), StoreError> {
         self.batch.dead_letter_inputs.push(DeadLetterInputRow {
             envelope_sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: raw[..raw.len().min(keep)].to_vec(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         if self.dlq_enabled {
             self.batch.dlq.push(DeadLetter {
@@ -564,11 +559,11 @@ impl Store for ClickHouseStore {
     fn envelope_done(&mut self, origin: &Origin, _tally: &InputTally) -> Result<(), StoreError> {
         self.batch.envelopes.push(EnvelopeRow {
             sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         Ok(())
     }
