@@ -15,7 +15,7 @@ pub struct MigrateArgs {
 }
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = super::assemble::runtime()?;
     let applied = runtime
         .block_on(migrate(&args.clickhouse))
         .map_err(|e| anyhow::anyhow!("migrating {}: {e}", args.clickhouse))?;

@@ -2,6 +2,7 @@
 //! DESIGN.md "CLI"): scripts depend on them.
 
 mod alerts;
+mod assemble;
 mod config;
 mod demo;
 mod detect;

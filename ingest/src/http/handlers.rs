@@ -45,7 +45,8 @@ use super::rate_limit::RateLimiter;
 /// The state every handler shares.
 pub(super) struct AppState {
     pub(super) token: Option<Token>,
-    pub(super) queue: mpsc::Sender<Delivery>,
+    /// Set once the endpoint serves (see `HttpSource::serve`).
+    pub(super) queue: Option<mpsc::Sender<Delivery>>,
     pub(super) limits: Limits,
     pub(super) max_body_bytes: u64,
     pub(super) body_timeout: Duration,
@@ -382,7 +383,10 @@ impl AppState {
                     let _ = ack_tx.send(());
                 })),
             };
-            match tokio::time::timeout_at(deadline, self.queue.send(delivery)).await {
+            let Some(queue) = &self.queue else {
+                return unavailable("stopped", "the pipeline is stopping; retry later");
+            };
+            match tokio::time::timeout_at(deadline, queue.send(delivery)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return unavailable("stopped", "the pipeline is stopping; retry later"),
                 Err(_) => return unavailable("timeout", "the pipeline is busy; retry later"),

@@ -2,8 +2,7 @@
 //! whose acknowledgement marks its offset done; offsets are committed past acknowledged
 //! messages only, and before a rebalance takes a partition away.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
@@ -11,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use ruaflow_schema::Delivery;
+use ruaflow_schema::{Delivery, Health, Shutdown};
 
 use super::offsets::Tracker;
 use super::{envelope_of, KafkaConfig, KafkaQueueError};
@@ -79,6 +78,8 @@ fn offsets_list(topic: &str, offsets: &[(i32, i64)]) -> TopicPartitionList {
 pub struct Consumer {
     consumer: BaseConsumer<GroupContext>,
     tracker: Arc<Mutex<Tracker>>,
+    /// Notified with each acknowledgement (the drain at a stop waits on it).
+    acked: Arc<Condvar>,
     topic: String,
 }
 
@@ -111,23 +112,25 @@ impl Consumer {
             .create_with_context(context)
             .map_err(KafkaQueueError::Client)?;
         consumer.subscribe(&[&config.topic]).map_err(KafkaQueueError::Client)?;
-        Ok(Self { consumer, tracker, topic: config.topic.clone() })
+        Ok(Self { consumer, tracker, acked: Arc::new(Condvar::new()), topic: config.topic.clone() })
     }
 
-    /// Polls until `stop` is set, handing each message to `queue` as a delivery whose
-    /// acknowledgement marks its offset done; commits done offsets as it goes. When
-    /// `queue` is full this blocks (back-pressure). After `stop`, closes the queue,
-    /// waits up to `drain` for the in-flight deliveries (or until `finished`, set when
-    /// the processor has nothing left), commits, and leaves the group.
+    /// Polls until `shutdown` triggers, handing each message to `queue` as a delivery
+    /// whose acknowledgement marks its offset done; commits done offsets as it goes.
+    /// When `queue` is full this blocks (back-pressure). After the shutdown, drops the
+    /// queue, waits up to `drain` for the in-flight deliveries to be stored (woken by
+    /// each acknowledgement; cut short when `health` says nothing more will be), commits,
+    /// and leaves the group.
     pub fn run(
         self,
         queue: tokio::sync::mpsc::Sender<Delivery>,
-        stop: &AtomicBool,
-        finished: &AtomicBool,
+        shutdown: &Shutdown,
+        health: &Health,
         drain: Duration,
     ) {
         let mut last_commit = Instant::now();
-        while !stop.load(Ordering::Relaxed) && !finished.load(Ordering::Relaxed) {
+        // Kafka's poll waits for messages; between polls a stop is noticed.
+        while !shutdown.is_triggered() {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
@@ -136,11 +139,12 @@ impl Consumer {
                     if let Ok(mut t) = self.tracker.lock() {
                         t.handed_out(partition, offset);
                     }
-                    let tracker = Arc::clone(&self.tracker);
+                    let (tracker, acked) = (Arc::clone(&self.tracker), Arc::clone(&self.acked));
                     let ack = Box::new(move || {
                         if let Ok(mut t) = tracker.lock() {
                             t.acked(partition, offset);
                         }
+                        acked.notify_all();
                     });
                     if queue.blocking_send(Delivery { envelope, ack: Some(ack) }).is_err() {
                         break; // the pipeline stopped
@@ -156,11 +160,22 @@ impl Consumer {
         }
         drop(queue);
         let deadline = Instant::now() + drain;
-        while Instant::now() < deadline
-            && !finished.load(Ordering::Relaxed)
-            && self.tracker.lock().map_or(0, |t| t.in_flight()) > 0
-        {
-            std::thread::sleep(Duration::from_millis(50));
+        if let Ok(mut tracker) = self.tracker.lock() {
+            while tracker.in_flight() > 0 && !health.is_failing() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    tracing::warn!(
+                        in_flight = tracker.in_flight(),
+                        "stopping with deliveries not stored; they are redelivered"
+                    );
+                    break;
+                }
+                // Woken by every acknowledgement; a failing store is checked each second.
+                match self.acked.wait_timeout(tracker, left.min(Duration::from_secs(1))) {
+                    Ok((guard, _)) => tracker = guard,
+                    Err(_) => return,
+                }
+            }
         }
         self.commit(CommitMode::Sync);
         self.consumer.unsubscribe();

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::Shutdown;
 
 pub use self::alerts::copy_alerts;
 use self::insert::Inserter;
@@ -131,20 +132,22 @@ pub struct ClickHouseStore {
     dlq: Option<Box<dyn DeadLetterQueue>>,
     /// Dead letters also go to a queue (kept after the inserter took it).
     dlq_enabled: bool,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
+    runtime: tokio::runtime::Handle,
     stats: Arc<InsertStats>,
     inserter: Option<Inserter>,
 }
 
 impl ClickHouseStore {
     /// Connects and checks that the database was migrated to the version this build
-    /// writes (`ruaflow migrate`). `stop`: once set, a failing commit gives up after a
-    /// few attempts instead of retrying forever (its data stays unacknowledged).
-    pub fn connect(url: &ClickHouseUrl, stop: Arc<AtomicBool>) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::ClickHouse(format!("cannot start the client runtime: {e}")))?;
+    /// writes (`ruaflow migrate`). The client runs on `runtime` (called from threads
+    /// outside it). Once `shutdown` triggers, a failing commit gives up after a few
+    /// attempts instead of retrying forever (its data stays unacknowledged).
+    pub fn connect(
+        url: &ClickHouseUrl,
+        shutdown: Shutdown,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, StoreError> {
         let client = url.client();
         let found = runtime.block_on(schema_version(&client))?;
         let supported = i64::from(SUPPORTED_VERSION);
@@ -159,7 +162,8 @@ impl ClickHouseStore {
             batch: Batch::default(),
             dlq: None,
             dlq_enabled: false,
-            stop,
+            shutdown,
+            runtime,
             stats: Arc::default(),
             inserter: None,
         })
@@ -179,12 +183,10 @@ impl ClickHouseStore {
 
     /// The inserter thread, started on first use.
     fn inserter(&mut self) -> &mut Inserter {
-        let (url, stop, stats) = (&self.url, &self.stop, &self.stats);
+        let (url, shutdown, stats, runtime) = (&self.url, &self.shutdown, &self.stats, &self.runtime);
         let dlq = &mut self.dlq;
-        // A client of its own: a pooled connection belongs to the runtime that opened it
-        // (the version check's, here), and the inserter drives its own runtime.
         self.inserter.get_or_insert_with(|| {
-            Inserter::start(url.client(), dlq.take(), Arc::clone(stop), Arc::clone(stats))
+            Inserter::start(url.client(), dlq.take(), shutdown.clone(), Arc::clone(stats), runtime.clone())
         })
     }
 
