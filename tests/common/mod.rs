@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cluster;
 pub mod dovecot;
+pub mod oauth2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -110,6 +111,23 @@ impl Running {
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     pub fn terminate(&mut self) -> bool {
         terminate(self.child.take().expect("running"))
+    }
+
+    /// Waits for the process to exit by itself and returns whether it exited 0; panics
+    /// with its log when it is still running after `timeout` (it is killed then).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                reap(Some(child));
+                panic!("still running after {timeout:?}; log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
