@@ -13,6 +13,7 @@
 //! - [`store`]: what the writer needs from a store; [`sqlite`] (embedded) and
 //!   [`clickhouse`] (distributed) implement it
 //! - [`aggregate`]: a report's records summed per source and per DKIM selector
+//! - [`redact`]: a failure report → its stored row, with the privacy rule applied
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 
@@ -25,6 +26,7 @@ pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod redact;
 pub mod sink;
 pub mod sqlite;
 pub mod store;

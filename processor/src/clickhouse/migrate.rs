@@ -16,6 +16,7 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../schema/sql/clickhouse/0001_init.sql")),
     (2, include_str!("../../../schema/sql/clickhouse/0002_dead_letter_inputs.sql")),
+    (3, include_str!("../../../schema/sql/clickhouse/0003_failure_reports.sql")),
 ];
 
 /// The schema version this build reads and writes.
