@@ -92,7 +92,6 @@ fn default_ack_timeout_ms() -> u64 {
     30_000
 }
 
-
 /// What can go wrong setting up or running the endpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -197,7 +196,8 @@ mod tests {
 
         assert!(from_json(r#"{"listen": "127.0.0.1:8080", "max_body_mb": 1}"#).is_err(), "unknown key");
         let from_file: HttpConfig =
-            from_json(r#"{"listen": "127.0.0.1:8080", "token": {"file": "/nonexistent/token"}}"#).expect("parses");
+            from_json(r#"{"listen": "127.0.0.1:8080", "token": {"file": "/nonexistent/token"}}"#)
+                .expect("parses");
         assert!(matches!(from_file.resolve_token(), Err(HttpError::Token(_))), "a missing file is an error");
         let small: HttpConfig = from_json(
             r#"{"listen": "127.0.0.1:8080", "max_body_bytes": 100, "max_inflight_body_bytes": 10}"#,
