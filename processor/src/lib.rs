@@ -16,7 +16,8 @@
 //! - [`redact`]: a failure report → its stored row, with the privacy rule applied
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
-//! - [`detect`]: detectors, baselines, known senders, notices
+//! - [`sender`]: the sender model — who sends as each domain, and why it is known
+//! - [`detect`]: detectors, baselines, notices
 //! - [`sink`]: alert delivery (webhooks, Alertmanager)
 //! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
 
@@ -30,6 +31,7 @@ pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
 pub mod redact;
+pub mod sender;
 pub mod sink;
 pub mod sqlite;
 pub mod store;

@@ -132,7 +132,9 @@ pub fn detecting(
     health: Health,
     progress: Arc<Progress>,
 ) -> anyhow::Result<RunSummary> {
-    let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
+    let store = SqliteStore::open(db)
+        .with_context(|| format!("cannot open database {}", db.display()))?
+        .with_rules(config.detect.clone());
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
     let hook = {
