@@ -17,7 +17,7 @@
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 //! - [`detect`]: detectors, baselines, known senders, notices
-//! - [`sink`]: alert delivery (webhooks, Alertmanager)
+//! - [`sink`]: alert delivery (webhooks, Alertmanager, email)
 //! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
 
 #![forbid(unsafe_code)]
