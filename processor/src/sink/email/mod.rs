@@ -121,6 +121,10 @@ impl EmailConfig {
         if self.server.is_empty() || self.server.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return err("server", "must be a host name or address");
         }
+        // `smtp.example.com:587` is a common slip; an IPv6 address is the one name with colons.
+        if self.server.contains(':') && self.server.parse::<std::net::IpAddr>().is_err() {
+            return err("server", "a host name without the port (the port goes in `port`)");
+        }
         if self.port == Some(0) {
             return err("port", "must be positive");
         }
@@ -272,6 +276,8 @@ mod tests {
         assert_eq!((c.tls, c.port(), c.timeout_ms), (EmailTls::Starttls, 587, 30_000));
         let (from, to) = c.validate(0).expect("valid");
         assert_eq!((from.email.to_string(), to.len()), ("ruaflow@example.com".to_owned(), 1));
+        let ipv6 = EmailConfig { server: "::1".into(), ..c.clone() };
+        assert!(ipv6.validate(0).is_ok(), "an IPv6 address is a server");
         let mut implicit = c.clone();
         implicit.tls = EmailTls::Implicit;
         assert_eq!(implicit.port(), 465);
@@ -282,6 +288,7 @@ mod tests {
         let cases = [
             (serde_json::json!({"server": ""}), "email[0].server"),
             (serde_json::json!({"server": "smtp.example.com\r\nRCPT TO:<x@y>"}), "email[0].server"),
+            (serde_json::json!({"server": "smtp.example.com:587"}), "email[0].server"),
             (serde_json::json!({"from": "not an address"}), "email[0].from"),
             (serde_json::json!({"from": "a@example.com\r\nBcc: x@y.z"}), "email[0].from"),
             (serde_json::json!({"to": []}), "email[0].to"),
