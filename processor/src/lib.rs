@@ -18,7 +18,7 @@
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 //! - [`sender`]: the sender model — who sends as each domain, and why it is known
 //! - [`detect`]: detectors, baselines, notices
-//! - [`sink`]: alert delivery (webhooks, Alertmanager)
+//! - [`sink`]: alert delivery (webhooks, Alertmanager, email)
 //! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
 
 #![forbid(unsafe_code)]

@@ -170,7 +170,7 @@ pub fn detecting(
     enrich(db, &config.enrich, runtime)?;
     if !sinks.flush(Duration::from_secs(30)) {
         tracing::error!(
-            "some alerts could not be delivered to their webhooks within 30 s (they are in the store)"
+            "some alerts could not be delivered to their webhooks, Alertmanagers or mail servers within 30 s (they are in the store)"
         );
     }
     Ok(RunSummary { pipeline: progress.summary(), alerts: alerts_raised.load(Ordering::Relaxed) })
