@@ -540,7 +540,7 @@ fn one_detector_alerts_on_a_replay_flood_once_however_many_processors_run() {
     let stored = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
     let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline
-        && !(detect_db.exists() && common::sqlite_totals(&detect_db).reports == want.reports)
+        && !common::try_sqlite_totals(&detect_db).is_ok_and(|t| t.reports == want.reports)
     {
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -177,7 +177,7 @@ fn watching_picks_up_new_files_and_sigterm_commits_and_exits() {
     let stored = |n: u64| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if db.exists() && totals(&db).reports >= n {
+            if common::try_sqlite_totals(&db).is_ok_and(|t| t.reports >= n) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -161,7 +161,15 @@ pub struct Totals {
 
 /// The totals of an embedded store (a SQLite file).
 pub fn sqlite_totals(db: &std::path::Path) -> Totals {
-    let conn = rusqlite::Connection::open(db).expect("open db");
+    try_sqlite_totals(db).expect("totals")
+}
+
+/// The totals of a store that may still be being created (its file exists
+/// before its migrations have run): an error until the tables are there.
+pub fn try_sqlite_totals(db: &std::path::Path) -> rusqlite::Result<Totals> {
+    // Opening would create the file: wait for the writer to create it.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(db, flags)?;
     conn.query_row(
         "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
                 (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
@@ -183,5 +191,4 @@ pub fn sqlite_totals(db: &std::path::Path) -> Totals {
             })
         },
     )
-    .expect("totals")
 }
