@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::format::{date, datetime, figure, html, pct, pct_text, thousands, DAY};
-use super::model::{Alert, DomainReport, Report, Source};
+use super::model::{Alert, DomainReport, Report, Reporter, Source};
 use super::svg::{self, DayStack, HBar, Marker, Series};
 
 /// Domains drawn with charts; the rest are listed in the overview table only (a
@@ -134,11 +134,13 @@ pub fn render(report: &Report) -> String {
 
 fn window_text(report: &Report) -> String {
     let w = &report.window;
-    let scope = w.days.map_or_else(|| "All report days".to_owned(), |n| format!("Last {n} report days"));
+    let mut scope = w.scope();
+    scope[..1].make_ascii_uppercase();
     match (&w.first_date, &w.last_date) {
-        (Some(a), Some(b)) => {
-            html(&format!("{scope}: {a} to {b} ({} days with reports)", thousands(w.report_days)))
-        }
+        (Some(a), Some(b)) => html(&format!(
+            "{scope}: reports from {a} to {b} ({} days with reports)",
+            thousands(w.report_days)
+        )),
         _ => html(&format!("{scope}: no reports")),
     }
 }
@@ -295,22 +297,31 @@ fn domain(h: &mut String, i: usize, d: &DomainReport) {
     }
     tls_card(h, d);
     h.push_str(r#"<div class="card"><h3>Reporters</h3><p class="sub">Who reported on this domain in the window.</p>"#);
+    reporters_table(h, &d.reporters);
+    h.push_str("</div></section>\n");
+}
+
+/// Reporters named once (the registrable domain of their address), with the org names
+/// their reports carry beneath when those say something else.
+fn reporters_table(h: &mut String, reporters: &[Reporter]) {
     let mut t = Table::new(&[
         ("Reporter", false),
         ("DMARC reports", true),
         ("TLS reports", true),
         ("Messages", true),
     ]);
-    for r in &d.reporters {
-        t.row(vec![
-            html(&r.org_name),
-            thousands(r.dmarc_reports),
-            thousands(r.tlsrpt_reports),
-            thousands(r.messages),
-        ]);
+    for r in reporters {
+        let names: Vec<&str> =
+            r.org_names.iter().map(String::as_str).filter(|n| !n.eq_ignore_ascii_case(&r.reporter)).collect();
+        let cell = if names.is_empty() {
+            html(&r.reporter)
+        } else {
+            let names = names.join(" · ");
+            format!(r#"{}<div class="small" title="{n}">{n}</div>"#, html(&r.reporter), n = html(&names))
+        };
+        t.row(vec![cell, thousands(r.dmarc_reports), thousands(r.tlsrpt_reports), thousands(r.messages)]);
     }
-    t.render(h, d.reporters.len() > 10);
-    h.push_str("</div></section>\n");
+    t.render(h, false);
 }
 
 fn volume_chart(h: &mut String, d: &DomainReport) {
@@ -616,21 +627,7 @@ fn others(h: &mut String, r: &Report) {
     // With one domain its own Reporters card already says it all.
     if r.domains.len() > 1 {
         h.push_str(r#"<div class="card"><h3>Reporters</h3><p class="sub">All domains in this report.</p>"#);
-        let mut t = Table::new(&[
-            ("Reporter", false),
-            ("DMARC reports", true),
-            ("TLS reports", true),
-            ("Messages", true),
-        ]);
-        for x in &r.reporters {
-            t.row(vec![
-                html(&x.org_name),
-                thousands(x.dmarc_reports),
-                thousands(x.tlsrpt_reports),
-                thousands(x.messages),
-            ]);
-        }
-        t.render(h, r.reporters.len() > 12);
+        reporters_table(h, &r.reporters);
         h.push_str("</div>");
     }
     let dl = &r.dead_letters;
