@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod export;
 mod range;
 mod report;
 mod synth;

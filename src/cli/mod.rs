@@ -5,8 +5,10 @@ mod alerts;
 mod config;
 mod demo;
 mod detect;
+mod export;
 mod ingest;
 mod inputs;
+mod list_sources;
 mod migrate;
 mod parse;
 mod process;
@@ -42,6 +44,10 @@ enum Command {
     Report(report::ReportArgs),
     /// The stored alerts (one JSON object per line with --json).
     Alerts(alerts::AlertsArgs),
+    /// The sending sources of each domain, most messages first.
+    Sources(list_sources::SourcesArgs),
+    /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
+    Export(export::ExportArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
     Synth(synth::SynthArgs),
     /// Distributed: create or upgrade the ClickHouse tables.
@@ -62,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sources(args) => list_sources::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(args),

@@ -3,6 +3,9 @@
 //! JSON lines follow the contract in DESIGN.md "CLI". Files are parsed on all cores in
 //! small batches and printed in input order. Exit status 0 when every input held a
 //! report, 1 when some held none (their lines say why), 2 on a usage or I/O error.
+//!
+//! `--csv` streams: records go from the parser to stdout one at a time, file after file,
+//! so any input is converted in flat memory; what holds no report is said on stderr.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +28,12 @@ use super::inputs;
 #[derive(Debug, Args)]
 pub struct ParseArgs {
     /// One JSON object per line per report (the stable machine format).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// One CSV line per DMARC aggregate record, in parsedmarc's columns (the columns of
+    /// `ruaflow export --what records`); other kinds of report are left out.
+    #[arg(long)]
+    csv: bool,
     /// Files or directories (walked recursively): xml, gz, zip, json, eml, mbox.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -38,6 +45,9 @@ const BATCH_FILES: usize = 64;
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let files = ruaflow_ingest::dir::scan(&args.paths)?;
     let limits = Limits::default();
+    if args.csv {
+        return csv(&files, &limits);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -247,4 +257,78 @@ fn describe(parsed: &Parsed) -> String {
         ),
         Parsed::Error(err) => format!("error: {err}"),
     }
+}
+
+/// `--csv`: a header, then one row per DMARC record of every input, streamed.
+fn csv(files: &[PathBuf], limits: &Limits) -> anyhow::Result<ExitCode> {
+    use crate::export::records::{self, RecordFields, ReportFields};
+    use crate::export::{Format, RowWriter};
+
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut w = RowWriter::new(out, Format::Csv, records::COLUMNS)?;
+    let mut any_error = false;
+    for path in files {
+        let file = path.display();
+        let bytes = match inputs::read_capped(path, limits.max_input_bytes) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                eprintln!("{file}: error: {err}");
+                any_error = true;
+                continue;
+            }
+        };
+        let result: Result<(), std::io::Error> = unpack(&bytes, limits, &mut |found| {
+            let at = if found.location.is_empty() {
+                file.to_string()
+            } else {
+                format!("{file} [{}]", found.location)
+            };
+            match found.content {
+                Content::Xml(reader) => {
+                    let mut parser = DmarcReader::new(reader, limits);
+                    let header = match parser.header() {
+                        Ok(header) => header,
+                        Err(err) => {
+                            eprintln!("{at}: error: {err}");
+                            any_error = true;
+                            return Ok(());
+                        }
+                    };
+                    let report = ReportFields::from_header(&header);
+                    loop {
+                        match parser.next_record() {
+                            Ok(Some(record)) => {
+                                w.row(&records::row(&report, &RecordFields::from_record(&record)))?
+                            }
+                            Ok(None) => break,
+                            Err(err) => {
+                                // The rows written so far stay: a CSV cannot take them back.
+                                eprintln!("{at}: error after some records: {err}");
+                                any_error = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                Content::Broken(err) => {
+                    eprintln!("{at}: error: {err}");
+                    any_error = true;
+                }
+                Content::Json(_) | Content::Failure(_) => {}
+            }
+            Ok(())
+        });
+        match result {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            other => other?,
+        }
+    }
+    match w.finish() {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => {
+            other?;
+        }
+    }
+    Ok(if any_error { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
