@@ -78,6 +78,7 @@ DASHBOARD_DIR = os.path.join(ROOT, "dashboards", "grafana", "dashboards")
 PROVISIONING_DIR = os.path.join(ROOT, "dashboards", "grafana", "provisioning")
 COMPOSE_DIR = os.path.join(ROOT, "dashboards", "compose")
 SCHEMA = os.path.join(ROOT, "schema", "sql", "clickhouse", "0001_init.sql")
+RETENTION_TTL = os.path.join(ROOT, "schema", "sql", "clickhouse", "0004_retention_ttl.sql")
 CI = os.environ.get("CI") == "true"
 VENV = os.path.join(os.environ.get("RUAFLOW_CACHE") or os.path.expanduser("~/.cache/ruaflow"), "venv-dashboards")
 CHDB_PACKAGE = "chdb-core==26.9.0"
@@ -533,11 +534,11 @@ class Chdb:
         return res["results"]
 
 
-def schema_statements():
+def schema_statements(path=SCHEMA):
     """The migration split the way `ruaflow migrate` does: comment lines dropped, a
     statement ends with a line ending in ';'."""
     statements, current = [], []
-    with open(SCHEMA) as f:
+    with open(path) as f:
         for line in f.read().splitlines():
             if line.lstrip().startswith("--"):
                 continue
@@ -692,6 +693,28 @@ def run_on_chdb(chdb, queries, allowed_empty, fail, **load):
         r = results[q.id]
         judge(q, r["ok"], r.get("error"), r.get("rows", 0), r.get("data", []), f"ClickHouse {chdb.version} (chdb)", allowed_empty(q), fail)
     return results
+
+
+def ttl_checks(chdb, fail):
+    """The retention TTLs (0004_retention_ttl.sql, ages filled in as `ruaflow migrate
+    --config` does) apply on current ClickHouse, and each table then shows the TTL
+    clause ruaflow looks for before sending a TTL again."""
+    ages = {"records_days": 30, "aggregates_days": 400}
+    queries, expect = [], []
+    for i, statement in enumerate(schema_statements(RETENTION_TTL)):
+        tier = next(t for t in ages if "{" + t + "}" in statement)
+        words = statement.split()
+        table, column = words[2], words[5]
+        queries.append({"id": f"ttl{i}", "sql": statement.replace("{" + tier + "}", str(ages[tier]))})
+        queries.append({"id": f"engine{i}", "sql": f"SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = '{table}'"})
+        expect.append((i, table, f"TTL {column} + toIntervalDay({ages[tier]})"))
+    results = chdb.job(queries=queries)
+    for i, table, clause in expect:
+        r = results[f"ttl{i}"]
+        if fail.check(r["ok"], f"retention TTL of {table} on ClickHouse {chdb.version} (chdb): {r.get('error')}"):
+            engine = (results[f"engine{i}"].get("data") or [{}])[0].get("engine_full", "")
+            fail.check(clause in engine, f"{table}: {clause!r} not in {engine!r} on ClickHouse {chdb.version}")
+    log(f"retention TTLs: {len(expect)} tables on ClickHouse {chdb.version} (chdb)")
 
 
 # ---------------------------------------------------------------- Prometheus
@@ -1122,6 +1145,7 @@ def main():
                               tables=export_tables(ch, workdir, ["alerts", "detector_signals", "sources"], "b"))
         enrichment_checks(f"ClickHouse {chdb.version} (chdb)", again, results, fail)
         log(f"second pass on ClickHouse {chdb.version} (chdb): {len(again)} queries in {time.time() - t0:.1f}s")
+        ttl_checks(chdb, fail)
 
     if not args.keep:
         server.run(f"DROP DATABASE IF EXISTS {unique}")

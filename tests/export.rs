@@ -7,25 +7,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use common::{corpus, ruaflow};
-
-fn run(args: &[&str]) -> Output {
-    ruaflow().args(args).output().expect("run ruaflow")
-}
-
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "exit {:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8 stdout")
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use common::{corpus, ok, run_args as run, s};
 
 struct Store {
     _dir: tempfile::TempDir,

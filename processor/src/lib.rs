@@ -15,6 +15,7 @@
 //! - [`aggregate`]: a report's records summed per source and per DKIM selector
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
+//! - [`retention`]: old rows deleted by age, in two tiers (per-record rows, aggregates)
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod retention;
 pub mod sink;
 pub mod sqlite;
 pub mod store;

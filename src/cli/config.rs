@@ -10,6 +10,7 @@ use ruaflow_ingest::http::HttpConfig;
 use ruaflow_ingest::imap::ImapConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
+use ruaflow_processor::retention::RetentionConfig;
 use ruaflow_processor::sink::SinkConfig;
 use ruaflow_schema::Limits;
 
@@ -30,6 +31,9 @@ pub struct Config {
     /// IMAP mailboxes to read reports from (`[[imap]]`, any number); read by `ruaflow run`
     /// without `--once`.
     pub imap: Vec<ImapConfig>,
+    /// How long stored data is kept (`[retention]`); applied while `ruaflow run` runs
+    /// and by `ruaflow prune`.
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -46,10 +50,28 @@ impl Config {
         if let Some(http) = &config.http {
             http.validate().with_context(|| format!("invalid [http] in {}", path.display()))?;
         }
+        config.validate_retention().with_context(|| format!("invalid [retention] in {}", path.display()))?;
         for (i, imap) in config.imap.iter().enumerate() {
             imap.validate().with_context(|| format!("invalid [[imap]] #{} in {}", i + 1, path.display()))?;
         }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// `[retention]` on its own, and against detection: the baselines are learned from
+    /// the daily aggregates, so those must outlive the baseline window.
+    pub fn validate_retention(&self) -> anyhow::Result<()> {
+        self.retention.validate()?;
+        if let Some(days) = self.retention.aggregates_days {
+            if i64::from(days) < self.detect.baseline_days {
+                anyhow::bail!(
+                    "aggregates_days ({days}) must be at least [detect] baseline_days ({}): detection learns from those days",
+                    self.detect.baseline_days
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -77,6 +99,12 @@ mod tests {
             toml::from_str::<Config>("[detect]\nreplay_min_mesages = 5\n").is_err(),
             "unknown keys are errors"
         );
+        let retention: Config =
+            toml::from_str("[retention]\nrecords_days = 30\naggregates_days = 20\n").expect("parses");
+        assert!(retention.validate_retention().is_err(), "aggregates kept shorter than records");
+        let retention: Config = toml::from_str("[retention]\naggregates_days = 7\n").expect("parses");
+        assert!(retention.validate_retention().is_err(), "aggregates kept shorter than the baseline");
+        assert!(example.validate_retention().is_ok());
         let empty: Config = toml::from_str("").expect("empty parses");
         assert_eq!(empty.limits, Limits::default());
     }

@@ -2,6 +2,7 @@
 //! DESIGN.md "CLI"): scripts depend on them.
 
 mod alerts;
+mod backup;
 mod config;
 mod demo;
 mod detect;
@@ -12,6 +13,7 @@ mod list_sources;
 mod migrate;
 mod parse;
 mod process;
+mod prune;
 mod report;
 mod run;
 mod sources;
@@ -48,6 +50,10 @@ enum Command {
     Sources(list_sources::SourcesArgs),
     /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
     Export(export::ExportArgs),
+    /// Delete what [retention] no longer keeps (SQLite or ClickHouse), once.
+    Prune(prune::PruneArgs),
+    /// Copy the SQLite store consistently, even while `run` writes to it.
+    Backup(backup::BackupArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
     Synth(synth::SynthArgs),
     /// Distributed: create or upgrade the ClickHouse tables.
@@ -70,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sources(args) => list_sources::run(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Prune(args) => prune::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Backup(args) => backup::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(args),

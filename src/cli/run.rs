@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress, Summary};
+use ruaflow_processor::retention::Pruner;
 use ruaflow_processor::sink::Sinks;
 use ruaflow_processor::sqlite::SqliteStore;
 use ruaflow_schema::alert::Alert;
@@ -140,6 +141,8 @@ pub fn detecting_pipeline(
     ) -> anyhow::Result<Option<indicatif::ProgressBar>>,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
+    // [retention]: pruned beside the pipeline (at start, hourly) and once more at the end.
+    let pruner = Pruner::start(db, &config.retention)?;
     let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
@@ -180,6 +183,9 @@ pub fn detecting_pipeline(
         sinks.emit(&alert);
     }
     drop(store);
+    if let Some(pruner) = pruner {
+        pruner.finish();
+    }
     enrich(db, &config.enrich)?;
     if !sinks.flush(Duration::from_secs(30)) {
         tracing::error!(
