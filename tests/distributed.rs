@@ -236,10 +236,7 @@ fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq
     // published twice, and the topic is a log, not a table).
     let dlq = topic_messages(&svc.kafka, &format!("{name}.dlq"), 2 * want.dead_letters as usize);
     assert_eq!(dlq.len() as u64, 2 * want.dead_letters, "{dlq:?}");
-    assert!(
-        dlq.iter().all(|h| !h["reason"].is_empty() && h.contains_key("location") && h["source"] == "dir"),
-        "{dlq:?}"
-    );
+    assert!(dlq.iter().all(|h| !h["reason"].is_empty() && h["source"] == "dir"), "{dlq:?}");
     assert!(dlq.iter().any(|h| h["reason"].contains("unrecognized content")), "{dlq:?}");
 
     // Offsets were committed: a new processor in the same group finds nothing to do.

@@ -274,9 +274,12 @@ fn bad_requests_get_clear_errors() {
     assert!(!reason.is_empty());
     let conn = rusqlite::Connection::open(&server.db).expect("db");
     let (source, stored_reason): (String, String) = conn
-        .query_row("SELECT source, reason FROM dead_letters WHERE raw = ?1", [&garbage], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT d.source, d.reason FROM dead_letters d JOIN dead_letter_inputs i USING (envelope_sha256)
+             WHERE i.raw = ?1",
+            [&garbage],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .expect("a dead letter for the garbage, committed before the 400");
     assert_eq!(source, "http");
     assert!(!stored_reason.is_empty());

@@ -157,17 +157,11 @@ impl Publisher {
         }
     }
 
-    /// Publishes a dead letter — the whole raw input, its provenance, the reason and
-    /// where inside the input — and returns once Kafka confirmed it.
-    pub async fn publish_dead(
-        &self,
-        envelope: &Envelope,
-        location: &str,
-        reason: &str,
-    ) -> Result<(), KafkaQueueError> {
-        let headers = headers(envelope)
-            .insert(Header { key: "reason", value: Some(reason) })
-            .insert(Header { key: "location", value: Some(location) });
+    /// Publishes an input that produced dead letters — the whole raw input, its
+    /// provenance and the reasons its parts were refused — and returns once Kafka
+    /// confirmed it. One message per input, however many dead letters it held.
+    pub async fn publish_dead(&self, envelope: &Envelope, reason: &str) -> Result<(), KafkaQueueError> {
+        let headers = headers(envelope).insert(Header { key: "reason", value: Some(reason) });
         confirmed(self.enqueue(&self.dlq_topic, envelope, headers).await?).await
     }
 }

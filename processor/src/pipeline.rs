@@ -15,6 +15,7 @@
 //! identity change no total; a report that fails part-way becomes a dead letter with the
 //! reason, and the pipeline goes on.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ use ruaflow_schema::{Error as SchemaError, Limits};
 use tracing::{debug, warn};
 
 use crate::barrier::{Ack, Barrier};
-use crate::store::{Origin, Store, StoreError};
+use crate::store::{ErrorClass, InputTally, Origin, Store, StoreError};
 
 /// Messages waiting for the writer. When full, workers block: back-pressure reaches
 /// the queue, and through it the sources.
@@ -144,11 +145,29 @@ enum Chunk {
 }
 
 enum ToWriter {
-    Dmarc { origin: Arc<Origin>, location: String, chunks: Receiver<Chunk>, raw: Arc<Vec<u8>> },
-    Tls { origin: Arc<Origin>, location: String, report: Box<TlsReport> },
-    Dead { origin: Arc<Origin>, location: String, reason: String, raw: Arc<Vec<u8>> },
+    Dmarc {
+        origin: Arc<Origin>,
+        location: String,
+        chunks: Receiver<Chunk>,
+    },
+    Tls {
+        origin: Arc<Origin>,
+        location: String,
+        report: Box<TlsReport>,
+    },
+    Dead {
+        origin: Arc<Origin>,
+        location: String,
+        reason: String,
+    },
     Failure,
-    Done { origin: Arc<Origin>, duplicate: bool, ack: Option<Ack> },
+    /// The input is through. `raw` is kept when the input produced dead letters.
+    Done {
+        origin: Arc<Origin>,
+        duplicate: bool,
+        ack: Option<Ack>,
+        raw: Option<Arc<Vec<u8>>>,
+    },
 }
 
 /// Runs the pipeline until `queue` is closed and drained, then commits and returns.
@@ -201,18 +220,21 @@ fn worker(
             origin: envelope.origin.clone(),
             filename: envelope.filename.clone(),
             received_at: envelope.received_at,
+            size: envelope.bytes.len() as u64,
         });
         let duplicate = seen.as_ref().is_some_and(|c| {
             c.prepare_cached("SELECT 1 FROM envelopes WHERE sha256 = ?1")
                 .and_then(|mut s| s.exists([&envelope.sha256[..]]))
                 .unwrap_or(false)
         });
+        let mut kept = None;
         if !duplicate {
             // A panic in a parser is a bug, but it must cost one input, not the pipeline:
             // the input becomes a dead letter and this worker goes on.
             let raw = Arc::new(envelope.bytes);
+            kept = Some(Arc::clone(&raw));
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                process(Arc::clone(&raw), &origin, to_writer, limits)
+                process(&raw, &origin, to_writer, limits)
             }));
             match outcome {
                 Ok(Ok(())) => {}
@@ -223,7 +245,6 @@ fn worker(
                         origin: Arc::clone(&origin),
                         location: String::new(),
                         reason: "internal error: the parser panicked on this input".into(),
-                        raw,
                     };
                     if to_writer.send(dead).is_err() {
                         return;
@@ -231,7 +252,7 @@ fn worker(
                 }
             }
         }
-        if to_writer.send(ToWriter::Done { origin, duplicate, ack }).is_err() {
+        if to_writer.send(ToWriter::Done { origin, duplicate, ack, raw: kept }).is_err() {
             return;
         }
     }
@@ -240,23 +261,18 @@ fn worker(
 /// Unpacks and parses one envelope, sending everything found to the writer. Errs only
 /// when the writer has gone away.
 fn process(
-    raw: Arc<Vec<u8>>,
+    raw: &[u8],
     origin: &Arc<Origin>,
     to_writer: &SyncSender<ToWriter>,
     limits: &Limits,
 ) -> Result<(), ()> {
     let send = |msg| to_writer.send(msg).map_err(|_| ());
-    unpack(&raw, limits, &mut |found| {
+    unpack(raw, limits, &mut |found| {
         let location = found.location;
         match found.content {
             Content::Xml(reader) => {
                 let (tx, rx) = sync_channel(STREAM_CHUNKS);
-                send(ToWriter::Dmarc {
-                    origin: Arc::clone(origin),
-                    location,
-                    chunks: rx,
-                    raw: Arc::clone(&raw),
-                })?;
+                send(ToWriter::Dmarc { origin: Arc::clone(origin), location, chunks: rx })?;
                 stream_dmarc(reader, limits, &tx);
                 Ok(())
             }
@@ -267,21 +283,15 @@ fn process(
                     Ok(report) => {
                         send(ToWriter::Tls { origin: Arc::clone(origin), location, report: Box::new(report) })
                     }
-                    Err(err) => send(ToWriter::Dead {
-                        origin: Arc::clone(origin),
-                        location,
-                        reason: err.to_string(),
-                        raw: Arc::clone(&raw),
-                    }),
+                    Err(err) => {
+                        send(ToWriter::Dead { origin: Arc::clone(origin), location, reason: err.to_string() })
+                    }
                 }
             }
             Content::Failure(_) => send(ToWriter::Failure),
-            Content::Broken(err) => send(ToWriter::Dead {
-                origin: Arc::clone(origin),
-                location,
-                reason: err.to_string(),
-                raw: Arc::clone(&raw),
-            }),
+            Content::Broken(err) => {
+                send(ToWriter::Dead { origin: Arc::clone(origin), location, reason: err.to_string() })
+            }
         }
     })
 }
@@ -334,8 +344,9 @@ fn write_loop<S: Store>(
     progress: &Progress,
     hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
+    let mut writer =
+        Writer { store, limits: &config.limits, batch: Batch::default(), inputs: HashMap::new() };
     let mut barrier = Barrier::default();
-    let mut batch = Batch::default();
     let mut batch_started = Instant::now();
     loop {
         let mut wait = config.batch_interval.saturating_sub(batch_started.elapsed());
@@ -347,8 +358,8 @@ fn write_loop<S: Store>(
         }
         let msg = match rx.recv_timeout(wait) {
             Ok(msg) => Some(msg),
-            Err(RecvTimeoutError::Timeout) if !barrier.is_empty() && !batch.is_empty() => {
-                commit(store, &mut batch, &mut barrier, progress, hook)?;
+            Err(RecvTimeoutError::Timeout) if !barrier.is_empty() && !writer.batch.is_empty() => {
+                writer.commit(&mut barrier, progress, hook)?;
                 batch_started = Instant::now();
                 continue;
             }
@@ -356,19 +367,20 @@ fn write_loop<S: Store>(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         if let Some(msg) = msg {
-            if batch.is_empty() {
+            if writer.batch.is_empty() {
                 batch_started = Instant::now();
             }
-            store.begin()?;
-            handle(store, msg, &mut batch, &mut barrier)?;
+            writer.store.begin()?;
+            writer.handle(msg, &mut barrier)?;
         }
-        let due = batch.records >= config.batch_records || batch_started.elapsed() >= config.batch_interval;
-        if due && !batch.is_empty() {
-            commit(store, &mut batch, &mut barrier, progress, hook)?;
+        let due =
+            writer.batch.records >= config.batch_records || batch_started.elapsed() >= config.batch_interval;
+        if due && !writer.batch.is_empty() {
+            writer.commit(&mut barrier, progress, hook)?;
             batch_started = Instant::now();
         }
     }
-    commit(store, &mut batch, &mut barrier, progress, hook)
+    writer.commit(&mut barrier, progress, hook)
 }
 
 /// What the open batch holds, published to [`Progress`] only once committed.
@@ -386,147 +398,217 @@ impl Batch {
     }
 }
 
-fn commit<S: Store>(
-    store: &mut S,
-    batch: &mut Batch,
-    barrier: &mut Barrier,
-    progress: &Progress,
-    hook: &mut dyn CommitHook<S>,
-) -> Result<(), StoreError> {
-    store.commit_then_ack(barrier)?;
-    let s = std::mem::take(batch);
-    let add = |c: &AtomicU64, v: u64| c.fetch_add(v, Ordering::Relaxed);
-    add(&progress.envelopes, s.summary.envelopes);
-    add(&progress.duplicate_envelopes, s.summary.duplicate_envelopes);
-    add(&progress.reports, s.summary.reports);
-    add(&progress.duplicate_reports, s.summary.duplicate_reports);
-    add(&progress.records, s.summary.records);
-    add(&progress.messages, s.summary.messages);
-    add(&progress.dead_letters, s.summary.dead_letters);
-    add(&progress.failure_reports, s.summary.failure_reports);
-    if !s.touched.is_empty() {
-        let mut touched = s.touched;
-        touched.sort();
-        touched.dedup();
-        hook.after_commit(store, &touched);
-    }
-    Ok(())
+/// What one input in flight has produced so far.
+#[derive(Default)]
+struct Input {
+    tally: InputTally,
+    /// Dead letters beyond `max_dead_letters`: counted, summed up in one more.
+    suppressed: u64,
+    /// The first reason, for the dead-letter queue's summary.
+    first_reason: Option<String>,
 }
 
-fn handle<S: Store>(
-    store: &mut S,
-    msg: ToWriter,
-    batch: &mut Batch,
-    barrier: &mut Barrier,
-) -> Result<(), StoreError> {
-    batch.messages_in += 1;
-    let s = &mut batch.summary;
-    match msg {
-        ToWriter::Dmarc { origin, location, chunks, raw } => {
-            let header = match chunks.recv() {
-                Ok(Chunk::Header(header)) => header,
-                Ok(Chunk::Failed(err)) => return dead(store, s, &origin, &location, &err.to_string(), &raw),
-                _ => {
-                    return dead(
-                        store,
-                        s,
-                        &origin,
-                        &location,
-                        "parser stopped before the report header",
-                        &raw,
-                    )
+/// The writer's state: the store, the open batch, and the inputs in flight (keyed by
+/// their `Origin`'s address, unique while the input is in flight).
+struct Writer<'a, S> {
+    store: &'a mut S,
+    limits: &'a Limits,
+    batch: Batch,
+    inputs: HashMap<usize, Input>,
+}
+
+/// A key for an input in flight.
+fn input_key(origin: &Arc<Origin>) -> usize {
+    Arc::as_ptr(origin) as usize
+}
+
+impl<S: Store> Writer<'_, S> {
+    fn commit(
+        &mut self,
+        barrier: &mut Barrier,
+        progress: &Progress,
+        hook: &mut dyn CommitHook<S>,
+    ) -> Result<(), StoreError> {
+        self.store.commit_then_ack(barrier)?;
+        let s = std::mem::take(&mut self.batch);
+        let add = |c: &AtomicU64, v: u64| c.fetch_add(v, Ordering::Relaxed);
+        add(&progress.envelopes, s.summary.envelopes);
+        add(&progress.duplicate_envelopes, s.summary.duplicate_envelopes);
+        add(&progress.reports, s.summary.reports);
+        add(&progress.duplicate_reports, s.summary.duplicate_reports);
+        add(&progress.records, s.summary.records);
+        add(&progress.messages, s.summary.messages);
+        add(&progress.dead_letters, s.summary.dead_letters);
+        add(&progress.failure_reports, s.summary.failure_reports);
+        if !s.touched.is_empty() {
+            let mut touched = s.touched;
+            touched.sort();
+            touched.dedup();
+            hook.after_commit(self.store, &touched);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: ToWriter, barrier: &mut Barrier) -> Result<(), StoreError> {
+        self.batch.messages_in += 1;
+        match msg {
+            ToWriter::Dmarc { origin, location, chunks } => self.dmarc(&origin, &location, &chunks),
+            ToWriter::Tls { origin, location, report } => {
+                match self.store.tlsrpt(&report, &origin, &location) {
+                    Ok(true) => {
+                        self.stored(&origin, 0, 0);
+                        if let Some(domain) = report.policy_domain() {
+                            let day = crate::normalize::day_of(report.start, report.end);
+                            self.batch.touched.push((domain.to_owned(), day));
+                        }
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        self.batch.summary.duplicate_reports += 1;
+                        Ok(())
+                    }
+                    Err(err) => self.refused(&origin, &location, err),
                 }
-            };
-            let Some(mut open) = store.begin_dmarc(&header, &origin, &location)? else {
+            }
+            ToWriter::Dead { origin, location, reason } => self.dead(&origin, &location, &reason),
+            ToWriter::Failure => {
+                self.batch.summary.failure_reports += 1;
+                Ok(())
+            }
+            ToWriter::Done { origin, duplicate, ack, raw } => {
+                if duplicate {
+                    self.batch.summary.duplicate_envelopes += 1;
+                } else {
+                    self.input_done(&origin, raw.as_ref())?;
+                    self.batch.summary.envelopes += 1;
+                }
+                if let Some(ack) = ack {
+                    barrier.hold(ack);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Streams one aggregate report from its worker into the store.
+    fn dmarc(
+        &mut self,
+        origin: &Arc<Origin>,
+        location: &str,
+        chunks: &Receiver<Chunk>,
+    ) -> Result<(), StoreError> {
+        let header = match chunks.recv() {
+            Ok(Chunk::Header(header)) => header,
+            Ok(Chunk::Failed(err)) => return self.dead(origin, location, &err.to_string()),
+            _ => return self.dead(origin, location, "parser stopped before the report header"),
+        };
+        let mut open = match self.store.begin_dmarc(&header, origin, location) {
+            Ok(Some(open)) => open,
+            Ok(None) => {
                 debug!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, "duplicate report skipped");
-                s.duplicate_reports += 1;
+                self.batch.summary.duplicate_reports += 1;
                 return Ok(()); // dropping `chunks` stops the worker's parser
-            };
-            let (mut records, mut messages) = (0u64, 0u64);
-            loop {
-                match chunks.recv() {
-                    Ok(Chunk::Records(chunk)) => {
-                        for record in &chunk {
-                            store.dmarc_record(&mut open, record)?;
-                            messages += record.count;
+            }
+            Err(err) => return self.refused(origin, location, err),
+        };
+        let (mut records, mut messages) = (0u64, 0u64);
+        loop {
+            match chunks.recv() {
+                Ok(Chunk::Records(chunk)) => {
+                    for record in &chunk {
+                        if let Err(err) = self.store.dmarc_record(&mut open, record) {
+                            self.store.abort_report(open)?;
+                            return self.refused(origin, location, err);
                         }
-                        records += chunk.len() as u64;
+                        messages += record.count;
                     }
-                    Ok(Chunk::End(warnings)) => {
-                        for warning in &warnings {
-                            warn!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, warning = %warning, "report read with a warning");
-                        }
-                        s.reports += 1;
-                        s.records += records;
-                        s.messages += messages;
-                        batch.records += records;
-                        batch.touched.push((
-                            header.policy.domain.clone(),
-                            crate::normalize::day_of(header.metadata.begin, header.metadata.end),
-                        ));
-                        store.finish_dmarc(open, &warnings)?;
-                        return Ok(());
+                    records += chunk.len() as u64;
+                }
+                Ok(Chunk::End(warnings)) => {
+                    for warning in &warnings {
+                        warn!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, warning = %warning, "report read with a warning");
                     }
-                    Ok(Chunk::Failed(err)) => {
-                        store.abort_report(open)?;
-                        return dead(store, s, &origin, &location, &err.to_string(), &raw);
+                    if let Err(err) = self.store.finish_dmarc(open, &warnings) {
+                        return self.refused(origin, location, err);
                     }
-                    Ok(Chunk::Header(_)) | Err(_) => {
-                        store.abort_report(open)?;
-                        return dead(
-                            store,
-                            s,
-                            &origin,
-                            &location,
-                            "parser stopped in the middle of the report",
-                            &raw,
-                        );
-                    }
+                    self.stored(origin, records, messages);
+                    let m = &header.metadata;
+                    let day = crate::normalize::day_of(m.begin, m.end);
+                    self.batch.touched.push((header.policy.domain.clone(), day));
+                    return Ok(());
+                }
+                Ok(Chunk::Failed(err)) => {
+                    self.store.abort_report(open)?;
+                    return self.dead(origin, location, &err.to_string());
+                }
+                Ok(Chunk::Header(_)) | Err(_) => {
+                    self.store.abort_report(open)?;
+                    return self.dead(origin, location, "parser stopped in the middle of the report");
                 }
             }
-        }
-        ToWriter::Tls { origin, location, report } => {
-            if store.tlsrpt(&report, &origin, &location)? {
-                s.reports += 1;
-                if let Some(domain) = report.policy_domain() {
-                    batch
-                        .touched
-                        .push((domain.to_owned(), crate::normalize::day_of(report.start, report.end)));
-                }
-            } else {
-                s.duplicate_reports += 1;
-            }
-            Ok(())
-        }
-        ToWriter::Dead { origin, location, reason, raw } => dead(store, s, &origin, &location, &reason, &raw),
-        ToWriter::Failure => {
-            s.failure_reports += 1;
-            Ok(())
-        }
-        ToWriter::Done { origin, duplicate, ack } => {
-            if duplicate {
-                s.duplicate_envelopes += 1;
-            } else {
-                store.envelope_done(&origin)?;
-                s.envelopes += 1;
-            }
-            if let Some(ack) = ack {
-                barrier.hold(ack);
-            }
-            Ok(())
         }
     }
-}
 
-fn dead<S: Store>(
-    store: &mut S,
-    s: &mut Summary,
-    origin: &Origin,
-    location: &str,
-    reason: &str,
-    raw: &[u8],
-) -> Result<(), StoreError> {
-    warn!(origin = %origin.origin, location = %location, reason = %reason, "dead letter");
-    s.dead_letters += 1;
-    store.dead_letter(origin, location, reason, raw)
+    /// Counts a stored report.
+    fn stored(&mut self, origin: &Arc<Origin>, records: u64, messages: u64) {
+        let s = &mut self.batch.summary;
+        s.reports += 1;
+        s.records += records;
+        s.messages += messages;
+        self.batch.records += records;
+        self.inputs.entry(input_key(origin)).or_default().tally.reports += 1;
+    }
+
+    /// A store error while writing one report: when the data itself was refused, the
+    /// report (already rolled back by the store) becomes a dead letter and the batch goes
+    /// on; anything else stops the writer.
+    fn refused(&mut self, origin: &Arc<Origin>, location: &str, err: StoreError) -> Result<(), StoreError> {
+        match err.class() {
+            ErrorClass::Data => self.dead(origin, location, &format!("the store refused the report: {err}")),
+            ErrorClass::Retriable | ErrorClass::Fatal => Err(err),
+        }
+    }
+
+    /// Records a dead letter, up to `max_dead_letters` per input; the rest are counted
+    /// and summed up when the input is done.
+    fn dead(&mut self, origin: &Arc<Origin>, location: &str, reason: &str) -> Result<(), StoreError> {
+        let input = self.inputs.entry(input_key(origin)).or_default();
+        input.first_reason.get_or_insert_with(|| reason.to_owned());
+        if input.tally.dead_letters >= u64::from(self.limits.max_dead_letters) {
+            input.suppressed += 1;
+            return Ok(());
+        }
+        input.tally.dead_letters += 1;
+        self.batch.summary.dead_letters += 1;
+        warn!(origin = %origin.origin, location = %location, reason = %reason, "dead letter");
+        self.store.dead_letter(origin, location, reason)
+    }
+
+    /// Closes the books on one input: the summing-up dead letter, its bytes when it
+    /// produced dead letters (once), and its row.
+    fn input_done(&mut self, origin: &Arc<Origin>, raw: Option<&Arc<Vec<u8>>>) -> Result<(), StoreError> {
+        let mut input = self.inputs.remove(&input_key(origin)).unwrap_or_default();
+        if input.suppressed > 0 {
+            let reason = format!(
+                "{} more parts of this input held no readable report (max_dead_letters is {})",
+                input.suppressed, self.limits.max_dead_letters
+            );
+            warn!(origin = %origin.origin, more = input.suppressed, "dead letters summed up");
+            self.store.dead_letter(origin, "…", &reason)?;
+            input.tally.dead_letters += 1;
+            self.batch.summary.dead_letters += 1;
+        }
+        if let (Some(first), Some(raw)) = (&input.first_reason, raw) {
+            let more = input.tally.dead_letters + input.suppressed - 1;
+            let reasons = if more == 0 { first.clone() } else { format!("{first} (and {more} more)") };
+            let keep = usize::try_from(self.limits.max_dead_letter_bytes).unwrap_or(usize::MAX);
+            match self.store.dead_letter_input(origin, raw, keep, &reasons) {
+                Err(err) if err.class() == ErrorClass::Data => {
+                    warn!(origin = %origin.origin, error = %err, "the store refused the bytes of a dead letter's input");
+                }
+                other => other?,
+            }
+        }
+        self.store.envelope_done(origin, &input.tally)
+    }
 }

@@ -18,9 +18,12 @@ use crate::aggregate::Aggregates;
 use crate::normalize::{day_of, network_of, verdict};
 
 /// Versioned migrations, applied in order and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/sql/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../schema/sql/sqlite/0001_init.sql")),
+    (2, include_str!("../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
+];
 
-use crate::store::Store;
+use crate::store::{InputTally, Store};
 pub use crate::store::{Origin, StoreError};
 
 /// A report being written: its row id and the aggregates accumulated so far.
@@ -38,11 +41,7 @@ pub struct OpenReport {
 pub struct SqliteStore {
     conn: Connection,
     in_tx: bool,
-    raw_cap: usize,
 }
-
-/// Bytes of a dead letter's raw input kept in the store (the rest is counted).
-pub const DEAD_LETTER_RAW_CAP: usize = 1 << 20;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -64,7 +63,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Self { conn, in_tx: false, raw_cap: DEAD_LETTER_RAW_CAP };
+        let mut store = Self { conn, in_tx: false };
         store.migrate()?;
         Ok(store)
     }
@@ -206,6 +205,86 @@ impl SqliteStore {
         )?;
         Ok(t)
     }
+    /// The rows of a TLS report, inside the open savepoint; false when a report with its
+    /// identity is already stored.
+    fn write_tlsrpt(
+        &self,
+        report: &TlsReport,
+        origin: &Origin,
+        location: &str,
+        domain: &str,
+        day: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
+                    schema_version, record_count, message_count, envelope_sha256, location, stored_at)
+                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                report.organization_name,
+                report.report_id,
+                domain,
+                report.start,
+                report.end,
+                day,
+                report.contact_info,
+                report.policies.len(),
+                report.successful_sessions() + report.failed_sessions(),
+                &origin.sha256[..],
+                location,
+                now()
+            ])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let id = self.conn.last_insert_rowid();
+        let mut policy = self.conn.prepare_cached(
+            "INSERT INTO tlsrpt_policies (report, policy_type, policy_domain, mx_host, policy_string,
+                successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut failure = self.conn.prepare_cached(
+            "INSERT INTO tlsrpt_failures (report, policy_domain, result_type, sending_mta_ip, receiving_mx_hostname,
+                receiving_ip, failed_sessions, additional_information, failure_reason_code)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for p in &report.policies {
+            let policy_domain = if p.policy_domain.is_empty() { domain } else { p.policy_domain.as_str() };
+            policy.execute(params![
+                id,
+                p.policy_type.as_str(),
+                policy_domain,
+                serde_json::to_string(&p.mx_host).unwrap_or_default(),
+                serde_json::to_string(&p.policy_string).unwrap_or_default(),
+                p.successful_sessions,
+                p.failed_sessions
+            ])?;
+            for f in &p.failure_details {
+                failure.execute(params![
+                    id,
+                    policy_domain,
+                    f.result_type.as_str(),
+                    f.sending_mta_ip.map(|ip| ip.to_string()),
+                    f.receiving_mx_hostname,
+                    f.receiving_ip.map(|ip| ip.to_string()),
+                    f.failed_session_count,
+                    f.additional_information,
+                    f.failure_reason_code
+                ])?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Rolls the open savepoint `report` back when `result` is an error, so that nothing
+    /// of a refused report stays; passes the result on.
+    fn roll_back_on_error<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
+        }
+        result
+    }
 }
 
 impl Store for SqliteStore {
@@ -231,7 +310,7 @@ impl Store for SqliteStore {
     }
 
     /// Records that an envelope was fully processed (inside the batch).
-    fn envelope_done(&mut self, origin: &Origin) -> Result<(), StoreError> {
+    fn envelope_done(&mut self, origin: &Origin, tally: &InputTally) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO envelopes (sha256, source, origin, filename, received_at, stored_at, reports, dead_letters)
@@ -244,8 +323,8 @@ impl Store for SqliteStore {
                 origin.filename,
                 origin.received_at,
                 now(),
-                0,
-                0
+                tally.reports,
+                tally.dead_letters
             ])?;
         Ok(())
     }
@@ -262,9 +341,8 @@ impl Store for SqliteStore {
         let p = &header.policy;
         let day = day_of(m.begin, m.end);
         self.conn.execute_batch("SAVEPOINT report")?;
-        let inserted = self
-            .conn
-            .prepare_cached(
+        let insert = || -> Result<usize, StoreError> {
+            Ok(self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
                     schema_version, policy_p, policy_sp, policy_np, adkim, aspf, pct, testing, record_count,
                     message_count, envelope_sha256, location, stored_at)
@@ -292,8 +370,9 @@ impl Store for SqliteStore {
                 &origin.sha256[..],
                 location,
                 now(),
-            ])?;
-        if inserted == 0 {
+            ])?)
+        };
+        if self.roll_back_on_error(insert())? == 0 {
             self.conn.execute_batch("RELEASE report")?;
             return Ok(None);
         }
@@ -353,12 +432,16 @@ impl Store for SqliteStore {
     /// releases its savepoint.
     fn finish_dmarc(&mut self, mut report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
         let warnings = (!warnings.is_empty()).then(|| serde_json::to_string(warnings).unwrap_or_default());
-        self.conn
-            .prepare_cached(
-                "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
-            )?
-            .execute(params![report.id, report.records, report.messages, warnings])?;
-        self.flush_aggregates(&mut report)?;
+        let finished = (|| -> Result<(), StoreError> {
+            self.conn
+                .prepare_cached(
+                    "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
+                )?
+                .execute(params![report.id, report.records, report.messages, warnings])?;
+            self.flush_aggregates(&mut report)?;
+            Ok(())
+        })();
+        self.roll_back_on_error(finished)?;
         self.conn.execute_batch("RELEASE report")?;
         Ok(())
     }
@@ -375,86 +458,22 @@ impl Store for SqliteStore {
         let domain = report.policy_domain().unwrap_or("").to_owned();
         let day = day_of(report.start, report.end);
         self.conn.execute_batch("SAVEPOINT report")?;
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
-                    schema_version, record_count, message_count, envelope_sha256, location, stored_at)
-                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                report.organization_name,
-                report.report_id,
-                domain,
-                report.start,
-                report.end,
-                day,
-                report.contact_info,
-                report.policies.len(),
-                report.successful_sessions() + report.failed_sessions(),
-                &origin.sha256[..],
-                location,
-                now()
-            ])?;
-        if inserted == 0 {
+        let written = self.write_tlsrpt(report, origin, location, &domain, day);
+        if !self.roll_back_on_error(written)? {
             self.conn.execute_batch("RELEASE report")?;
             return Ok(false);
         }
-        let id = self.conn.last_insert_rowid();
-        let mut policy = self.conn.prepare_cached(
-            "INSERT INTO tlsrpt_policies (report, policy_type, policy_domain, mx_host, policy_string,
-                successful_sessions, failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut failure = self.conn.prepare_cached(
-            "INSERT INTO tlsrpt_failures (report, policy_domain, result_type, sending_mta_ip, receiving_mx_hostname,
-                receiving_ip, failed_sessions, additional_information, failure_reason_code)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for p in &report.policies {
-            let policy_domain =
-                if p.policy_domain.is_empty() { domain.as_str() } else { p.policy_domain.as_str() };
-            policy.execute(params![
-                id,
-                p.policy_type.as_str(),
-                policy_domain,
-                serde_json::to_string(&p.mx_host).unwrap_or_default(),
-                serde_json::to_string(&p.policy_string).unwrap_or_default(),
-                p.successful_sessions,
-                p.failed_sessions
-            ])?;
-            for f in &p.failure_details {
-                failure.execute(params![
-                    id,
-                    policy_domain,
-                    f.result_type.as_str(),
-                    f.sending_mta_ip.map(|ip| ip.to_string()),
-                    f.receiving_mx_hostname,
-                    f.receiving_ip.map(|ip| ip.to_string()),
-                    f.failed_session_count,
-                    f.additional_information,
-                    f.failure_reason_code
-                ])?;
-            }
-        }
-        drop((policy, failure));
         self.conn.execute_batch("RELEASE report")?;
         Ok(true)
     }
 
-    /// Stores a dead letter: where, why, and the raw bytes up to the cap. A dead letter
-    /// for the same envelope and location is stored once.
-    fn dead_letter(
-        &mut self,
-        origin: &Origin,
-        location: &str,
-        reason: &str,
-        raw: &[u8],
-    ) -> Result<(), StoreError> {
-        let kept = &raw[..raw.len().min(self.raw_cap)];
+    /// Stores a dead letter: which input, where in it, and why. A dead letter for the
+    /// same envelope and location is stored once.
+    fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO dead_letters (envelope_sha256, source, origin, location, reason, received_at, raw_size, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR IGNORE INTO dead_letters (envelope_sha256, source, origin, location, reason, received_at, raw_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 &origin.sha256[..],
@@ -463,8 +482,32 @@ impl Store for SqliteStore {
                 location,
                 reason,
                 origin.received_at,
-                raw.len(),
-                kept
+                origin.size
+            ])?;
+        Ok(())
+    }
+
+    /// Keeps the first bytes of an input that produced dead letters, once per input.
+    fn dead_letter_input(
+        &mut self,
+        origin: &Origin,
+        raw: &std::sync::Arc<Vec<u8>>,
+        keep: usize,
+        _reasons: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dead_letter_inputs (envelope_sha256, source, origin, filename, received_at, raw_size, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &origin.sha256[..],
+                origin.source,
+                origin.origin,
+                origin.filename,
+                origin.received_at,
+                origin.size,
+                &raw[..raw.len().min(keep)]
             ])?;
         Ok(())
     }

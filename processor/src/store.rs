@@ -41,14 +41,46 @@ pub enum StoreError {
     },
 }
 
+/// What a store error means for the write that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The store is briefly unavailable (busy, locked, unreachable): the same write may
+    /// succeed later.
+    Retriable,
+    /// The data itself was refused (too big, against a constraint, a value the column
+    /// cannot hold): no retry can help. The report that caused it becomes a dead letter
+    /// with the error as its reason, and the batch goes on.
+    Data,
+    /// The store cannot go on (disk full, an I/O error, corruption, a schema mismatch):
+    /// stop and say so; an operator must act.
+    Fatal,
+}
+
 impl StoreError {
+    /// Classifies the error (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => ErrorClass::Retriable,
+                ErrorCode::TooBig | ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch => {
+                    ErrorClass::Data
+                }
+                _ => ErrorClass::Fatal,
+            },
+            StoreError::Sqlite(
+                rusqlite::Error::ToSqlConversionFailure(_) | rusqlite::Error::IntegralValueOutOfRange(..),
+            ) => ErrorClass::Data,
+            StoreError::Sqlite(_) | StoreError::TooNew { .. } | StoreError::TooOld { .. } => {
+                ErrorClass::Fatal
+            }
+            StoreError::ClickHouse(_) | StoreError::DeadLetterQueue(_) => ErrorClass::Retriable,
+        }
+    }
+
     /// True when retrying the same write later may succeed (the file is busy or locked).
     pub fn is_retriable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        self.class() == ErrorClass::Retriable
     }
 }
 
@@ -65,6 +97,17 @@ pub struct Origin {
     pub filename: Option<String>,
     /// When ingest received it, unix seconds.
     pub received_at: i64,
+    /// Size of the raw input, in bytes.
+    pub size: u64,
+}
+
+/// What became of one input, recorded with it once it is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputTally {
+    /// Reports stored from it (duplicates of stored reports not counted).
+    pub reports: u64,
+    /// Dead letters recorded for it.
+    pub dead_letters: u64,
 }
 
 /// A store the pipeline's single writer fills.
@@ -93,7 +136,8 @@ pub trait Store: Send {
     }
 
     /// Starts a DMARC report; `None` when the store already holds a report with the
-    /// same identity (the caller then skips its records).
+    /// same identity (the caller then skips its records). On an error nothing of it is
+    /// kept.
     fn begin_dmarc(
         &mut self,
         header: &ReportHeader,
@@ -104,24 +148,33 @@ pub trait Store: Send {
     /// Stores one record of an open report.
     fn dmarc_record(&mut self, report: &mut Self::Open, record: &Record) -> Result<(), StoreError>;
 
-    /// Completes an open report: its totals, warnings and aggregates.
+    /// Completes an open report: its totals, warnings and aggregates. On an error the
+    /// report is dropped whole, as by [`Store::abort_report`].
     fn finish_dmarc(&mut self, report: Self::Open, warnings: &[String]) -> Result<(), StoreError>;
 
     /// Drops an open report whose parse failed part-way: nothing of it is kept.
     fn abort_report(&mut self, report: Self::Open) -> Result<(), StoreError>;
 
-    /// Stores a TLS report whole; false when it was stored before.
+    /// Stores a TLS report whole; false when it was stored before. On an error nothing of
+    /// it is kept.
     fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError>;
 
-    /// Stores a dead letter: where, why, and the raw bytes (the store may cap them).
-    fn dead_letter(
+    /// Stores a dead letter: which input, where in it, and why. A dead letter for the
+    /// same input and location is stored once.
+    fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError>;
+
+    /// Keeps the bytes of an input that produced dead letters, once per input: the first
+    /// `keep` bytes of `raw` (`max_dead_letter_bytes`) in the store, the whole input in a
+    /// dead-letter queue if the store has one; `reasons` sums up why its parts were
+    /// refused.
+    fn dead_letter_input(
         &mut self,
         origin: &Origin,
-        location: &str,
-        reason: &str,
-        raw: &[u8],
+        raw: &std::sync::Arc<Vec<u8>>,
+        keep: usize,
+        reasons: &str,
     ) -> Result<(), StoreError>;
 
-    /// Records that an envelope was fully processed.
-    fn envelope_done(&mut self, origin: &Origin) -> Result<(), StoreError>;
+    /// Records that an input was fully processed, and what became of it.
+    fn envelope_done(&mut self, origin: &Origin, tally: &InputTally) -> Result<(), StoreError>;
 }

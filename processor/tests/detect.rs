@@ -44,6 +44,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         origin: format!("{org}/{day}"),
         filename: None,
         received_at: begin + DAY,
+        size: 0,
     };
     store.begin().expect("begin");
     let mut open = store.begin_dmarc(&header, &origin, "").expect("begin report").expect("new report");

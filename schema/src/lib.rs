@@ -14,7 +14,8 @@
 //! Layout:
 //! - [`alert`]: the alert every detector emits and every sink receives
 //! - [`envelope`]: raw bytes + provenance, the message between ingest and processor
-//! - [`limits`]: the caps on every untrusted read
+//! - [`limits`]: the caps on every untrusted read; [`capped`]: the readers that enforce them
+//! - [`warnings`]: a report's warnings, bounded
 //! - [`unpack`]: format sniffing, bounded decompression, zip and MIME walking
 //! - [`dmarc`]: aggregate report model and streaming parser
 //! - [`tlsrpt`]: SMTP TLS report model and parser
@@ -25,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod capped;
 pub mod dmarc;
 pub mod envelope;
 pub mod error;
@@ -38,8 +40,9 @@ pub mod tlsrpt;
 #[allow(clippy::disallowed_types)]
 pub mod unpack;
 mod vocab;
+pub mod warnings;
 
 pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
 pub use limits::{LimitExceeded, Limits};
-pub use read::{read_reports, Located, Parsed};
+pub use read::{read_reports, survey, Located, Parsed, Survey};

@@ -16,8 +16,9 @@ use serde::Deserialize;
 pub struct Limits {
     /// Largest raw input accepted, in bytes, before any decompression (32 MiB).
     pub max_input_bytes: u64,
-    /// Largest decompressed size of one document, in bytes (1 GiB). Streaming parsers keep
-    /// memory flat regardless; the cap bounds CPU time and anything that must be buffered.
+    /// Most bytes decompressed from one input, all its documents, layers and archive
+    /// members together, in bytes (1 GiB). Streaming parsers keep memory flat regardless;
+    /// the cap bounds CPU time.
     pub max_decompressed_bytes: u64,
     /// Largest decompressed size of a document that has to be held in memory whole (a
     /// TLSRPT JSON report, a mail message, a zip archive found inside gzip), in bytes (64 MiB).
@@ -34,6 +35,20 @@ pub struct Limits {
     pub max_records: u64,
     /// Most MIME parts visited in one mail message, nested messages included (256).
     pub max_mime_parts: u32,
+    /// Deepest nesting of mail messages inside mail messages (`message/rfc822` parts), the
+    /// top-level message counting as 1 (8). Real reports nest 1–3 deep.
+    pub max_mime_depth: u32,
+    /// Most attributes on one XML element (64). DMARC elements carry one or two.
+    pub max_xml_attributes: u32,
+    /// Warnings kept per report (20); the rest are counted, and the last kept one says
+    /// how many more there were.
+    pub max_warnings: u32,
+    /// Dead letters recorded per input (16); what one input holds beyond that is summed up
+    /// in one more dead letter.
+    pub max_dead_letters: u32,
+    /// Raw bytes of an input kept with its dead letters, once per input whatever their
+    /// number, in bytes (1 MiB).
+    pub max_dead_letter_bytes: u64,
 }
 
 impl Default for Limits {
@@ -48,6 +63,11 @@ impl Default for Limits {
             max_field_bytes: 64 << 10,
             max_records: 10_000_000,
             max_mime_parts: 256,
+            max_mime_depth: 8,
+            max_xml_attributes: 64,
+            max_warnings: 20,
+            max_dead_letters: 16,
+            max_dead_letter_bytes: 1 << 20,
         }
     }
 }
@@ -83,4 +103,10 @@ pub enum LimitExceeded {
     /// [`Limits::max_mime_parts`].
     #[error("mail message has more than max_mime_parts ({0}) parts")]
     MimeParts(u32),
+    /// [`Limits::max_mime_depth`].
+    #[error("mail messages nested deeper than max_mime_depth ({0})")]
+    MimeDepth(u32),
+    /// [`Limits::max_xml_attributes`].
+    #[error("an xml element has more than max_xml_attributes ({0}) attributes")]
+    XmlAttributes(u32),
 }

@@ -88,9 +88,44 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// True for characters that can move the cursor, change colours, start a new line or
+/// reorder what is shown on a terminal or in a log: C0 and C1 controls (tab excepted),
+/// DEL, the line and paragraph separators, and the bidirectional marks, embeddings,
+/// overrides and isolates.
+pub fn is_unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Untrusted text made safe for a terminal or a log line: every [`is_unsafe_char`]
+/// written as a `\u{…}` escape, so it is visible instead of acting.
+pub fn escape_unsafe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsafe_characters_are_escaped() {
+        assert_eq!(escape_unsafe("plain\ttext é"), "plain\ttext é");
+        assert_eq!(
+            escape_unsafe("a\x1b]8;;http://x\x07b\r\nc\u{9b}d\u{202e}e"),
+            "a\\u{1b}]8;;http://x\\u{7}b\\u{d}\\u{a}c\\u{9b}d\\u{202e}e"
+        );
+    }
 
     #[test]
     fn utf8_is_kept_and_invalid_utf8_reads_as_cp1252() {

@@ -230,7 +230,7 @@ fn count_dmarc(reader: &mut dyn std::io::BufRead, limits: &Limits) -> Result<Str
         ruaflow_schema::time::format_datetime(m.begin),
         ruaflow_schema::time::format_datetime(m.end),
     );
-    for warning in parser.warnings() {
+    for warning in parser.take_warnings() {
         line.push_str(&format!("\n  warning: {warning}"));
     }
     Ok(line)

@@ -139,10 +139,7 @@ impl DeadLetterQueue for KafkaDeadLetters {
                 let mut envelope =
                     Envelope::new(letter.raw.to_vec(), source, o.origin.clone(), o.received_at);
                 envelope.filename = o.filename.clone();
-                publisher
-                    .publish_dead(&envelope, &letter.location, &letter.reason)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                publisher.publish_dead(&envelope, &letter.reason).await.map_err(|e| e.to_string())?;
             }
             Ok(())
         })

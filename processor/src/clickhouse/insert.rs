@@ -241,6 +241,7 @@ impl Worker {
         insert(client, "tlsrpt_policies", &batch.policies, &mut batch.done, 1 << 4).await?;
         insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
         insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
+        insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 9).await?;
         insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
         insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
         Ok(())

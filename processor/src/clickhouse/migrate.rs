@@ -11,10 +11,13 @@ use super::rows::MigrationRow;
 use crate::store::StoreError;
 
 /// Versioned migrations, applied in order.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../schema/sql/clickhouse/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../../schema/sql/clickhouse/0001_init.sql")),
+    (2, include_str!("../../../schema/sql/clickhouse/0002_dead_letter_inputs.sql")),
+];
 
 /// The schema version this build reads and writes.
-pub const SUPPORTED_VERSION: u32 = 1;
+pub const SUPPORTED_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Environment variable holding the ClickHouse password when the URL has none.
 pub const PASSWORD_ENV: &str = "RUAFLOW_CLICKHOUSE_PASSWORD";

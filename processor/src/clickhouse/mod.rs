@@ -36,23 +36,17 @@ pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSIO
 use self::rows::*;
 use crate::aggregate::Aggregates;
 use crate::normalize::{day_of, network_of, verdict};
-use crate::store::{Origin, Store, StoreError};
-
-/// Bytes of a dead letter's raw input kept in the `dead_letters` table (the whole input
-/// goes to the dead-letter topic).
-pub const DEAD_LETTER_RAW_CAP: usize = 1 << 20;
+use crate::store::{InputTally, Origin, Store, StoreError};
 
 /// The longest pause between two attempts at an insert while ClickHouse is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A dead letter handed to the dead-letter queue with the whole raw input.
+/// An input that produced dead letters, handed to the dead-letter queue whole, once.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     /// Provenance of the input.
     pub origin: Origin,
-    /// Where inside the input (archive member, MIME part), `""` for the whole.
-    pub location: String,
-    /// Why it could not be read.
+    /// Why its parts could not be read (the reasons of its dead letters, summed up).
     pub reason: String,
     /// The raw input, whole.
     pub raw: Arc<Vec<u8>>,
@@ -75,6 +69,7 @@ struct Batch {
     source_days: Vec<SourceDayRow>,
     selector_days: Vec<SelectorDayRow>,
     dead_letters: Vec<DeadLetterRow>,
+    dead_letter_inputs: Vec<DeadLetterInputRow>,
     dlq: Vec<DeadLetter>,
     /// Report keys written in this batch: the same report twice in one batch is skipped.
     keys: HashSet<[u8; 16]>,
@@ -95,6 +90,7 @@ impl Batch {
             + self.source_days.len()
             + self.selector_days.len()
             + self.dead_letters.len()
+            + self.dead_letter_inputs.len()
             + self.envelopes.len()
     }
 }
@@ -476,13 +472,7 @@ impl Store for ClickHouseStore {
         Ok(true)
     }
 
-    fn dead_letter(
-        &mut self,
-        origin: &Origin,
-        location: &str,
-        reason: &str,
-        raw: &[u8],
-    ) -> Result<(), StoreError> {
+    fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError> {
         self.batch.dead_letters.push(DeadLetterRow {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
@@ -490,23 +480,42 @@ impl Store for ClickHouseStore {
             origin: origin.origin.clone(),
             reason: reason.to_owned(),
             received_at: datetime(origin.received_at),
-            raw_size: raw.len() as u64,
-            raw: raw[..raw.len().min(DEAD_LETTER_RAW_CAP)].to_vec(),
+            raw_size: origin.size,
+            raw: Vec::new(),
+            stored_at: datetime(crate::sqlite::now()),
+        });
+        metrics::counter!("ruaflow_dead_letters_total").increment(1);
+        Ok(())
+    }
+
+    fn dead_letter_input(
+        &mut self,
+        origin: &Origin,
+        raw: &Arc<Vec<u8>>,
+        keep: usize,
+        reasons: &str,
+    ) -> Result<(), StoreError> {
+        self.batch.dead_letter_inputs.push(DeadLetterInputRow {
+            envelope_sha256: origin.sha256,
+            source: origin.source.to_owned(),
+            origin: origin.origin.clone(),
+            filename: text(origin.filename.as_deref()),
+            received_at: datetime(origin.received_at),
+            raw_size: origin.size,
+            raw: raw[..raw.len().min(keep)].to_vec(),
             stored_at: datetime(crate::sqlite::now()),
         });
         if self.dlq_enabled {
             self.batch.dlq.push(DeadLetter {
                 origin: origin.clone(),
-                location: location.to_owned(),
-                reason: reason.to_owned(),
-                raw: Arc::new(raw.to_vec()),
+                reason: reasons.to_owned(),
+                raw: Arc::clone(raw),
             });
         }
-        metrics::counter!("ruaflow_dead_letters_total").increment(1);
         Ok(())
     }
 
-    fn envelope_done(&mut self, origin: &Origin) -> Result<(), StoreError> {
+    fn envelope_done(&mut self, origin: &Origin, _tally: &InputTally) -> Result<(), StoreError> {
         self.batch.envelopes.push(EnvelopeRow {
             sha256: origin.sha256,
             source: origin.source.to_owned(),

@@ -165,6 +165,20 @@ pub struct DeadLetterRow {
     pub stored_at: u32,
 }
 
+/// `dead_letter_inputs`.
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct DeadLetterInputRow {
+    pub envelope_sha256: [u8; 32],
+    pub source: String,
+    pub origin: String,
+    pub filename: String,
+    pub received_at: u32,
+    pub raw_size: u64,
+    /// RowBinary writes a byte vector exactly as a `String` column's value.
+    pub raw: Vec<u8>,
+    pub stored_at: u32,
+}
+
 /// `schema_migrations`.
 #[derive(Debug, Clone, Row, Serialize)]
 pub struct MigrationRow {

@@ -8,15 +8,17 @@
 //! guessed). No DTD is read and no entity other than the five predefined ones and
 //! character references is expanded.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::net::IpAddr;
 
 use quick_xml::events::{BytesStart, Event};
 
 use super::model::*;
+use crate::capped::MarkupGuard;
 use crate::error::{clip, Error};
 use crate::limits::{LimitExceeded, Limits};
 use crate::text::{decode_text, is_single_byte_label, parse_count, parse_epoch, trim_ascii};
+use crate::warnings::Warnings;
 
 /// The RFC 9990 namespace; its presence on `<feedback>` marks the newer schema.
 const NS_DMARC_2: &[u8] = b"urn:ietf:params:xml:ns:dmarc-2.0";
@@ -454,7 +456,7 @@ enum Step {
 /// Pull parser over one aggregate report: call [`DmarcReader::header`] once, then
 /// [`DmarcReader::next_record`] until it returns `None`.
 pub struct DmarcReader<R: BufRead> {
-    xml: quick_xml::Reader<R>,
+    xml: quick_xml::Reader<MarkupGuard<R>>,
     buf: Vec<u8>,
     limits: Limits,
     stack: Vec<Tag>,
@@ -477,19 +479,13 @@ pub struct DmarcReader<R: BufRead> {
     /// Set once `</feedback>` closed; anything after it is not read.
     done: bool,
     records_seen: u64,
-    warnings: Vec<String>,
+    warnings: Warnings,
 }
 
 impl<R: BufRead> DmarcReader<R> {
     /// Wraps a reader of XML text.
-    pub fn new(input: R, limits: &Limits) -> DmarcReader<MarkupGuard<R>> {
-        DmarcReader::with_guarded(MarkupGuard::new(input, limits.max_field_bytes), limits)
-    }
-}
-
-impl<R: BufRead> DmarcReader<R> {
-    fn with_guarded(input: R, limits: &Limits) -> Self {
-        let mut xml = quick_xml::Reader::from_reader(input);
+    pub fn new(input: R, limits: &Limits) -> Self {
+        let mut xml = quick_xml::Reader::from_reader(MarkupGuard::new(input, limits.max_field_bytes));
         let config = xml.config_mut();
         // Leniency for real receivers: mismatched end tags come from raw `<` in text
         // (parsedmarc's `invalid_xml.xml`), bare `&` from names like "AT&T".
@@ -517,7 +513,7 @@ impl<R: BufRead> DmarcReader<R> {
             finished: None,
             done: false,
             records_seen: 0,
-            warnings: Vec::new(),
+            warnings: Warnings::new(limits.max_warnings),
         }
     }
 
@@ -541,7 +537,7 @@ impl<R: BufRead> DmarcReader<R> {
             if fallback.is_empty() {
                 return Err(Error::MissingField("report_metadata/org_name"));
             }
-            self.warnings.push(format!("empty org_name; using the email domain {fallback:?}"));
+            self.warnings.push(|| format!("empty org_name; using the email domain {fallback:?}"));
             meta.org_name = fallback;
         }
         if meta.report_id.is_empty() {
@@ -580,14 +576,10 @@ impl<R: BufRead> DmarcReader<R> {
         }
     }
 
-    /// Problems worked around so far.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    /// Takes the warnings collected so far.
+    /// Takes the warnings collected so far: the first `max_warnings` of them, then one
+    /// line counting the rest.
     pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        self.warnings.take()
     }
 
     fn step(&mut self) -> Result<Step, Error> {
@@ -597,6 +589,7 @@ impl<R: BufRead> DmarcReader<R> {
         // The event borrows the buffer; taking it out of `self` leaves `self` free.
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        self.xml.get_mut().start_event();
         let step = match self.xml.read_event_into(&mut buf) {
             Ok(event) => self.handle(event),
             Err(err) => Err(self.xml_error(err)),
@@ -683,7 +676,7 @@ impl<R: BufRead> DmarcReader<R> {
         match self.root {
             None if tag == Tag::Feedback => {
                 self.root = Some(self.stack.len() - 1);
-                self.schema = schema_of(start);
+                self.schema = schema_of(start, self.limits.max_xml_attributes)?;
             }
             None => {}
             Some(root) => {
@@ -706,7 +699,7 @@ impl<R: BufRead> DmarcReader<R> {
                     [Tag::PolicyPublished] => {
                         self.policies_seen += 1;
                         if self.policies_seen == 2 {
-                            self.warnings.push("several <policy_published>; the first one is used".into());
+                            self.warnings.push(|| "several <policy_published>; the first one is used".into());
                         }
                     }
                     [Tag::Record, Tag::AuthResults, Tag::Dkim] => self.draft.dkim_auth.push(DkimAuth {
@@ -808,7 +801,7 @@ impl<R: BufRead> DmarcReader<R> {
             Field::ReportId if in_header => self.meta.report_id = value.to_owned(),
             Field::Begin | Field::End if in_header => {
                 let Some(epoch) = parse_epoch(value) else {
-                    self.warnings.push(format!("unreadable date_range value {:?}", clip(value)));
+                    self.warnings.push(|| format!("unreadable date_range value {:?}", clip(value)));
                     return;
                 };
                 if field == Field::Begin {
@@ -908,19 +901,19 @@ impl<R: BufRead> DmarcReader<R> {
         let source_ip = match draft.source_ip {
             Ok(ip) => ip,
             Err(raw) => {
-                self.warnings.push(format!("record {n} skipped: no usable source_ip ({:?})", clip(&raw)));
+                self.warnings.push(|| format!("record {n} skipped: no usable source_ip ({:?})", clip(&raw)));
                 return None;
             }
         };
         let count = match draft.count {
             Ok(count) => count,
             Err(raw) => {
-                self.warnings.push(format!("record {n} skipped: no usable count ({:?})", clip(&raw)));
+                self.warnings.push(|| format!("record {n} skipped: no usable count ({:?})", clip(&raw)));
                 return None;
             }
         };
         let disposition = draft.disposition.unwrap_or_else(|| {
-            self.warnings.push(format!("record {n}: no disposition, read as none"));
+            self.warnings.push(|| format!("record {n}: no disposition, read as none"));
             Disposition::None
         });
         Some(Record {
@@ -958,62 +951,6 @@ impl<R: BufRead> DmarcReader<R> {
     }
 }
 
-/// Bounds the bytes between two markup characters (`<`, `>`).
-///
-/// quick-xml buffers a whole text node or tag before handing it out, so a 1 GiB run of
-/// text would become a 1 GiB buffer. This reader fails with
-/// [`LimitExceeded::FieldBytes`] as soon as a run grows past what any field may hold
-/// (twice `max_field_bytes`, leaving room for surrounding whitespace and attributes).
-/// It scans the inner reader's buffer in place, so it adds no copy.
-pub struct MarkupGuard<R> {
-    inner: R,
-    /// Bytes since the last `<` or `>`.
-    run: u64,
-    max_run: u64,
-    max_field_bytes: u32,
-    /// How much of the inner reader's current buffer has been scanned.
-    scanned: usize,
-}
-
-impl<R> MarkupGuard<R> {
-    fn new(inner: R, max_field_bytes: u32) -> Self {
-        Self { inner, run: 0, max_run: 2 * u64::from(max_field_bytes) + 1024, max_field_bytes, scanned: 0 }
-    }
-}
-
-impl<R: BufRead> Read for MarkupGuard<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for MarkupGuard<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        let buf = self.inner.fill_buf()?;
-        if self.scanned < buf.len() {
-            let fresh = &buf[self.scanned..];
-            match memchr::memrchr2(b'<', b'>', fresh) {
-                Some(last) => self.run = (fresh.len() - last - 1) as u64,
-                None => self.run += fresh.len() as u64,
-            }
-            self.scanned = buf.len();
-            if self.run > self.max_run {
-                return Err(std::io::Error::other(LimitExceeded::FieldBytes(self.max_field_bytes)));
-            }
-        }
-        Ok(buf)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.inner.consume(n);
-        self.scanned = self.scanned.saturating_sub(n);
-    }
-}
-
 /// Reads a whole report into memory (for `ruaflow parse` and tests).
 pub fn parse_report<R: BufRead>(input: R, limits: &Limits) -> Result<DmarcReport, Error> {
     let mut reader = DmarcReader::new(input, limits);
@@ -1025,16 +962,20 @@ pub fn parse_report<R: BufRead>(input: R, limits: &Limits) -> Result<DmarcReport
     Ok(DmarcReport { header, records, warnings: reader.take_warnings() })
 }
 
-fn schema_of(start: &BytesStart<'_>) -> SchemaVersion {
-    let dmarc2 = start.attributes().flatten().any(|attr| {
+/// The schema a `<feedback>` element declares through its namespace attributes. Only
+/// this element's attributes are ever read; the duplicate-name check quick-xml would do is
+/// quadratic in their number, so it is off and the number is capped instead.
+fn schema_of(start: &BytesStart<'_>, max_attributes: u32) -> Result<SchemaVersion, Error> {
+    let mut dmarc2 = false;
+    for (n, attr) in start.attributes().with_checks(false).enumerate() {
+        if n >= max_attributes as usize {
+            return Err(LimitExceeded::XmlAttributes(max_attributes).into());
+        }
+        let Ok(attr) = attr else { continue };
         let key = attr.key.as_ref();
-        (key == b"xmlns" || key.starts_with(b"xmlns:")) && attr.value.as_ref() == NS_DMARC_2
-    });
-    if dmarc2 {
-        SchemaVersion::Rfc9990
-    } else {
-        SchemaVersion::Rfc7489
+        dmarc2 |= (key == b"xmlns" || key.starts_with(b"xmlns:")) && attr.value.as_ref() == NS_DMARC_2;
     }
+    Ok(if dmarc2 { SchemaVersion::Rfc9990 } else { SchemaVersion::Rfc7489 })
 }
 
 /// Parses an IP as receivers write it: trimmed, sometimes in brackets.
@@ -1098,20 +1039,45 @@ mod tests {
     }
 
     #[test]
-    fn markup_guard_cuts_long_runs_and_passes_normal_xml() {
-        // A run longer than the cap that spans the decompressor's chunks is cut off.
-        let long = format!("<feedback>{}</feedback>", "x".repeat(5000));
-        let chunked = std::io::BufReader::with_capacity(64, long.as_bytes());
-        let mut out = String::new();
-        let err = MarkupGuard::new(chunked, 16).read_to_string(&mut out).expect_err("run cap");
-        assert_eq!(crate::error::limit_of(&err), Some(LimitExceeded::FieldBytes(16)));
-        let mut fine = String::new();
-        MarkupGuard::new(&b"<a>short</a>"[..], 16).read_to_string(&mut fine).expect("read");
-        assert_eq!(fine, "<a>short</a>");
-        // A long field is refused by the field cap itself, wherever it sits.
+    fn no_event_is_buffered_past_the_field_cap() {
         let limits = Limits { max_field_bytes: 16, ..Limits::default() };
+        let head = "<feedback><report_metadata><org_name>o</org_name>";
+        // Runs of text, of `>` (which used to reset a run counter), inside a comment full
+        // of markup, inside an attribute value and inside CDATA: each is one event that
+        // quick-xml would buffer whole.
+        let bodies = [
+            "x".repeat(5000),
+            ">".repeat(5000),
+            format!("<!--{}-->", "<a>".repeat(2000)),
+            format!("<x a=\"{}\"/>", ">".repeat(5000)),
+            format!("<![CDATA[{}]]>", "<>".repeat(3000)),
+        ];
+        for body in &bodies {
+            let xml = format!("{head}{body}</report_metadata></feedback>");
+            let chunked = std::io::BufReader::with_capacity(64, xml.as_bytes());
+            let err = parse_report(chunked, &limits).expect_err("event cap");
+            assert!(
+                matches!(err, Error::Limit(LimitExceeded::FieldBytes(16))),
+                "{err} for {:?}",
+                &body[..20]
+            );
+        }
+        // A long field is refused by the field cap itself, wherever it sits.
         let report = format!("<feedback><report_metadata><org_name>{}</org_name>", "y".repeat(100));
         let err = parse_report(report.as_bytes(), &limits).expect_err("field cap");
         assert!(matches!(err, Error::Limit(LimitExceeded::FieldBytes(16))), "{err}");
+    }
+
+    #[test]
+    fn attributes_are_capped() {
+        let limits = Limits::default();
+        let attrs: String = (0..40_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let xml = format!("<feedback{attrs}><report_metadata>");
+        let err = parse_report(xml.as_bytes(), &Limits { max_field_bytes: 1 << 20, ..limits.clone() })
+            .expect_err("attribute cap");
+        assert!(matches!(err, Error::Limit(LimitExceeded::XmlAttributes(64))), "{err}");
+        let ok = r#"<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0" xmlns:xsi="x"><report_metadata><org_name>o</org_name><report_id>r</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>d</domain></policy_published></feedback>"#;
+        let report = parse_report(ok.as_bytes(), &limits).expect("namespaces read");
+        assert_eq!(report.header.schema, SchemaVersion::Rfc9990);
     }
 }
