@@ -307,7 +307,7 @@ fn clients_over_the_rate_limit_get_429() {
 fn concurrent_uploads_are_stored_exactly_once_and_sigterm_drains() {
     const THREADS: usize = 50;
     const PER_THREAD: usize = 40;
-    let mut server = Server::start("rate_limit_per_minute = 0");
+    let mut server = Server::start("rate_limit_per_minute = 0\nmax_connections_per_client = 64");
     let url = server.url("/v1/reports");
     let started = Instant::now();
     let threads: Vec<_> = (0..THREADS)

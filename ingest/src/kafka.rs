@@ -187,6 +187,9 @@ fn headers(envelope: &Envelope) -> OwnedHeaders {
     if let Some(content_type) = &envelope.content_type {
         h = h.insert(Header { key: "content_type", value: Some(content_type) });
     }
+    if let Some(read_error) = &envelope.read_error {
+        h = h.insert(Header { key: "read_error", value: Some(read_error) });
+    }
     h
 }
 
@@ -199,6 +202,7 @@ fn envelope_of(message: &impl Message) -> Envelope {
     let mut origin = String::new();
     let mut filename = None;
     let mut content_type = None;
+    let mut read_error = None;
     if let Some(headers) = message.headers() {
         for h in headers.iter() {
             let Some(value) = h.value.and_then(|v| std::str::from_utf8(v).ok()) else { continue };
@@ -214,6 +218,7 @@ fn envelope_of(message: &impl Message) -> Envelope {
                 "origin" => origin = value.to_owned(),
                 "filename" => filename = Some(value.to_owned()),
                 "content_type" => content_type = Some(value.to_owned()),
+                "read_error" => read_error = Some(value.to_owned()),
                 _ => {}
             }
         }
@@ -221,7 +226,10 @@ fn envelope_of(message: &impl Message) -> Envelope {
     if origin.is_empty() {
         origin = format!("kafka:{}/{}@{}", message.topic(), message.partition(), message.offset());
     }
-    let mut envelope = Envelope::new(bytes, source, origin, received_at);
+    let mut envelope = match read_error {
+        Some(reason) => Envelope::unreadable(source, origin, &reason, received_at),
+        None => Envelope::new(bytes, source, origin, received_at),
+    };
     envelope.filename = filename;
     envelope.content_type = content_type;
     envelope

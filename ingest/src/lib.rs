@@ -13,8 +13,9 @@
 //! Layout:
 //! - [`dir`]: files and directories, once or watched
 //! - [`imap`]: report mail read from IMAP mailboxes, moved away only after the commit
-//! - [`http`]: reports POSTed over HTTP (RFC 8460 TLSRPT delivery, token-authenticated uploads)
-//! - [`https`]: TLS for the HTTP endpoint (rustls, handshakes off the accept path)
+//! - [`http`]: reports POSTed over HTTP or HTTPS (RFC 8460 TLSRPT delivery,
+//!   token-authenticated uploads), with its connection and body caps
+//! - [`metrics`]: the process's Prometheus recorder
 //! - [`multipart`]: `multipart/form-data` upload bodies
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
 //! - [`kafka`]: the Kafka queue of the distributed deployment (publisher, consumer group)
@@ -23,8 +24,8 @@
 
 pub mod dir;
 pub mod http;
-pub mod https;
 pub mod imap;
 pub mod kafka;
+pub mod metrics;
 pub mod multipart;
 pub mod queue;

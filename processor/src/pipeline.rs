@@ -228,7 +228,15 @@ fn worker(
                 .unwrap_or(false)
         });
         let mut kept = None;
-        if !duplicate {
+        if duplicate {
+            // Byte-identical to an input stored before: nothing to do.
+        } else if let Some(reason) = envelope.read_error {
+            // The source could not read it: a dead letter with the source's reason.
+            let dead = ToWriter::Dead { origin: Arc::clone(&origin), location: String::new(), reason };
+            if to_writer.send(dead).is_err() {
+                return;
+            }
+        } else {
             // A panic in a parser is a bug, but it must cost one input, not the pipeline:
             // the input becomes a dead letter and this worker goes on.
             let raw = Arc::new(envelope.bytes);

@@ -46,13 +46,45 @@ pub struct Envelope {
     pub sha256: [u8; 32],
     /// Mailbox + UID, remote address, or path.
     pub origin: String,
+    /// Why the source could not read the input, when it could not (then `bytes` is
+    /// empty): the processor records it as a dead letter with this reason.
+    pub read_error: Option<String>,
 }
 
 impl Envelope {
     /// Wraps bytes, computing their hash.
     pub fn new(bytes: Vec<u8>, source: Source, origin: String, received_at: i64) -> Self {
         let sha256 = Sha256::digest(&bytes).into();
-        Self { bytes, source, received_at, filename: None, content_type: None, sha256, origin }
+        Self {
+            bytes,
+            source,
+            received_at,
+            filename: None,
+            content_type: None,
+            sha256,
+            origin,
+            read_error: None,
+        }
+    }
+
+    /// An input the source could not read: no bytes, the reason. Its hash is taken over
+    /// the origin and the reason, so the same problem reported twice is recorded once.
+    pub fn unreadable(source: Source, origin: String, reason: &str, received_at: i64) -> Self {
+        let mut hash = Sha256::new();
+        for part in [b"unreadable".as_slice(), origin.as_bytes(), reason.as_bytes()] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        Self {
+            bytes: Vec::new(),
+            source,
+            received_at,
+            filename: None,
+            content_type: None,
+            sha256: hash.finalize().into(),
+            origin,
+            read_error: Some(reason.to_owned()),
+        }
     }
 
     /// The hash as lowercase hex.
@@ -70,6 +102,7 @@ impl std::fmt::Debug for Envelope {
             .field("filename", &self.filename)
             .field("sha256", &self.sha256_hex())
             .field("origin", &self.origin)
+            .field("read_error", &self.read_error)
             .finish()
     }
 }

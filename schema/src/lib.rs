@@ -20,6 +20,7 @@
 //! - [`dmarc`]: aggregate report model and streaming parser
 //! - [`tlsrpt`]: SMTP TLS report model and parser
 //! - [`failure`]: DMARC failure (forensic) report recognition
+//! - [`health`]: whether the process can still store what its sources accept
 //! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
 //! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
 
@@ -31,6 +32,7 @@ pub mod dmarc;
 pub mod envelope;
 pub mod error;
 pub mod failure;
+pub mod health;
 pub mod limits;
 pub mod read;
 pub mod text;
@@ -44,5 +46,6 @@ pub mod warnings;
 
 pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
+pub use health::Health;
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, survey, Located, Parsed, Survey};

@@ -34,6 +34,8 @@ pub struct Config {
     /// How long stored data is kept (`[retention]`); applied while `ruaflow run` runs
     /// and by `ruaflow prune`.
     pub retention: RetentionConfig,
+    /// How input files and directories are walked (`[files]`).
+    pub files: ruaflow_ingest::dir::DirConfig,
 }
 
 impl Config {

@@ -14,6 +14,8 @@ use clap::{Args, ValueEnum};
 
 use ruaflow_ingest::kafka::{self, KafkaConfig, Publisher};
 
+use ruaflow_schema::Health;
+
 use super::config::Config;
 use super::sources::{stop_signal, FileFeed, HttpRunning, ImapRunning};
 
@@ -121,17 +123,17 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut fed = Ok(());
     match args.source {
         SourceKind::Dir => {
-            let mut files = FileFeed::new(&args.inputs, config.limits.max_input_bytes);
-            let first = files.changed()?;
-            tracing::info!(files = first.len(), topic = %kafka.topic, "publishing");
+            let mut files = FileFeed::new(&args.inputs, &config.files, config.limits.max_input_bytes)?;
+            let first = files.changed();
+            tracing::info!(files = first.files.len(), topic = %kafka.topic, "publishing");
             fed = files.feed(first, &tx).and_then(|()| match &stop {
-                Some(stop) => files.watch(&tx, stop),
+                Some(stop) => files.watch(&tx, stop, &Health::default()),
                 None => Ok(()),
             });
         }
         SourceKind::Http => {
             let http = config.http.as_ref().context("no [http] section")?;
-            let running = HttpRunning::start(http, &config, tx.clone())?;
+            let running = HttpRunning::start(http, &config, tx.clone(), Health::default())?;
             wait(stop.as_deref());
             running.stop();
         }

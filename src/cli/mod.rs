@@ -10,6 +10,7 @@ mod export;
 mod ingest;
 mod inputs;
 mod list_sources;
+mod log;
 mod migrate;
 mod parse;
 mod process;
@@ -95,11 +96,12 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || log::SafeLines::new(std::io::stderr(), ansi))
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .compact()
         .init();
 }

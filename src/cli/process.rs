@@ -60,7 +60,7 @@ const DRAIN: Duration = Duration::from_secs(60);
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let kafka = args.kafka.config(&config);
-    let metrics = ruaflow_ingest::http::prometheus();
+    let metrics = ruaflow_ingest::metrics::prometheus();
     let stop = stop_signal()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;

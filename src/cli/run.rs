@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
@@ -32,6 +32,7 @@ use ruaflow_processor::retention::Pruner;
 use ruaflow_processor::sink::Sinks;
 use ruaflow_processor::sqlite::SqliteStore;
 use ruaflow_schema::alert::Alert;
+use ruaflow_schema::Health;
 
 use super::config::Config;
 use super::sources::{stop_signal, FileFeed, HttpRunning, ImapRunning};
@@ -89,13 +90,13 @@ pub fn run_pipeline(
     once: bool,
     config: &Config,
 ) -> anyhow::Result<RunSummary> {
-    detecting_pipeline(db, config, |tx, progress, _| {
+    detecting_pipeline(db, config, |tx, progress, health| {
         let http = match &config.http {
             Some(_) if once => {
                 tracing::warn!("--once: the [http] section is ignored");
                 None
             }
-            Some(http) => Some(HttpRunning::start(http, config, tx.clone())?),
+            Some(http) => Some(HttpRunning::start(http, config, tx.clone(), health.clone())?),
             None => None,
         };
         let imap = match config.imap.len() {
@@ -109,11 +110,11 @@ pub fn run_pipeline(
         // Installed before the first feed so a stop during a long initial scan is graceful.
         let stop = if once { None } else { Some(stop_signal()?) };
 
-        let mut files = FileFeed::new(inputs, config.limits.max_input_bytes);
-        let first = files.changed()?;
-        let bar = progress_bar(first.len() as u64, progress);
+        let mut files = FileFeed::new(inputs, &config.files, config.limits.max_input_bytes)?;
+        let first = files.changed();
+        let bar = progress_bar((first.files.len() + first.problems.len()) as u64, progress);
         let fed = files.feed(first, &tx).and_then(|()| match &stop {
-            Some(stop) => files.watch(&tx, stop),
+            Some(stop) => files.watch(&tx, stop, health),
             None => Ok(()),
         });
         // The endpoint holds a queue sender: it must be gone before the queue can close.
@@ -128,7 +129,7 @@ pub fn run_pipeline(
 }
 
 /// The embedded pipeline with detection into the database at `db`, fed by `feed` (given
-/// the queue, the counters, and a flag set once the pipeline has stopped) until it
+/// the queue, the counters, and the health the pipeline reports a failure on) until it
 /// returns; then the queue closes, the pipeline drains and commits, the checks that
 /// need the whole picture run, sources are enriched and the alert sinks flushed.
 pub fn detecting_pipeline(
@@ -137,7 +138,7 @@ pub fn detecting_pipeline(
     feed: impl FnOnce(
         tokio::sync::mpsc::Sender<Delivery>,
         &Arc<Progress>,
-        &AtomicBool,
+        &Health,
     ) -> anyhow::Result<Option<indicatif::ProgressBar>>,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
@@ -146,7 +147,7 @@ pub fn detecting_pipeline(
     let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
-    let finished = Arc::new(AtomicBool::new(false));
+    let health = Health::default();
 
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
@@ -155,7 +156,7 @@ pub fn detecting_pipeline(
         let db = db.to_path_buf();
         let sinks = Arc::clone(&sinks);
         let raised = Arc::clone(&alerts_raised);
-        let finished = Arc::clone(&finished);
+        let health = health.clone();
         let mut hook = DetectHook {
             config: config.detect.clone(),
             notify: move |alert: &Alert| {
@@ -165,12 +166,17 @@ pub fn detecting_pipeline(
         };
         std::thread::Builder::new().name("pipeline".into()).spawn(move || {
             let result = pipeline::run(store, Some(db), rx, &pipeline_config, progress, &mut hook);
-            finished.store(true, Ordering::Relaxed);
+            if let Err(err) = &result {
+                // Nothing more can be stored: say so where an operator looks, and make the
+                // sources refuse new work at once (503 and /healthz failing).
+                tracing::error!(error = %err, "the pipeline cannot store reports; stopping");
+                health.fail(format!("storing reports failed: {err}"));
+            }
             result
         })?
     };
 
-    let fed = feed(tx, &progress, &finished);
+    let fed = feed(tx, &progress, &health);
     let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
     if let Ok(Some(bar)) = &fed {
         bar.finish_and_clear();

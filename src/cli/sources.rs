@@ -12,7 +12,7 @@ use anyhow::Context;
 use ruaflow_ingest::dir;
 use ruaflow_ingest::http::{HttpConfig, HttpSource};
 use ruaflow_ingest::imap::ImapSource;
-use ruaflow_schema::Delivery;
+use ruaflow_schema::{Delivery, Health};
 
 use super::config::Config;
 
@@ -31,6 +31,7 @@ impl HttpRunning {
         http: &HttpConfig,
         config: &Config,
         tx: tokio::sync::mpsc::Sender<Delivery>,
+        health: Health,
     ) -> anyhow::Result<Self> {
         let token = http.resolve_token()?;
         if token.is_none() {
@@ -44,7 +45,7 @@ impl HttpRunning {
             .thread_name("http")
             .enable_all()
             .build()?;
-        let source = runtime.block_on(HttpSource::bind(http, token, config.limits.clone(), tx))?;
+        let source = runtime.block_on(HttpSource::bind(http, token, config.limits.clone(), tx, health))?;
         let addr = source.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = runtime.spawn(source.serve(async move {
@@ -159,53 +160,70 @@ pub fn stop_signal() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Files and directories given on the command line, read into deliveries: once, or
-/// watched for new and changed files.
+/// watched for new and changed files. What cannot be read becomes a delivery that says
+/// why (a dead letter), never an error that stops the feed.
 pub struct FileFeed<'a> {
     inputs: &'a [PathBuf],
+    config: dir::DirConfig,
     seen: dir::Seen,
     max_input: u64,
 }
 
 impl<'a> FileFeed<'a> {
     /// A feed of the files under `inputs`; each is read up to `max_input` bytes (one
-    /// more, so the processor can tell it is over the cap and dead-letter it).
-    pub fn new(inputs: &'a [PathBuf], max_input: u64) -> Self {
-        Self { inputs, seen: dir::Seen::default(), max_input }
+    /// more, so the processor can tell it is over the cap and dead-letter it). Fails when
+    /// an input named on the command line does not exist (a usage error).
+    pub fn new(inputs: &'a [PathBuf], config: &dir::DirConfig, max_input: u64) -> anyhow::Result<Self> {
+        if let Some(missing) = inputs.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
+            anyhow::bail!("input {} does not exist", missing.display());
+        }
+        Ok(Self { inputs, config: config.clone(), seen: dir::Seen::default(), max_input })
     }
 
-    /// The files that are new or changed since the last call, oldest first.
-    pub fn changed(&mut self) -> anyhow::Result<Vec<PathBuf>> {
-        Ok(self.seen.changed(self.inputs)?)
+    /// What is new or changed since the last call: files oldest first, and problems not
+    /// reported before.
+    pub fn changed(&mut self) -> dir::Changes {
+        self.seen.changed(self.inputs, &self.config)
     }
 
-    /// Reads each file into a delivery on `tx` (waiting while the queue is full).
-    pub fn feed(&self, paths: Vec<PathBuf>, tx: &tokio::sync::mpsc::Sender<Delivery>) -> anyhow::Result<()> {
-        for path in paths {
-            match dir::read_envelope(&path, self.max_input) {
-                Ok(envelope) => {
-                    if tx.blocking_send(Delivery { envelope, ack: None }).is_err() {
-                        anyhow::bail!("the pipeline stopped");
-                    }
-                }
-                Err(err) => tracing::warn!(path = %path.display(), error = %err, "cannot read input"),
+    /// Reads each file into a delivery on `tx` (waiting while the queue is full); each
+    /// problem becomes a delivery carrying its reason.
+    pub fn feed(
+        &self,
+        changes: dir::Changes,
+        tx: &tokio::sync::mpsc::Sender<Delivery>,
+    ) -> anyhow::Result<()> {
+        let problems = changes.problems.into_iter().map(|(path, reason)| {
+            tracing::warn!(path = %path.display(), reason = %reason, "input not read");
+            dir::unreadable(&path, &reason)
+        });
+        let files = changes.files.into_iter().map(|path| dir::read_envelope(&path, self.max_input));
+        for envelope in problems.chain(files) {
+            if tx.blocking_send(Delivery { envelope, ack: None }).is_err() {
+                anyhow::bail!("the pipeline stopped");
             }
         }
         Ok(())
     }
 
-    /// Feeds new and changed files every few seconds until `stop` is set.
+    /// Feeds new and changed files every few seconds until `stop` is set or `health`
+    /// says the pipeline cannot go on.
     pub fn watch(
         &mut self,
         tx: &tokio::sync::mpsc::Sender<Delivery>,
         stop: &AtomicBool,
+        health: &Health,
     ) -> anyhow::Result<()> {
         tracing::info!(inputs = self.inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
         let mut last_scan = std::time::Instant::now();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(problem) = health.problem() {
+                anyhow::bail!("stopping: {problem}");
+            }
             // Short sleeps keep a stop prompt; scans happen every WATCH_INTERVAL.
             std::thread::sleep(Duration::from_millis(200));
             if last_scan.elapsed() >= WATCH_INTERVAL {
-                let changed = self.changed()?;
+                let changed = self.changed();
                 self.feed(changed, tx)?;
                 last_scan = std::time::Instant::now();
             }

@@ -69,12 +69,17 @@ pub struct RowWriter<W: Write> {
 impl<W: Write> RowWriter<W> {
     /// A writer for `columns`; the CSV header is written at once.
     pub fn new(out: W, format: Format, columns: &'static [&'static str]) -> std::io::Result<Self> {
-        let mut writer = Self { out, format, columns, line: String::with_capacity(1024) };
+        let mut writer = Self::continuing(out, format, columns);
         if format == Format::Csv {
             let header: Vec<Cell> = columns.iter().map(|c| Cell::from(*c)).collect();
             writer.row(&header)?;
         }
         Ok(writer)
+    }
+
+    /// A writer for `columns` that adds rows to output that already has its header.
+    pub fn continuing(out: W, format: Format, columns: &'static [&'static str]) -> Self {
+        Self { out, format, columns, line: String::with_capacity(1024) }
     }
 
     /// Writes one row; `cells` has one cell per column.
