@@ -26,7 +26,7 @@ use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::unpack::{unpack, Content};
 pub use ruaflow_schema::Delivery;
 use ruaflow_schema::{Error as SchemaError, Limits};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::barrier::{Ack, Barrier};
 use crate::store::{ErrorClass, InputTally, Origin, Store, StoreError};
@@ -54,6 +54,9 @@ pub struct PipelineConfig {
     pub batch_interval: Duration,
     /// Caps on untrusted input.
     pub limits: Limits,
+    /// One info line per stored report, once its batch is committed (a watching run: a
+    /// report at a time is news; a bulk load of thousands is not).
+    pub log_reports: bool,
 }
 
 impl Default for PipelineConfig {
@@ -63,6 +66,7 @@ impl Default for PipelineConfig {
             batch_records: 100_000,
             batch_interval: Duration::from_millis(500),
             limits: Limits::default(),
+            log_reports: false,
         }
     }
 }
@@ -352,8 +356,13 @@ fn write_loop<S: Store>(
     progress: &Progress,
     hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
-    let mut writer =
-        Writer { store, limits: &config.limits, batch: Batch::default(), inputs: HashMap::new() };
+    let mut writer = Writer {
+        store,
+        limits: &config.limits,
+        log_reports: config.log_reports,
+        batch: Batch::default(),
+        inputs: HashMap::new(),
+    };
     let mut barrier = Barrier::default();
     let mut batch_started = Instant::now();
     loop {
@@ -398,6 +407,24 @@ struct Batch {
     summary: Summary,
     records: u64,
     touched: Vec<(String, i64)>,
+    /// With [`PipelineConfig::log_reports`]: the reports stored, logged after the commit.
+    stored: Vec<StoredReport>,
+}
+
+/// A report stored in the open batch, for its log line.
+struct StoredReport {
+    reporter: String,
+    report_id: String,
+    domain: String,
+    day: i64,
+    counts: StoredCounts,
+    origin: Arc<Origin>,
+}
+
+/// What a stored report counted.
+enum StoredCounts {
+    Dmarc { records: u64, messages: u64 },
+    Tls { sessions: u64, failed: u64 },
 }
 
 impl Batch {
@@ -421,6 +448,7 @@ struct Input {
 struct Writer<'a, S> {
     store: &'a mut S,
     limits: &'a Limits,
+    log_reports: bool,
     batch: Batch,
     inputs: HashMap<usize, Input>,
 }
@@ -448,6 +476,19 @@ impl<S: Store> Writer<'_, S> {
         add(&progress.messages, s.summary.messages);
         add(&progress.dead_letters, s.summary.dead_letters);
         add(&progress.failure_reports, s.summary.failure_reports);
+        for r in &s.stored {
+            let day = ruaflow_schema::time::format_date(r.day);
+            match r.counts {
+                StoredCounts::Dmarc { records, messages } => info!(
+                    kind = "dmarc", reporter = %r.reporter, report_id = %r.report_id, domain = %r.domain,
+                    day = %day, records, messages, origin = %r.origin.origin, "report stored"
+                ),
+                StoredCounts::Tls { sessions, failed } => info!(
+                    kind = "tlsrpt", reporter = %r.reporter, report_id = %r.report_id, domain = %r.domain,
+                    day = %day, sessions, failed, origin = %r.origin.origin, "report stored"
+                ),
+            }
+        }
         if !s.touched.is_empty() {
             let mut touched = s.touched;
             touched.sort();
@@ -465,8 +506,22 @@ impl<S: Store> Writer<'_, S> {
                 match self.store.tlsrpt(&report, &origin, &location) {
                     Ok(true) => {
                         self.stored(&origin, 0, 0);
+                        let day = crate::normalize::day_of(report.start, report.end);
+                        if self.log_reports {
+                            let failed = report.failed_sessions();
+                            self.batch.stored.push(StoredReport {
+                                reporter: report.organization_name.clone(),
+                                report_id: report.report_id.clone(),
+                                domain: report.policy_domain().unwrap_or_default().to_owned(),
+                                day,
+                                counts: StoredCounts::Tls {
+                                    sessions: report.successful_sessions() + failed,
+                                    failed,
+                                },
+                                origin: Arc::clone(&origin),
+                            });
+                        }
                         if let Some(domain) = report.policy_domain() {
-                            let day = crate::normalize::day_of(report.start, report.end);
                             self.batch.touched.push((domain.to_owned(), day));
                         }
                         Ok(())
@@ -542,6 +597,16 @@ impl<S: Store> Writer<'_, S> {
                     self.stored(origin, records, messages);
                     let m = &header.metadata;
                     let day = crate::normalize::day_of(m.begin, m.end);
+                    if self.log_reports {
+                        self.batch.stored.push(StoredReport {
+                            reporter: m.org_name.clone(),
+                            report_id: m.report_id.clone(),
+                            domain: header.policy.domain.clone(),
+                            day,
+                            counts: StoredCounts::Dmarc { records, messages },
+                            origin: Arc::clone(origin),
+                        });
+                    }
                     self.batch.touched.push((header.policy.domain.clone(), day));
                     return Ok(());
                 }

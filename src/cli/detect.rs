@@ -72,7 +72,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         let done = std::sync::Arc::clone(&done);
         std::thread::spawn(move || copy_loop(&url, &db, &done))
     });
-    let summary = detecting_pipeline(&args.db, &config, |tx, _, health| {
+    let summary = detecting_pipeline(&args.db, &config, false, |tx, _, health| {
         consumer.run(tx, &stop, health.failing_flag(), DRAIN);
         Ok(None)
     })?;

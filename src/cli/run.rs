@@ -90,7 +90,8 @@ pub fn run_pipeline(
     once: bool,
     config: &Config,
 ) -> anyhow::Result<RunSummary> {
-    detecting_pipeline(db, config, |tx, progress, health| {
+    // Watching, each report is news: one info line each. A bulk load is summed up.
+    detecting_pipeline(db, config, !once, |tx, progress, health| {
         let http = match &config.http {
             Some(_) if once => {
                 tracing::warn!("--once: the [http] section is ignored");
@@ -131,10 +132,12 @@ pub fn run_pipeline(
 /// The embedded pipeline with detection into the database at `db`, fed by `feed` (given
 /// the queue, the counters, and the health the pipeline reports a failure on) until it
 /// returns; then the queue closes, the pipeline drains and commits, the checks that
-/// need the whole picture run, sources are enriched and the alert sinks flushed.
+/// need the whole picture run, sources are enriched and the alert sinks flushed. With
+/// `log_reports`, each stored report gets an info line.
 pub fn detecting_pipeline(
     db: &Path,
     config: &Config,
+    log_reports: bool,
     feed: impl FnOnce(
         tokio::sync::mpsc::Sender<Delivery>,
         &Arc<Progress>,
@@ -144,7 +147,8 @@ pub fn detecting_pipeline(
     let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
     // [retention]: pruned beside the pipeline (at start, hourly) and once more at the end.
     let pruner = Pruner::start(db, &config.retention)?;
-    let pipeline_config = PipelineConfig { limits: config.limits.clone(), ..PipelineConfig::default() };
+    let pipeline_config =
+        PipelineConfig { limits: config.limits.clone(), log_reports, ..PipelineConfig::default() };
     let progress = Arc::new(Progress::default());
     let (tx, rx) = ruaflow_ingest::queue::local::<Delivery>();
     let health = Health::default();
