@@ -504,13 +504,140 @@ fn html_renders_in_headless_chromium() {
     );
 }
 
+fn find_chromium() -> PathBuf {
+    find_on_path("chromium").unwrap_or_else(|| {
+        panic!(
+            "chromium is not on PATH: install it with `apt-get install -y chromium` (tests/run installs it)"
+        )
+    })
+}
+
+/// A provider's morning after: 25 domains, three weeks, and a DKIM replay flood that
+/// makes one domain's worst day ~50 times its ordinary one. The page must stay a page:
+/// every domain in the overview (no scroll box), a contents line per domain, the flood
+/// chart cut with an inset to scale, every day of the range in a folded table, and a
+/// print that starts each domain on its own page.
+#[test]
+fn html_at_25_domains_after_a_flood() {
+    let chromium = find_chromium();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("synth");
+    let db = dir.path().join("flood.db");
+    ok(ruaflow(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--seed",
+        "5",
+        "--scenario",
+        "replay-flood",
+        "--scale",
+        "8.33",
+        "--days",
+        "21",
+    ]));
+    ok(ruaflow(&["run", "--once", "--offline", "--db", s(&db), s(&data)]));
+    let report: Value =
+        serde_json::from_str(&ok(ruaflow(&["report", "--db", s(&db), "--json"]))).expect("report JSON");
+    let domains = report["domains"].as_array().expect("domains");
+    assert_eq!(domains.len(), 25);
+    let flooded = &domains[0];
+    assert_eq!(flooded["domain"], "example.com");
+    let mut daily: Vec<u64> = flooded["daily"]
+        .as_array()
+        .expect("daily")
+        .iter()
+        .map(|d| d["messages"].as_u64().expect("n"))
+        .collect();
+    let peak = *daily.iter().max().expect("days");
+    daily.sort_unstable();
+    let median = daily[daily.len() / 2];
+    assert!(peak > 40 * median, "the flood day is ~50x the ordinary one: {peak} vs {median}");
+
+    let page_path = dir.path().join("report.html");
+    ok(ruaflow(&["report", "--db", s(&db), "--html", s(&page_path)]));
+    let page = std::fs::read_to_string(&page_path).expect("page");
+    assert!(!page.contains("scroll"), "no scroll boxes: the page reads and prints whole");
+    let overview =
+        page.split("<h3>Domains</h3>").nth(1).and_then(|p| p.split("</table>").next()).expect("overview");
+    assert_eq!(overview.matches("<tr>").count(), 26, "a header and all 25 domains");
+    let sections: Vec<&str> = page.split(r#"<section class="domain""#).skip(1).collect();
+    assert_eq!(sections.len(), 25);
+    for (i, section) in sections.iter().enumerate() {
+        assert!(section.contains(r#"<nav class="toc""#), "domain {i} has its contents line");
+        for link in section.split(r##"href="#"##).skip(1).map(|l| l.split('"').next().unwrap_or("")) {
+            assert!(page.contains(&format!(r#"id="{link}""#)), "domain {i}: link to #{link} goes nowhere");
+        }
+    }
+    let example = sections[0];
+    let volume =
+        example.split(r#"id="d0-volume""#).nth(1).and_then(|v| v.split("</details>").next()).expect("volume");
+    assert!(
+        volume.contains("data-inset") && volume.contains(r#"class="cut""#),
+        "the flood chart is cut, with an inset"
+    );
+    assert!(volume.contains("far above the ordinary days"), "and says so");
+    assert!(volume.contains("<details class=\"more\"><summary>Daily figures: 21 days"), "every day, folded");
+    assert_eq!(volume.split("<tbody>").nth(1).expect("rows").matches("<tr>").count(), 21);
+
+    // On screen: a page with charts, not a blank one.
+    let png = screenshot_sized(&chromium, &page_path, dir.path(), (1280, 4000));
+    let blank = dir.path().join("blank.html");
+    std::fs::write(&blank, "<!doctype html><html><body></body></html>").expect("write blank page");
+    let blank_png = screenshot_sized(&chromium, &blank, dir.path(), (1280, 4000));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 10 * blank_png.len(), "the screenshot looks blank: {} bytes", png.len());
+    // In print: a first page, then each domain from a page of its own.
+    let pdf = print_to_pdf(&chromium, &page_path, dir.path());
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    let pages = pdf_pages(&pdf);
+    assert!((26..=200).contains(&pages), "{pages} printed pages for 25 domains");
+}
+
+/// The page count of a PDF: the largest `/Count` of its page tree.
+fn pdf_pages(pdf: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(pdf);
+    text.split("/Count ")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 /// The inside of every `<…>` in `page`.
 fn tags(page: &str) -> Vec<&str> {
     page.split('<').skip(1).map(|t| t.split('>').next().unwrap_or(t)).collect()
 }
 
 fn screenshot(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
+    screenshot_sized(chromium, page, dir, (1280, 2400))
+}
+
+fn screenshot_sized(chromium: &Path, page: &Path, dir: &Path, (width, height): (u32, u32)) -> Vec<u8> {
     let png = page.with_extension("png");
+    headless(
+        chromium,
+        dir,
+        &[format!("--screenshot={}", png.display()), format!("--window-size={width},{height}")],
+        page,
+        &png,
+    )
+}
+
+/// The page printed to PDF by Chromium (its print stylesheet, no header or footer).
+fn print_to_pdf(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
+    let pdf = page.with_extension("pdf");
+    headless(
+        chromium,
+        dir,
+        &[format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer".into()],
+        page,
+        &pdf,
+    )
+}
+
+/// Runs headless Chromium on `page` with `extra` flags and returns the file it wrote.
+fn headless(chromium: &Path, dir: &Path, extra: &[String], page: &Path, written: &Path) -> Vec<u8> {
     let profile = tempfile::tempdir_in(dir).expect("profile dir");
     let output = Command::new(chromium)
         .args([
@@ -525,17 +652,12 @@ fn screenshot(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
             "--hide-scrollbars",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=1280,2400")
+        .args(extra)
         .arg(format!("file://{}", page.display()))
         .output()
         .expect("run chromium");
-    std::fs::read(&png).unwrap_or_else(|err| {
-        panic!(
-            "no screenshot {} ({err}); chromium said: {}",
-            png.display(),
-            String::from_utf8_lossy(&output.stderr)
-        )
+    std::fs::read(written).unwrap_or_else(|err| {
+        panic!("no {} ({err}); chromium said: {}", written.display(), String::from_utf8_lossy(&output.stderr))
     })
 }
 
