@@ -81,6 +81,42 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The example with its commented keys and sections switched on: `# key = value` and
+    /// `# [section]` lines lose their `# ` (explanations stay comments).
+    fn example_uncommented() -> String {
+        let key = |line: &str| {
+            let rest = line.trim_start_matches("# ");
+            rest.starts_with('[')
+                || rest
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        };
+        include_str!("../../ruaflow.example.toml")
+            .lines()
+            .map(|l| if l.starts_with("# ") && key(l) { l.trim_start_matches("# ") } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn every_key_the_example_shows_is_a_real_key() {
+        let text = example_uncommented();
+        let full: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(full.imap.len(), 1, "the [[imap]] example");
+        assert_eq!(full.alerts.webhooks.len(), 1, "the webhook example");
+        assert!(full.alerts.webhooks[0].bearer_token.is_some(), "with its bearer token");
+        assert!(full.http.as_ref().is_some_and(|h| h.token_file.is_some()), "the [http] example");
+        assert_eq!(full.retention.aggregates_days, Some(730));
+        full.validate_retention().expect("the retention example is valid");
+        // The values shown are the defaults.
+        assert_eq!(full.limits, Limits::default());
+        let defaults = ruaflow_processor::detect::DetectConfig::default();
+        assert_eq!(
+            format!("{:?}", DetectConfig { known_senders: defaults.known_senders.clone(), ..full.detect }),
+            format!("{defaults:?}")
+        );
+    }
+
     #[test]
     fn the_example_config_is_valid_and_typos_are_rejected() {
         let example: Config =
