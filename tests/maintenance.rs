@@ -70,6 +70,12 @@ fn prune_deletes_each_tier_at_its_age() {
     );
     assert!(record_days(&db).iter().any(|d| d.as_str() < records_from));
 
+    // Dead letters age by when they arrived: make the corpus's arrive in 2023.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let arrived = day_of("2023-06-01");
+    conn.execute("UPDATE dead_letters SET received_at = ?1", [arrived]).expect("age dead letters");
+    conn.execute("UPDATE dead_letter_inputs SET received_at = ?1", [arrived]).expect("age inputs");
+    drop(conn);
     let (records_days, aggregates_days) = (age_keeping(records_from), age_keeping(aggregates_from));
     let out = ok(run(&[
         "prune",
@@ -82,6 +88,8 @@ fn prune_deletes_each_tier_at_its_age() {
     ]));
     let pruned: Value = serde_json::from_str(out.trim()).expect("prune prints JSON");
     assert!(pruned["records"].as_u64() > Some(0) && pruned["reports"].as_u64() > Some(0), "{pruned}");
+    assert!(pruned["dead_letters"].as_u64() > Some(0), "{pruned}");
+    assert_eq!(ok(run(&["dead-letters", "--db", s(&db), "--json"])), "", "dead letters age with the records");
 
     let after = report(&db, &[]);
     assert_eq!(messages(&after), messages(&kept), "aggregates from {aggregates_from} on are kept whole");

@@ -16,6 +16,7 @@
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 //! - [`retention`]: old rows deleted by age, in two tiers (per-record rows, aggregates)
+//! - [`reprocess`]: dead-letter inputs read through the pipeline again from their kept bytes
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod reprocess;
 pub mod retention;
 pub mod sink;
 pub mod sqlite;

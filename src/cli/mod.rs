@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod config;
+mod dead_letters;
 mod demo;
 mod detect;
 mod export;
@@ -16,6 +17,7 @@ mod parse;
 mod process;
 mod prune;
 mod report;
+mod reprocess;
 mod run;
 mod sources;
 mod synth;
@@ -55,6 +57,10 @@ enum Command {
     Sources(list_sources::SourcesArgs),
     /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
     Export(export::ExportArgs),
+    /// Every dead letter, with where it came from and why.
+    DeadLetters(dead_letters::DeadLettersArgs),
+    /// Read the dead letters' kept bytes through the pipeline again (after an upgrade or a fix).
+    Reprocess(reprocess::ReprocessArgs),
     /// Delete what [retention] no longer keeps (SQLite or ClickHouse), once.
     Prune(prune::PruneArgs),
     /// Copy the SQLite store consistently, even while `run` writes to it.
@@ -81,6 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sources(args) => list_sources::run(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
+        Command::DeadLetters(args) => dead_letters::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Reprocess(args) => reprocess::run(args).map(|()| ExitCode::SUCCESS),
         Command::Prune(args) => prune::run(args).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => backup::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),

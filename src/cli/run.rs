@@ -75,7 +75,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     );
     println!("{line}");
     if summary.dead_letters > 0 {
-        println!("dead letters are in {} (table dead_letters), with the reason for each", args.db.display());
+        println!("dead letters, each with its reason: ruaflow dead-letters --db {}", args.db.display());
     }
     if summary.alerts > 0 {
         println!("{} alert notices raised: ruaflow alerts --db {}", summary.alerts, args.db.display());

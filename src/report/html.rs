@@ -737,7 +737,7 @@ fn others(h: &mut String, r: &Report) {
     let dl = &r.dead_letters;
     let _ = write!(
         h,
-        r#"<div class="card"><h3>Dead letters</h3><p class="sub">{} inputs held no readable report{}. They are kept in table <code>dead_letters</code> with their bytes, for replay.</p>"#,
+        r#"<div class="card"><h3>Dead letters</h3><p class="sub">{} inputs held no readable report{}. The store keeps each with its input's bytes: <code>ruaflow dead-letters</code> lists them all, <code>ruaflow reprocess</code> reads them again after an upgrade or a fix.</p>"#,
         thousands(dl.count),
         if dl.latest.is_empty() { "" } else { "; the latest are below" }
     );
