@@ -58,6 +58,7 @@ ${RUAFLOW_CACHE:-~/.cache/ruaflow}/venv-dashboards, created when missing.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import re
@@ -701,6 +702,12 @@ def ttl_checks(chdb, fail):
     clause ruaflow looks for before sending a TTL again."""
     ages = {"records_days": 30, "aggregates_days": 400}
     queries, expect = [], []
+    # The tables later migrations add (the schema above is 0001's).
+    migrations = sorted(glob.glob(os.path.join(ROOT, "schema", "sql", "clickhouse", "0*.sql")))
+    for path in migrations:
+        if path not in (SCHEMA, RETENTION_TTL):
+            for j, statement in enumerate(schema_statements(path)):
+                queries.append({"id": f"migration-{os.path.basename(path)}-{j}", "sql": statement})
     for i, statement in enumerate(schema_statements(RETENTION_TTL)):
         tier = next(t for t in ages if "{" + t + "}" in statement)
         words = statement.split()
@@ -709,6 +716,9 @@ def ttl_checks(chdb, fail):
         queries.append({"id": f"engine{i}", "sql": f"SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = '{table}'"})
         expect.append((i, table, f"TTL {column} + toIntervalDay({ages[tier]})"))
     results = chdb.job(queries=queries)
+    for q in queries:
+        if q["id"].startswith("migration-"):
+            fail.check(results[q["id"]]["ok"], f"{q['id']} on ClickHouse {chdb.version}: {results[q['id']].get('error')}")
     for i, table, clause in expect:
         r = results[f"ttl{i}"]
         if fail.check(r["ok"], f"retention TTL of {table} on ClickHouse {chdb.version} (chdb): {r.get('error')}"):
