@@ -11,7 +11,8 @@ if [[ ! -d "$shared" ]]; then
     exit 1
 fi
 
-mkdir -p "$here/corpus/dmarc_xml" "$here/corpus/tlsrpt_json" "$here/corpus/unpack"
+mkdir -p "$here/corpus/dmarc_xml" "$here/corpus/tlsrpt_json" "$here/corpus/unpack" "$here/corpus/mime" \
+    "$here/corpus/multipart"
 
 # Flattened names: the source path with '/' replaced by '__', so files with the same
 # basename in different folders do not overwrite each other.
@@ -29,6 +30,7 @@ while IFS= read -r -d '' f; do
     case "$f" in
         *.xml) copy "$f" "$here/corpus/dmarc_xml"; n_xml=$((n_xml + 1)) ;;
         *.json) copy "$f" "$here/corpus/tlsrpt_json"; n_json=$((n_json + 1)) ;;
+        *.eml | *.mbox | *.msg) copy "$f" "$here/corpus/mime" ;;
     esac
     copy "$f" "$here/corpus/unpack"
     n_all=$((n_all + 1))
@@ -112,5 +114,23 @@ unpack = {
 }
 for name, data in unpack.items():
     put("unpack", name, data)
-print(f"synthetic: dmarc_xml={len(xml)} tlsrpt_json={len(json)} unpack={len(xml) + len(json) + len(unpack)}")
+    if name.startswith(("mime-", "mbox-")):
+        put("mime", name, data)
+nested = b"From: a@x\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 2000 + b"Subject: x\r\n\r\nhi"
+encoded = (b"From: a@x\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + __import__("base64").encodebytes(b"Content-Type: text/xml\r\n\r\n" + report).replace(b"\n", b"\r\n"))
+digest = (b'From: a@x\r\nContent-Type: multipart/digest; boundary="d"\r\n\r\n'
+          + b"--d\r\n\r\nContent-Type: multipart/digest; boundary=\"d\"\r\n\r\n" * 50 + b"--d--\r\n")
+qp = b"From: a@x\r\nContent-Type: text/xml\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + report.replace(b"=", b"=3D")
+for name, data in {"mime-nested-2000.eml": nested, "mime-encoded-rfc822.eml": encoded,
+                   "mime-digest-50.eml": digest, "mime-qp-xml.eml": qp}.items():
+    put("mime", name, data)
+    put("unpack", name, data)
+form = (b"b0undary\n--b0undary\r\nContent-Disposition: form-data; name=\"f\"; filename=\"r.xml\"\r\n"
+        b"Content-Type: application/xml\r\n\r\n" + report + b"\r\n--b0undary\r\n"
+        b"Content-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--b0undary--\r\n")
+put("multipart", "form-2-parts", form)
+put("multipart", "form-300-parts", b"b\n" + b"--b\r\n\r\nx\r\n" * 300 + b"--b--")
+put("multipart", "form-encoded", b"b\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAA\r\n--b--")
+print(f"synthetic: dmarc_xml={len(xml)} tlsrpt_json={len(json)} unpack={len(xml) + len(json) + len(unpack) + 4}, mime, multipart")
 PY

@@ -16,9 +16,7 @@ use common::{cluster, corpus, ok, ruaflow, run_args as run, s, sqlite_totals, wa
 const DAY: i64 = 86_400;
 
 fn today() -> i64 {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    now.div_euclid(DAY) * DAY
+    ruaflow_schema::clock::now().div_euclid(DAY) * DAY
 }
 
 fn day_of(date: &str) -> i64 {

@@ -207,7 +207,7 @@ pub fn read_envelope(path: &Path, max_input_bytes: u64) -> Envelope {
     let read = open_regular(path)
         .and_then(|file| file.take(max_input_bytes.saturating_add(1)).read_to_end(&mut bytes));
     let mut envelope = match read {
-        Ok(_) => Envelope::new(bytes, Source::Dir, path.display().to_string(), unix_now()),
+        Ok(_) => Envelope::new(bytes, Source::Dir, path.display().to_string(), ruaflow_schema::clock::now()),
         Err(err) => return unreadable(path, &format!("cannot read: {err}")),
     };
     envelope.filename = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -216,7 +216,8 @@ pub fn read_envelope(path: &Path, max_input_bytes: u64) -> Envelope {
 
 /// The Envelope of a path that could not be read: no bytes, the reason.
 pub fn unreadable(path: &Path, reason: &str) -> Envelope {
-    let mut envelope = Envelope::unreadable(Source::Dir, path.display().to_string(), reason, unix_now());
+    let mut envelope =
+        Envelope::unreadable(Source::Dir, path.display().to_string(), reason, ruaflow_schema::clock::now());
     envelope.filename = path.file_name().map(|n| n.to_string_lossy().into_owned());
     envelope
 }
@@ -260,11 +261,6 @@ impl Seen {
         }
         out
     }
-}
-
-/// The current time, unix seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -29,9 +29,9 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use ruaflow_schema::{read_reports, Delivery, Envelope, Error as SchemaError, Limits, Parsed, Source};
+use ruaflow_schema::{survey, Delivery, Envelope, Limits, Shutdown, Source};
 
 /// The environment variable read for the password when neither `password` nor
 /// `password_file` nor `password_env` is set.
@@ -259,16 +259,14 @@ pub enum Verdict {
     Invalid,
 }
 
-/// Decides where a message goes from what [`read_reports`] finds in it (pure; run it in
-/// `spawn_blocking`, the parse is CPU-bound).
+/// Decides where a message goes from what [`survey`] finds in it (pure; run it in
+/// `spawn_blocking`, the parse is CPU-bound; streaming, so no report is held whole).
 pub fn classify(bytes: &[u8], limits: &Limits) -> Verdict {
-    let found = read_reports(bytes, limits);
-    if found.iter().any(|l| matches!(l.parsed, Parsed::Dmarc(_) | Parsed::Tlsrpt(_) | Parsed::Failure(_))) {
+    let found = survey(bytes, limits);
+    if found.reports() > 0 {
         return Verdict::Report;
     }
-    if !found.is_empty()
-        && found.iter().all(|l| matches!(l.parsed, Parsed::Error(SchemaError::NoReportInMessage(_))))
-    {
+    if found.error_count > 0 && found.error_count == found.no_report_count {
         return Verdict::NoReport;
     }
     Verdict::Invalid
@@ -285,7 +283,6 @@ pub struct ImapSource {
     password: String,
     tls: Option<tokio_rustls::TlsConnector>,
     limits: Limits,
-    tx: mpsc::Sender<Delivery>,
 }
 
 /// Why one connection ended without an error.
@@ -295,27 +292,28 @@ enum Ended {
 
 impl ImapSource {
     /// Resolves the password and builds the TLS setup (reads `ca_file`); connects nothing.
-    pub fn new(config: ImapConfig, limits: Limits, tx: mpsc::Sender<Delivery>) -> Result<Self, ImapError> {
+    pub fn new(config: ImapConfig, limits: Limits) -> Result<Self, ImapError> {
         config.validate()?;
         let password = config.resolve_password()?;
         let tls = match config.tls {
             TlsMode::None => None,
             TlsMode::Implicit | TlsMode::Starttls => Some(tls_connector(config.ca_file.as_deref())?),
         };
-        Ok(Self { config, password, tls, limits, tx })
+        Ok(Self { config, password, tls, limits })
     }
 
-    /// Reads the mailbox until `stop` turns true (or the pipeline closes), reconnecting
-    /// with backoff on errors. Returns once no delivery of its own is in flight.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Reads the mailbox into `queue` until `shutdown` triggers (or the pipeline
+    /// closes), reconnecting with backoff on errors. Returns once no delivery of its own
+    /// is in flight, having dropped `queue`.
+    pub async fn run(self, queue: mpsc::Sender<Delivery>, shutdown: Shutdown) {
         let mailbox = self.config.mailbox_name();
         let mut backoff = BACKOFF_MIN;
         loop {
-            if *stop.borrow() {
+            if shutdown.is_triggered() {
                 break;
             }
             let mut logged_in = false;
-            match self.connection(&mut stop, &mut logged_in).await {
+            match self.connection(&queue, &shutdown, &mut logged_in).await {
                 Ok(Ended::Stopped) => break,
                 Err(ImapError::PipelineClosed) => break,
                 Err(err) => {
@@ -327,7 +325,7 @@ impl ImapSource {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = stop.wait_for(|s| *s) => break,
+                _ = shutdown.triggered() => break,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -337,7 +335,8 @@ impl ImapSource {
     /// One connection: log in, then read and wait until stopped or an error.
     async fn connection(
         &self,
-        stop: &mut watch::Receiver<bool>,
+        queue: &mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
         logged_in: &mut bool,
     ) -> Result<Ended, ImapError> {
         let mut session = self.connect().await?;
@@ -365,10 +364,10 @@ impl ImapSource {
             if selected.exists > 0 {
                 let messages = list_messages(&mut session).await?;
                 for (uid, size) in messages {
-                    if *stop.borrow() {
+                    if shutdown.is_triggered() {
                         return Ok(Ended::Stopped);
                     }
-                    let verdict = self.handle(&mut session, uid, size).await?;
+                    let verdict = self.handle(&mut session, queue, uid, size).await?;
                     let to = match verdict {
                         Verdict::Report => &processed,
                         Verdict::NoReport => &ignored,
@@ -386,7 +385,7 @@ impl ImapSource {
                 let (wait, _interrupt) = idle.wait_with_timeout(IDLE_TIMEOUT);
                 let stopped = tokio::select! {
                     response = wait => { response?; false }
-                    _ = stop.wait_for(|s| *s) => true,
+                    _ = shutdown.triggered() => true,
                 };
                 if stopped {
                     return Ok(Ended::Stopped);
@@ -395,7 +394,7 @@ impl ImapSource {
             } else {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(self.config.poll_interval_secs)) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(Ended::Stopped),
+                    _ = shutdown.triggered() => return Ok(Ended::Stopped),
                 }
             }
         }
@@ -403,7 +402,13 @@ impl ImapSource {
 
     /// Reads one message, enqueues it when it holds a report (waiting for the commit),
     /// and says where it goes.
-    async fn handle(&self, session: &mut Session, uid: u32, size: u64) -> Result<Verdict, ImapError> {
+    async fn handle(
+        &self,
+        session: &mut Session,
+        queue: &mpsc::Sender<Delivery>,
+        uid: u32,
+        size: u64,
+    ) -> Result<Verdict, ImapError> {
         let origin = format!("{}/{uid}", self.config.mailbox_name());
         if size > self.config.max_message_bytes {
             tracing::warn!(origin = %origin, bytes = size, max = self.config.max_message_bytes, "imap message too large; moved to the invalid folder");
@@ -437,7 +442,7 @@ impl ImapSource {
             tracing::info!(origin = %origin, "imap message holds no report; moved to the ignored folder");
             return Ok(verdict);
         }
-        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), unix_now());
+        let envelope = Envelope::new(bytes, Source::Imap, origin.clone(), ruaflow_schema::clock::now());
         let (ack_tx, ack_rx) = oneshot::channel::<()>();
         let delivery = Delivery {
             envelope,
@@ -445,7 +450,7 @@ impl ImapSource {
                 let _ = ack_tx.send(());
             })),
         };
-        self.tx.send(delivery).await.map_err(|_| ImapError::PipelineClosed)?;
+        queue.send(delivery).await.map_err(|_| ImapError::PipelineClosed)?;
         // The durability barrier: the ack fires only after the store committed. If the
         // pipeline drops it instead, the message stays in the folder for the next run.
         ack_rx.await.map_err(|_| ImapError::PipelineClosed)?;
@@ -573,13 +578,6 @@ async fn move_message(
         let _: Vec<_> = session.expunge().await?.try_collect().await?;
     }
     Ok(())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@
 //! - [`http`]: reports POSTed over HTTP or HTTPS (RFC 8460 TLSRPT delivery,
 //!   token-authenticated uploads), with its connection and body caps
 //! - [`metrics`]: the process's Prometheus recorder
-//! - [`multipart`]: `multipart/form-data` upload bodies
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
 //! - [`kafka`]: the Kafka queue of the distributed deployment (publisher, consumer group)
 
@@ -27,5 +26,4 @@ pub mod http;
 pub mod imap;
 pub mod kafka;
 pub mod metrics;
-pub mod multipart;
 pub mod queue;

@@ -249,7 +249,7 @@ impl Pruner {
 
 /// One pruning pass; a failure is logged (the next pass retries), never fatal.
 fn pass(db: &Path, config: &RetentionConfig) {
-    match prune_file(db, config, crate::sqlite::now()) {
+    match prune_file(db, config, ruaflow_schema::clock::now()) {
         Ok(pruned) if pruned.is_empty() => tracing::debug!("retention: nothing to prune"),
         Ok(p) => tracing::info!(
             records = p.records,

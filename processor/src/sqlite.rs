@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
 ];
 
+use crate::barrier::Sealed;
 use crate::store::{InputTally, Store};
 pub use crate::store::{Origin, StoreError};
 
@@ -84,7 +85,7 @@ impl SqliteStore {
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                params![version, now()],
+                params![version, ruaflow_schema::clock::now()],
             )?;
             tx.commit()?;
         }
@@ -234,7 +235,7 @@ impl SqliteStore {
                 report.successful_sessions() + report.failed_sessions(),
                 &origin.sha256[..],
                 location,
-                now()
+                ruaflow_schema::clock::now()
             ])?;
         if inserted == 0 {
             return Ok(false);
@@ -299,13 +300,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    /// Commits the batch. After this returns, everything written since [`Self::begin`]
-    /// survives a crash, and only now may the envelopes in it be acknowledged.
-    fn commit(&mut self) -> Result<(), StoreError> {
+    /// Commits the batch, then releases its acknowledgements: once `COMMIT` returned,
+    /// everything written since [`Self::begin`] survives a crash.
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         if self.in_tx {
             self.conn.execute_batch("COMMIT")?;
             self.in_tx = false;
         }
+        sealed.release();
         Ok(())
     }
 
@@ -318,11 +320,11 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,
-                now(),
+                ruaflow_schema::clock::now(),
                 tally.reports,
                 tally.dead_letters
             ])?;
@@ -369,7 +371,7 @@ impl Store for SqliteStore {
                 p.testing.as_ref().map(|v| v.as_str()),
                 &origin.sha256[..],
                 location,
-                now(),
+                ruaflow_schema::clock::now(),
             ])?)
         };
         if self.roll_back_on_error(insert())? == 0 {
@@ -477,7 +479,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 location,
                 reason,
@@ -502,7 +504,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![
                 &origin.sha256[..],
-                origin.source,
+                origin.source.as_str(),
                 origin.origin,
                 origin.filename,
                 origin.received_at,
@@ -528,11 +530,6 @@ pub struct Totals {
     pub aggregated_messages: u64,
     /// Dead letters stored.
     pub dead_letters: u64,
-}
-
-/// The current time, unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A model value as JSON text. The model types serialize infallibly (strings, numbers,

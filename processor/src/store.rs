@@ -8,6 +8,10 @@
 //! identity or by envelope hash, so a batch written twice changes no total (invariant 2).
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
+
+use ruaflow_schema::Source;
+
+use crate::barrier::Sealed;
 use ruaflow_schema::tlsrpt::TlsReport;
 
 /// Why a store operation failed.
@@ -89,8 +93,8 @@ impl StoreError {
 pub struct Origin {
     /// SHA-256 of the raw bytes.
     pub sha256: [u8; 32],
-    /// `dir`, `imap`, `http`.
-    pub source: &'static str,
+    /// The kind of source it came from.
+    pub source: Source,
     /// Path, mailbox + UID, or remote address.
     pub origin: String,
     /// Original filename, if any.
@@ -119,16 +123,12 @@ pub trait Store: Send {
     /// Opens a batch if none is open.
     fn begin(&mut self) -> Result<(), StoreError>;
 
-    /// Makes the open batch durable. Only after `Ok` may its deliveries be acknowledged.
-    fn commit(&mut self) -> Result<(), StoreError>;
-
-    /// Makes the open batch durable, then fires the acknowledgements held in `barrier`.
-    /// A store may return before the batch is durable and fire them later, from another
-    /// thread, as long as it fires them only once the batch is durable and
-    /// [`Store::close`] waits for that.
-    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
-        barrier.commit_then_ack(|| self.commit()).map(|_| ())
-    }
+    /// Makes the open batch durable and releases `sealed` (its deliveries'
+    /// acknowledgements, see [`crate::barrier`]) once it is — before returning, or later
+    /// from another thread, as long as batches are released in commit order, none after
+    /// a lost one, and [`Store::close`] waits for the last. On an error `sealed` is
+    /// dropped unreleased.
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError>;
 
     /// Waits until everything handed to the store is durable (or has failed).
     fn close(&mut self) -> Result<(), StoreError> {

@@ -40,7 +40,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
     };
     let origin = Origin {
         sha256: [day as u8; 32],
-        source: "dir",
+        source: ruaflow_schema::Source::Dir,
         origin: format!("{org}/{day}"),
         filename: None,
         received_at: begin + DAY,
@@ -76,7 +76,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         store.dmarc_record(&mut open, &record).expect("record");
     }
     store.finish_dmarc(open, &[]).expect("finish");
-    store.commit().expect("commit");
+    store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
 }
 
 fn day(n: i64) -> (String, i64) {

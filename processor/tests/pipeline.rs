@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
+use ruaflow_processor::barrier::{Releaser, Sealed};
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress};
 use ruaflow_processor::sqlite::SqliteStore;
+use ruaflow_processor::store::{InputTally, Origin, Store, StoreError};
+use ruaflow_schema::dmarc::{Record, ReportHeader};
+use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::{Envelope, Limits, Source};
 
 /// Runs the pipeline over `inputs` (name, bytes) into `store`; returns the store.
@@ -89,4 +93,154 @@ fn a_report_the_store_refuses_becomes_a_dead_letter_and_the_batch_commits() {
         store.conn().query_row("SELECT reason FROM dead_letters", [], |r| r.get(0)).expect("dead letter");
     assert!(reason.starts_with("the store refused the report"), "{reason}");
     assert_eq!(count(&store, "SELECT count(*) FROM envelopes"), 3, "every input is done");
+}
+
+/// A SQLite store whose commits are made durable by a background "inserter" that loses
+/// one batch (or, with `fail_commit`, whose commit itself fails): the stand-in for a
+/// store that cannot keep what it was given.
+struct Lossy {
+    inner: SqliteStore,
+    commits: usize,
+    /// The commit (0-based) that fails outright.
+    fail_commit: Option<usize>,
+    // (The commit whose batch the inserter loses is known to the inserter thread.)
+    /// Hands each commit's batch to the inserter thread.
+    inserter: Option<Inserter>,
+}
+
+/// The background thread that makes batches durable, and the way to it.
+type Inserter = (std::sync::mpsc::Sender<(usize, Sealed)>, std::thread::JoinHandle<()>);
+
+impl Lossy {
+    fn new(fail_commit: Option<usize>, lose_batch: Option<usize>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Sealed)>();
+        let thread = std::thread::spawn(move || {
+            let mut releaser = Releaser::default();
+            for (n, sealed) in rx {
+                if Some(n) == lose_batch {
+                    releaser.lost(sealed, format!("batch {n} lost"));
+                } else {
+                    releaser.durable(sealed);
+                }
+            }
+        });
+        let inner = SqliteStore::in_memory().expect("store");
+        Self { inner, commits: 0, fail_commit, inserter: Some((tx, thread)) }
+    }
+}
+
+impl Drop for Lossy {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Store for Lossy {
+    type Open = <SqliteStore as Store>::Open;
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.inner.begin()
+    }
+
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
+        let n = self.commits;
+        self.commits += 1;
+        if Some(n) == self.fail_commit {
+            drop(sealed);
+            return Err(StoreError::ClickHouse("commit failed".into()));
+        }
+        self.inner.commit(Sealed::empty())?;
+        let (tx, _) = self.inserter.as_ref().expect("open");
+        tx.send((n, sealed)).map_err(|_| StoreError::ClickHouse("inserter gone".into()))
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        if let Some((tx, thread)) = self.inserter.take() {
+            drop(tx);
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+
+    fn begin_dmarc(
+        &mut self,
+        header: &ReportHeader,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<Option<Self::Open>, StoreError> {
+        self.inner.begin_dmarc(header, origin, location)
+    }
+
+    fn dmarc_record(&mut self, report: &mut Self::Open, record: &Record) -> Result<(), StoreError> {
+        self.inner.dmarc_record(report, record)
+    }
+
+    fn finish_dmarc(&mut self, report: Self::Open, warnings: &[String]) -> Result<(), StoreError> {
+        self.inner.finish_dmarc(report, warnings)
+    }
+
+    fn abort_report(&mut self, report: Self::Open) -> Result<(), StoreError> {
+        self.inner.abort_report(report)
+    }
+
+    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError> {
+        self.inner.tlsrpt(report, origin, location)
+    }
+
+    fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError> {
+        self.inner.dead_letter(origin, location, reason)
+    }
+
+    fn dead_letter_input(
+        &mut self,
+        origin: &Origin,
+        raw: &Arc<Vec<u8>>,
+        keep: usize,
+        reasons: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.dead_letter_input(origin, raw, keep, reasons)
+    }
+
+    fn envelope_done(&mut self, origin: &Origin, tally: &InputTally) -> Result<(), StoreError> {
+        self.inner.envelope_done(origin, tally)
+    }
+}
+
+/// Runs `inputs` reports, one per delivery and one batch each, through `store`; returns
+/// the ids whose acknowledgement fired, in firing order, and whether the pipeline failed.
+fn acked_ids(store: Lossy, inputs: usize) -> (Vec<usize>, bool) {
+    let fired = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Delivery>(inputs);
+    for i in 0..inputs {
+        let envelope = Envelope::new(report(&format!("r{i}"), 1), Source::Http, format!("client {i}"), 0);
+        let fired = Arc::clone(&fired);
+        let ack: ruaflow_schema::Ack = Box::new(move || fired.lock().expect("lock").push(i));
+        tx.try_send(Delivery { envelope, ack: Some(ack) }).expect("room");
+    }
+    drop(tx);
+    // One worker keeps the order; one record per batch makes one batch per input.
+    let config = PipelineConfig { workers: 1, batch_records: 1, ..PipelineConfig::default() };
+    let result = pipeline::run(store, None, rx, &config, Arc::new(Progress::default()), &mut ());
+    let fired = fired.lock().expect("lock").clone();
+    (fired, result.is_err())
+}
+
+#[test]
+fn a_failed_commit_acknowledges_nothing_of_its_batch_or_after() {
+    // An input's acknowledgement joins the batch after its report's (it follows the
+    // report from its worker), so commit n carries the acknowledgement of input n - 1.
+    let (fired, failed) = acked_ids(Lossy::new(Some(3), None), 8);
+    assert!(failed, "the pipeline reports the failed commit");
+    assert_eq!(fired, [0, 1], "only batches committed before the failure are acknowledged");
+}
+
+#[test]
+fn nothing_after_a_lost_batch_is_acknowledged() {
+    // The inserter loses batch 3 after the commit handed it over; batches 4.. are stored
+    // fine, but acknowledging them would let a Kafka offset pass the lost data.
+    let (fired, failed) = acked_ids(Lossy::new(None, Some(3)), 8);
+    assert!(!failed);
+    assert_eq!(fired, [0, 1], "commit 3 carried input 2's acknowledgement");
+    let (all, _) = acked_ids(Lossy::new(None, None), 8);
+    assert_eq!(all, (0..8).collect::<Vec<_>>(), "without a loss every input is acknowledged, in order");
 }

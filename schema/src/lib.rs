@@ -1,4 +1,5 @@
-//! ruaflow-schema: everything about the bytes and the records. No network, no async.
+//! ruaflow-schema: everything about the bytes and the records, and the messages between
+//! the stages. No network and no IO (only `tokio::sync`, for the stop signal).
 //!
 //! ```text
 //! raw bytes ──> unpack ──────────────> XML  ──> dmarc::DmarcReader ──> ReportHeader, Record…
@@ -21,20 +22,26 @@
 //! - [`tlsrpt`]: SMTP TLS report model and parser
 //! - [`failure`]: DMARC failure (forensic) report recognition
 //! - [`health`]: whether the process can still store what its sources accept
-//! - [`read`]: unpack + parse into whole values (`ruaflow parse`)
-//! - [`error`], [`text`], [`time`]: the error type, lenient text decoding, dates
+//! - [`shutdown`]: the one stop signal of a process
+//! - [`multipart`]: `multipart/form-data` upload bodies (the HTTP endpoint's form uploads)
+//! - [`read`]: unpack + parse into whole values, or a streaming survey of an input
+//! - [`error`], [`text`], [`time`], [`clock`]: the error type, lenient text decoding,
+//!   dates, the wall clock
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod capped;
+pub mod clock;
 pub mod dmarc;
 pub mod envelope;
 pub mod error;
 pub mod failure;
 pub mod health;
 pub mod limits;
+pub mod multipart;
 pub mod read;
+pub mod shutdown;
 pub mod text;
 pub mod time;
 pub mod tlsrpt;
@@ -49,3 +56,4 @@ pub use error::Error;
 pub use health::Health;
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, survey, Located, Parsed, Survey};
+pub use shutdown::Shutdown;

@@ -35,6 +35,10 @@ pub struct Limits {
     pub max_records: u64,
     /// Most MIME parts visited in one mail message, nested messages included (256).
     pub max_mime_parts: u32,
+    /// Lines of one mail message that look like a header field or a MIME boundary (4,096),
+    /// counted before the message is parsed: the MIME parser builds a value for each, so
+    /// this bounds its memory whatever the message size. A report mail has a few dozen.
+    pub max_mime_headers: u32,
     /// Deepest nesting of mail messages inside mail messages (`message/rfc822` parts), the
     /// top-level message counting as 1 (8). Real reports nest 1–3 deep.
     pub max_mime_depth: u32,
@@ -63,6 +67,7 @@ impl Default for Limits {
             max_field_bytes: 64 << 10,
             max_records: 10_000_000,
             max_mime_parts: 256,
+            max_mime_headers: 4096,
             max_mime_depth: 8,
             max_xml_attributes: 64,
             max_warnings: 20,
@@ -103,6 +108,9 @@ pub enum LimitExceeded {
     /// [`Limits::max_mime_parts`].
     #[error("mail message has more than max_mime_parts ({0}) parts")]
     MimeParts(u32),
+    /// [`Limits::max_mime_headers`].
+    #[error("mail message has more than max_mime_headers ({0}) header and boundary lines")]
+    MimeHeaders(u32),
     /// [`Limits::max_mime_depth`].
     #[error("mail messages nested deeper than max_mime_depth ({0})")]
     MimeDepth(u32),

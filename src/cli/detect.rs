@@ -14,18 +14,21 @@
 //! resumes where it left off; `ruaflow report --db FILE` works on its store.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use ruaflow_ingest::kafka::Consumer;
 use ruaflow_processor::clickhouse::{copy_alerts, ClickHouseUrl};
+use ruaflow_processor::pipeline::Progress;
+use ruaflow_schema::{Health, Shutdown};
 
+use super::assemble;
 use super::config::Config;
 use super::ingest::KafkaArgs;
-use super::run::detecting_pipeline;
-use super::sources::stop_signal;
+use super::run::detecting;
+use super::sources::KafkaFeed;
 
 /// Arguments of `ruaflow detect`.
 #[derive(Debug, Args)]
@@ -58,28 +61,37 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref())?;
     config.enrich.offline |= args.offline;
     let kafka = args.kafka.config(&config);
-    let stop = stop_signal()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = assemble::runtime()?;
+    let shutdown = Shutdown::new();
+    assemble::stop_on_signals(&runtime, &shutdown)?;
     super::ingest::ensure_topics(&runtime, &kafka)?;
     let consumer = Consumer::join(&kafka, &args.group)?;
     tracing::info!(group = %args.group, db = %args.db.display(), "detecting");
 
-    // Its own flag: the copier outlives the stop signal until the pipeline has drained
+    // A signal of its own: the copier outlives the stop until the pipeline has drained
     // and the last notices are in the store.
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let copied = Shutdown::new();
     let copier = args.clickhouse.clone().map(|url| {
-        let db = args.db.clone();
-        let done = std::sync::Arc::clone(&done);
-        std::thread::spawn(move || copy_loop(&url, &db, &done))
+        let (db, copied, runtime) = (args.db.clone(), copied.clone(), runtime.handle().clone());
+        std::thread::spawn(move || copy_loop(&url, &db, &copied, &runtime))
     });
-    let summary = detecting_pipeline(&args.db, &config, false, |tx, _, health| {
-        consumer.run(tx, &stop, health.failing_flag(), DRAIN);
-        Ok(None)
-    })?;
-    done.store(true, Ordering::Relaxed);
+    let health = Health::stopping(shutdown.clone());
+    let feed = KafkaFeed { consumer, health: health.clone(), drain: DRAIN };
+    let summary = detecting(
+        &args.db,
+        &config,
+        vec![Box::new(feed)],
+        &runtime,
+        &shutdown,
+        health,
+        Arc::new(Progress::default()),
+        false,
+    );
+    copied.trigger("the pipeline drained");
     if let Some(copier) = copier {
         let _ = copier.join();
     }
+    let summary = summary?;
     println!(
         "{} inputs, {} reports, {} records read; {} alert notices raised: ruaflow alerts --db {}",
         summary.envelopes,
@@ -92,15 +104,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
 }
 
 /// Copies new alerts from the detection store into ClickHouse every second until
-/// `done`, and once more after it. Failures are logged and retried on the next round.
-fn copy_loop(url: &ClickHouseUrl, db: &std::path::Path, done: &std::sync::atomic::AtomicBool) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+/// `done` triggers, and once more after it. Failures are logged and retried on the next
+/// round.
+fn copy_loop(url: &ClickHouseUrl, db: &std::path::Path, done: &Shutdown, runtime: &tokio::runtime::Handle) {
     let mut copied = 0i64;
     loop {
-        let last_round = done.load(Ordering::Relaxed);
+        let last_round = done.is_triggered();
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
         match rusqlite::Connection::open_with_flags(db, flags) {
-            Ok(conn) => match copy_alerts(&runtime, url, &conn, copied) {
+            Ok(conn) => match copy_alerts(runtime, url, &conn, copied) {
                 Ok(last) => copied = last,
                 Err(err) => tracing::warn!(error = %err, "alerts not copied to ClickHouse yet; retrying"),
             },
@@ -109,6 +121,6 @@ fn copy_loop(url: &ClickHouseUrl, db: &std::path::Path, done: &std::sync::atomic
         if last_round {
             return;
         }
-        std::thread::sleep(COPY_INTERVAL);
+        done.wait_timeout(COPY_INTERVAL);
     }
 }

@@ -13,11 +13,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use ruaflow_ingest::kafka::{self, KafkaConfig, Publisher};
+use ruaflow_schema::{Health, Shutdown};
 
-use ruaflow_schema::Health;
-
+use super::assemble::{self, assemble, Source};
 use super::config::Config;
-use super::sources::{stop_signal, FileFeed, HttpRunning, ImapRunning};
+use super::sources::{FileSource, HttpFeed, ImapFeed};
 
 /// Where the Kafka queue is (shared by `ingest` and `process`).
 #[derive(Debug, Args)]
@@ -112,49 +112,32 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
         _ => {}
     }
     let kafka = args.kafka.config(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = assemble::runtime()?;
+    let shutdown = Shutdown::new();
+    assemble::stop_on_signals(&runtime, &shutdown)?;
     ensure_topics(&runtime, &kafka)?;
     let publisher = Publisher::new(&kafka)?;
-    let (tx, rx) = ruaflow_ingest::queue::local();
-    let publishing = runtime.spawn(kafka::publish(publisher, rx, IN_FLIGHT));
-
-    let once = args.once && args.source == SourceKind::Dir;
-    let stop = if once { None } else { Some(stop_signal()?) };
-    let mut fed = Ok(());
-    match args.source {
-        SourceKind::Dir => {
-            let mut files = FileFeed::new(&args.inputs, &config.files, config.limits.max_input_bytes)?;
-            let first = files.changed();
-            tracing::info!(files = first.files.len(), topic = %kafka.topic, "publishing");
-            fed = files.feed(first, &tx).and_then(|()| match &stop {
-                Some(stop) => files.watch(&tx, stop, &Health::default()),
-                None => Ok(()),
-            });
-        }
+    let source: Box<dyn Source> = match args.source {
+        SourceKind::Dir => Box::new(FileSource::new(&args.inputs, &config, args.once)?),
         SourceKind::Http => {
             let http = config.http.as_ref().context("no [http] section")?;
-            let running = HttpRunning::start(http, &config, tx.clone(), Health::default())?;
-            wait(stop.as_deref());
-            running.stop();
+            // The endpoint answers 2xx once Kafka holds a body; nothing here fails for good.
+            Box::new(HttpFeed::bind(http, &config.limits, Health::default(), &runtime)?)
         }
-        SourceKind::Imap => {
-            let running = ImapRunning::start(&config, tx.clone())?;
-            wait(stop.as_deref());
-            running.stop();
-        }
-    }
-    drop(tx);
-    let (published, failed) = runtime.block_on(publishing)?;
+        SourceKind::Imap => Box::new(ImapFeed::new(&config.imap, &config.limits)?),
+    };
+    tracing::info!(source = %source.name(), topic = %kafka.topic, "publishing");
+    let handle = runtime.handle().clone();
+    let (published, failed) = assemble(
+        |queue| {
+            Ok(std::thread::Builder::new()
+                .name("publisher".into())
+                .spawn(move || Ok(handle.block_on(kafka::publish(publisher, queue, IN_FLIGHT))))?)
+        },
+        vec![source],
+        &shutdown,
+        runtime.handle(),
+    )?;
     println!("{published} inputs published to {} on {}; {failed} failed", kafka.topic, kafka.brokers);
-    fed?;
     Ok(if failed > 0 { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
-}
-
-/// Waits for the stop signal.
-fn wait(stop: Option<&std::sync::atomic::AtomicBool>) {
-    let Some(stop) = stop else { return };
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    tracing::info!("stopping: finishing what is in flight");
 }

@@ -39,7 +39,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     if config.retention.is_set() {
         let applied = runtime
-            .block_on(retention::apply(&args.clickhouse, &config.retention, ruaflow_processor::sqlite::now()))
+            .block_on(retention::apply(&args.clickhouse, &config.retention, ruaflow_schema::clock::now()))
             .map_err(|e| anyhow::anyhow!("retention in {}: {e}", args.clickhouse))?;
         if applied.ttl {
             println!("{}: retention TTLs in force ({} set now)", args.clickhouse, applied.ttls_set.len());

@@ -2,6 +2,7 @@
 //! DESIGN.md "CLI"): scripts depend on them.
 
 mod alerts;
+mod assemble;
 mod backup;
 mod config;
 mod dead_letters;

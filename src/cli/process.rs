@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +22,13 @@ use ruaflow_ingest::kafka::{Consumer, Publisher};
 use ruaflow_processor::clickhouse::{
     ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, InsertStats,
 };
-use ruaflow_processor::pipeline::{self, PipelineConfig, Progress};
-use ruaflow_schema::{Envelope, Source};
+use ruaflow_processor::pipeline::{PipelineConfig, Progress};
+use ruaflow_schema::{Envelope, Health, Shutdown};
 
+use super::assemble::{self, assemble, Pipeline};
 use super::config::Config;
 use super::ingest::KafkaArgs;
-use super::sources::stop_signal;
+use super::sources::KafkaFeed;
 
 /// Arguments of `ruaflow process`.
 #[derive(Debug, Args)]
@@ -61,14 +62,17 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let kafka = args.kafka.config(&config);
     let metrics = ruaflow_ingest::metrics::prometheus();
-    let stop = stop_signal()?;
+    let runtime = assemble::runtime()?;
+    let shutdown = Shutdown::new();
+    assemble::stop_on_signals(&runtime, &shutdown)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     super::ingest::ensure_topics(&runtime, &kafka)?;
-    let store = ClickHouseStore::connect(&args.clickhouse, Arc::clone(&stop))
+    let store = ClickHouseStore::connect(&args.clickhouse, shutdown.clone(), runtime.handle().clone())
         .with_context(|| format!("cannot use ClickHouse at {}", args.clickhouse))?;
     let stats = store.stats();
-    let store = store.with_dead_letter_queue(Box::new(KafkaDeadLetters::new(Publisher::new(&kafka)?)?));
+    let dead_letters =
+        KafkaDeadLetters { publisher: Publisher::new(&kafka)?, runtime: runtime.handle().clone() };
+    let store = store.with_dead_letter_queue(Box::new(dead_letters));
 
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(args.listen))
@@ -76,27 +80,24 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     runtime.spawn(serve_ops(listener, metrics, Arc::clone(&stats)));
     tracing::info!(listen = %args.listen, clickhouse = %args.clickhouse, group = %args.group, "processing");
 
-    let consumer = Consumer::join(&kafka, &args.group)?;
-    let pipeline_config = PipelineConfig {
-        limits: config.limits.clone(),
-        batch_records: args.batch_records,
-        batch_interval: Duration::from_millis(args.batch_ms),
-        ..PipelineConfig::default()
-    };
+    let health = Health::stopping(shutdown.clone());
+    let feed =
+        KafkaFeed { consumer: Consumer::join(&kafka, &args.group)?, health: health.clone(), drain: DRAIN };
     let progress = Arc::new(Progress::default());
-    let (tx, rx) = ruaflow_ingest::queue::local();
-    let finished = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let progress = Arc::clone(&progress);
-        let finished = Arc::clone(&finished);
-        std::thread::Builder::new().name("pipeline".into()).spawn(move || {
-            let result = pipeline::run(store, None, rx, &pipeline_config, progress, &mut ());
-            finished.store(true, Ordering::Relaxed);
-            result
-        })?
+    let pipeline = Pipeline {
+        store,
+        dedupe_db: None,
+        config: PipelineConfig {
+            limits: config.limits.clone(),
+            batch_records: args.batch_records,
+            batch_interval: Duration::from_millis(args.batch_ms),
+            health,
+            ..PipelineConfig::default()
+        },
+        hook: Box::new(()),
+        progress: Arc::clone(&progress),
     };
-    consumer.run(tx, &stop, &finished, DRAIN);
-    let result = writer.join().map_err(|_| anyhow::anyhow!("pipeline thread panicked"))?;
+    let stored = assemble(|queue| pipeline.start(queue), vec![Box::new(feed)], &shutdown, runtime.handle());
     let s = progress.summary();
     println!(
         "{} inputs, {} reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
@@ -108,7 +109,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
         stats.batches.load(Ordering::Relaxed),
         s.dead_letters
     );
-    result
+    stored
         .context("inserting into ClickHouse failed; the offsets of what was not inserted stay uncommitted")?;
     Ok(())
 }
@@ -116,13 +117,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
 /// Dead letters to the Kafka dead-letter topic, confirmed before the batch is inserted.
 struct KafkaDeadLetters {
     publisher: Publisher,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl KafkaDeadLetters {
-    fn new(publisher: Publisher) -> anyhow::Result<Self> {
-        Ok(Self { publisher, runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()? })
-    }
+    runtime: tokio::runtime::Handle,
 }
 
 impl DeadLetterQueue for KafkaDeadLetters {
@@ -131,13 +126,8 @@ impl DeadLetterQueue for KafkaDeadLetters {
         self.runtime.block_on(async {
             for letter in letters {
                 let o = &letter.origin;
-                let source = match o.source {
-                    "imap" => Source::Imap,
-                    "http" => Source::Http,
-                    _ => Source::Dir,
-                };
                 let mut envelope =
-                    Envelope::new(letter.raw.to_vec(), source, o.origin.clone(), o.received_at);
+                    Envelope::new(letter.raw.to_vec(), o.source, o.origin.clone(), o.received_at);
                 envelope.filename = o.filename.clone();
                 publisher.publish_dead(&envelope, &letter.reason).await.map_err(|e| e.to_string())?;
             }

@@ -46,7 +46,7 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
             "nothing to prune: set [retention] in the config, or --records-days / --aggregates-days"
         );
     }
-    let now = ruaflow_processor::sqlite::now();
+    let now = ruaflow_schema::clock::now();
     if let Some(url) = &args.clickhouse {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let applied = runtime

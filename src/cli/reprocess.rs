@@ -5,16 +5,20 @@
 //! see `ruaflow_processor::reprocess`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::sync::mpsc;
 
-use ruaflow_processor::pipeline::Delivery;
+use ruaflow_processor::pipeline::{Delivery, Progress};
 use ruaflow_processor::reprocess;
 use ruaflow_processor::sqlite::SqliteStore;
+use ruaflow_schema::{Health, Shutdown};
 
+use super::assemble::{self, Source};
 use super::config::Config;
-use super::run::detecting_pipeline;
+use super::run::detecting;
 
 /// Arguments of `ruaflow reprocess`.
 #[derive(Debug, Args)]
@@ -46,19 +50,15 @@ pub fn run(args: ReprocessArgs) -> anyhow::Result<()> {
         SqliteStore::open(&args.db).with_context(|| format!("cannot open database {}", args.db.display()))?;
     let released = reprocess::release(store.conn(), args.since.unwrap_or(i64::MIN))?;
     drop(store);
-    let db = &args.db;
-    let summary = detecting_pipeline(db, &config, false, |tx, _, _| {
-        // One input's bytes in memory at a time: read, hand over, next.
-        let reader = SqliteStore::open(db)?;
-        for sha in &released.inputs {
-            let Some(envelope) = reprocess::envelope(reader.conn(), sha)? else { continue };
-            if tx.blocking_send(Delivery { envelope, ack: None }).is_err() {
-                anyhow::bail!("the pipeline stopped");
-            }
-        }
-        Ok(None)
-    })?;
-    let store = SqliteStore::open(db)?;
+    let runtime = assemble::runtime()?;
+    let shutdown = Shutdown::new();
+    assemble::stop_on_signals(&runtime, &shutdown)?;
+    let health = Health::stopping(shutdown.clone());
+    let feed = DeadLetterFeed { db: args.db.clone(), inputs: released.inputs.clone() };
+    let progress = Arc::new(Progress::default());
+    let summary =
+        detecting(&args.db, &config, vec![Box::new(feed)], &runtime, &shutdown, health, progress, false)?;
+    let store = SqliteStore::open(&args.db)?;
     let resolved = reprocess::settle(store.conn(), &released.inputs)?;
     let still = released.inputs.len() as u64 - resolved;
     println!(
@@ -74,4 +74,35 @@ pub fn run(args: ReprocessArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// The released inputs, read back one at a time (one input's bytes in memory at once).
+struct DeadLetterFeed {
+    db: PathBuf,
+    inputs: Vec<[u8; 32]>,
+}
+
+impl Source for DeadLetterFeed {
+    fn name(&self) -> String {
+        "dead letters".into()
+    }
+
+    fn run(
+        self: Box<Self>,
+        queue: mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+        _: &tokio::runtime::Handle,
+    ) -> anyhow::Result<()> {
+        let reader = SqliteStore::open(&self.db)?;
+        for sha in &self.inputs {
+            if shutdown.is_triggered() {
+                break;
+            }
+            let Some(envelope) = reprocess::envelope(reader.conn(), sha)? else { continue };
+            if queue.blocking_send(Delivery { envelope, ack: None }).is_err() {
+                anyhow::bail!("the pipeline stopped");
+            }
+        }
+        Ok(())
+    }
 }

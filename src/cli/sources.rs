@@ -1,37 +1,169 @@
-//! The long-running sources shared by `ruaflow run` and `ruaflow ingest`: the HTTP
-//! endpoint and the IMAP mailboxes, each on a runtime of its own, feeding a queue of
-//! deliveries (the embedded pipeline's, or the Kafka publisher's), and the stop signal.
+//! The sources the commands assemble (see [`super::assemble`]): input files and
+//! directories, the HTTP endpoint, the IMAP mailboxes and a Kafka consumer group. Each
+//! feeds the queue until its work is done or the shutdown triggers.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 
-use ruaflow_ingest::dir;
+use ruaflow_ingest::dir::{self, DirConfig};
 use ruaflow_ingest::http::{HttpConfig, HttpSource};
-use ruaflow_ingest::imap::ImapSource;
-use ruaflow_schema::{Delivery, Health};
+use ruaflow_ingest::imap::{ImapConfig, ImapSource};
+use ruaflow_ingest::kafka::Consumer;
+use ruaflow_processor::pipeline::Progress;
+use ruaflow_schema::{Delivery, Health, Limits, Shutdown};
 
+use super::assemble::Source;
 use super::config::Config;
 
-/// The HTTP endpoint on its own runtime, feeding the pipeline's queue.
-pub struct HttpRunning {
-    runtime: tokio::runtime::Runtime,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), ruaflow_ingest::http::HttpError>>,
-    /// How long a stop waits for in-flight requests: each waits at most this for its commit.
-    grace: Duration,
+/// How often watched inputs are scanned for new files.
+const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Files and directories given on the command line, read into deliveries: once, or
+/// watched for new and changed files. What cannot be read becomes a delivery that says
+/// why (a dead letter), never an error that stops the feed.
+pub struct FileSource {
+    inputs: Vec<PathBuf>,
+    config: DirConfig,
+    max_input: u64,
+    once: bool,
+    /// Where a progress bar is kept while files are processed (on a terminal only), so
+    /// the command can clear it once they are stored.
+    bar: Option<(Arc<Progress>, BarSlot)>,
 }
 
-impl HttpRunning {
-    /// Binds and starts serving; returns once the address is bound.
-    pub fn start(
+/// Where a source keeps the progress bar it shows, for its command to clear.
+pub type BarSlot = Arc<Mutex<Option<indicatif::ProgressBar>>>;
+
+impl FileSource {
+    /// A feed of the files under `inputs`; each is read up to `max_input_bytes` (one
+    /// byte more, so the processor can tell it is over the cap and dead-letter it).
+    /// Fails when an input named on the command line does not exist (a usage error).
+    pub fn new(inputs: &[PathBuf], config: &Config, once: bool) -> anyhow::Result<Self> {
+        if let Some(missing) = inputs.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
+            anyhow::bail!("input {} does not exist", missing.display());
+        }
+        Ok(Self {
+            inputs: inputs.to_vec(),
+            config: config.files.clone(),
+            max_input: config.limits.max_input_bytes,
+            once,
+            bar: None,
+        })
+    }
+
+    /// Shows a progress bar over the first scan's inputs (when stderr is a terminal),
+    /// kept in `slot` for the caller to clear.
+    pub fn with_progress(
+        mut self,
+        progress: Arc<Progress>,
+        slot: Arc<Mutex<Option<indicatif::ProgressBar>>>,
+    ) -> Self {
+        self.bar = Some((progress, slot));
+        self
+    }
+
+    /// Reads each file into a delivery on `queue` (waiting while it is full); each
+    /// problem becomes a delivery carrying its reason. Stops early on a shutdown.
+    fn feed(
+        &self,
+        changes: dir::Changes,
+        queue: &mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<()> {
+        let problems = changes.problems.into_iter().map(|(path, reason)| {
+            tracing::warn!(path = %path.display(), reason = %reason, "input not read");
+            dir::unreadable(&path, &reason)
+        });
+        let files = changes.files.into_iter().map(|path| dir::read_envelope(&path, self.max_input));
+        for envelope in problems.chain(files) {
+            if shutdown.is_triggered() {
+                break;
+            }
+            if queue.blocking_send(Delivery { envelope, ack: None }).is_err() {
+                anyhow::bail!("the pipeline stopped");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> String {
+        "files".into()
+    }
+
+    fn run(
+        self: Box<Self>,
+        queue: mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+        _: &tokio::runtime::Handle,
+    ) -> anyhow::Result<()> {
+        let mut seen = dir::Seen::default();
+        let first = seen.changed(&self.inputs, &self.config);
+        if let Some((progress, slot)) = &self.bar {
+            let total = (first.files.len() + first.problems.len()) as u64;
+            if let Ok(mut slot) = slot.lock() {
+                *slot = progress_bar(total, progress);
+            }
+        }
+        self.feed(first, &queue, shutdown)?;
+        if self.once {
+            return Ok(());
+        }
+        tracing::info!(inputs = self.inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
+        // A scan every WATCH_INTERVAL; the shutdown cuts the wait short.
+        while !shutdown.wait_timeout(WATCH_INTERVAL) {
+            let changed = seen.changed(&self.inputs, &self.config);
+            self.feed(changed, &queue, shutdown)?;
+        }
+        Ok(())
+    }
+}
+
+/// A progress bar on stderr while files are processed, only when stderr is a terminal.
+fn progress_bar(total: u64, progress: &Arc<Progress>) -> Option<indicatif::ProgressBar> {
+    if total < 2 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} inputs {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let ticker = bar.clone();
+    let progress = Arc::clone(progress);
+    // A display refresh, not a wait for a signal: it ends when the bar is finished.
+    std::thread::spawn(move || {
+        while !ticker.is_finished() {
+            let s = progress.summary();
+            ticker.set_position(s.envelopes + s.duplicate_envelopes);
+            ticker.set_message(format!("{} records", s.records));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    Some(bar)
+}
+
+/// The HTTP endpoint, bound (so a busy port is an error before anything runs).
+pub struct HttpFeed {
+    source: HttpSource,
+}
+
+impl HttpFeed {
+    /// Resolves the token and binds `http.listen`; POSTs are refused while `health`
+    /// reports a problem.
+    pub fn bind(
         http: &HttpConfig,
-        config: &Config,
-        tx: tokio::sync::mpsc::Sender<Delivery>,
+        limits: &Limits,
         health: Health,
+        runtime: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Self> {
         let token = http.resolve_token()?;
         if token.is_none() {
@@ -40,195 +172,99 @@ impl HttpRunning {
                 "no [http] token configured: POST /v1/reports refuses every upload"
             );
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("http")
-            .enable_all()
-            .build()?;
-        let source = runtime.block_on(HttpSource::bind(http, token, config.limits.clone(), tx, health))?;
-        let addr = source.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = runtime.spawn(source.serve(async move {
-            let _ = stopped.await;
-        }));
-        tracing::info!(listen = %addr, "http endpoint ready");
-        Ok(Self {
-            runtime,
-            stop,
-            server,
-            grace: Duration::from_millis(http.ack_timeout_ms) + Duration::from_secs(5),
-        })
-    }
-
-    /// Stops accepting, waits for in-flight requests (bounded by the ack timeout), and
-    /// drops the endpoint's queue sender.
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        // The timer must be created inside the runtime, hence the async block.
-        let (grace, server) = (self.grace, self.server);
-        match self.runtime.block_on(async move { tokio::time::timeout(grace, server).await }) {
-            Ok(Ok(Ok(()))) => tracing::info!("http endpoint stopped"),
-            Ok(Ok(Err(err))) => tracing::error!(error = %err, "http endpoint failed"),
-            Ok(Err(err)) => tracing::error!(error = %err, "http endpoint task failed"),
-            Err(_) => tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "http requests still open after the grace period; closing them"
-            ),
-        }
-        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        let source = runtime.block_on(HttpSource::bind(http, token, limits.clone(), health))?;
+        tracing::info!(listen = %source.local_addr()?, "http endpoint ready");
+        Ok(Self { source })
     }
 }
 
-/// The IMAP sources on their own runtime, feeding the pipeline's queue.
-pub struct ImapRunning {
-    runtime: tokio::runtime::Runtime,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+impl Source for HttpFeed {
+    fn name(&self) -> String {
+        "http".into()
+    }
+
+    fn run(
+        self: Box<Self>,
+        queue: mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<()> {
+        // Returns once every request in flight has been answered (each waits for its
+        // commit at most `ack_timeout_ms`).
+        runtime.block_on(self.source.serve(queue, shutdown.clone()))?;
+        tracing::info!("http endpoint stopped");
+        Ok(())
+    }
 }
 
-impl ImapRunning {
-    /// How long a stop waits for a source to finish the message in flight (its commit).
-    const GRACE: Duration = Duration::from_secs(60);
+/// The `[[imap]]` mailboxes, one task each.
+pub struct ImapFeed {
+    sources: Vec<ImapSource>,
+}
 
-    /// Resolves passwords and TLS setups (errors here stop `run` before anything
-    /// connects), then starts one task per mailbox.
-    pub fn start(config: &Config, tx: tokio::sync::mpsc::Sender<Delivery>) -> anyhow::Result<Self> {
-        let sources = config
-            .imap
+impl ImapFeed {
+    /// Resolves passwords and TLS setups (an error here stops the command before
+    /// anything connects).
+    pub fn new(mailboxes: &[ImapConfig], limits: &Limits) -> anyhow::Result<Self> {
+        let sources = mailboxes
             .iter()
             .map(|imap| {
-                ImapSource::new(imap.clone(), config.limits.clone(), tx.clone())
+                ImapSource::new(imap.clone(), limits.clone())
                     .with_context(|| format!("[[imap]] {}@{}", imap.username, imap.host))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imap")
-            .enable_all()
-            .build()?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = sources.into_iter().map(|source| runtime.spawn(source.run(stopped.clone()))).collect();
-        Ok(Self { runtime, stop, tasks })
+        Ok(Self { sources })
+    }
+}
+
+impl Source for ImapFeed {
+    fn name(&self) -> String {
+        "imap".into()
     }
 
-    /// Signals the sources and waits (bounded) until each has finished its message in
-    /// flight and dropped its queue sender.
-    pub fn stop(self) {
-        let _ = self.stop.send(true);
-        let tasks = self.tasks;
-        let all = async move {
+    fn run(
+        self: Box<Self>,
+        queue: mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<()> {
+        // Each mailbox finishes the message in flight (its commit) before it returns.
+        let tasks: Vec<_> = self
+            .sources
+            .into_iter()
+            .map(|source| runtime.spawn(source.run(queue.clone(), shutdown.clone())))
+            .collect();
+        drop(queue);
+        runtime.block_on(async {
             for task in tasks {
                 let _ = task.await;
             }
-        };
-        if self.runtime.block_on(async move { tokio::time::timeout(Self::GRACE, all).await }).is_err() {
-            tracing::warn!("imap sources still busy after the grace period; stopping them");
-        }
-        self.runtime.shutdown_timeout(Duration::from_secs(1));
-    }
-}
-
-/// A flag set by SIGINT or SIGTERM.
-pub fn stop_signal() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        runtime.block_on(async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) =
-                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
         });
-        flag.store(true, std::sync::atomic::Ordering::Relaxed);
-    })?;
-    Ok(stop)
-}
-
-/// How often watched inputs are scanned for new files.
-const WATCH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Files and directories given on the command line, read into deliveries: once, or
-/// watched for new and changed files. What cannot be read becomes a delivery that says
-/// why (a dead letter), never an error that stops the feed.
-pub struct FileFeed<'a> {
-    inputs: &'a [PathBuf],
-    config: dir::DirConfig,
-    seen: dir::Seen,
-    max_input: u64,
-}
-
-impl<'a> FileFeed<'a> {
-    /// A feed of the files under `inputs`; each is read up to `max_input` bytes (one
-    /// more, so the processor can tell it is over the cap and dead-letter it). Fails when
-    /// an input named on the command line does not exist (a usage error).
-    pub fn new(inputs: &'a [PathBuf], config: &dir::DirConfig, max_input: u64) -> anyhow::Result<Self> {
-        if let Some(missing) = inputs.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
-            anyhow::bail!("input {} does not exist", missing.display());
-        }
-        Ok(Self { inputs, config: config.clone(), seen: dir::Seen::default(), max_input })
-    }
-
-    /// What is new or changed since the last call: files oldest first, and problems not
-    /// reported before.
-    pub fn changed(&mut self) -> dir::Changes {
-        self.seen.changed(self.inputs, &self.config)
-    }
-
-    /// Reads each file into a delivery on `tx` (waiting while the queue is full); each
-    /// problem becomes a delivery carrying its reason.
-    pub fn feed(
-        &self,
-        changes: dir::Changes,
-        tx: &tokio::sync::mpsc::Sender<Delivery>,
-    ) -> anyhow::Result<()> {
-        let problems = changes.problems.into_iter().map(|(path, reason)| {
-            tracing::warn!(path = %path.display(), reason = %reason, "input not read");
-            dir::unreadable(&path, &reason)
-        });
-        let files = changes.files.into_iter().map(|path| dir::read_envelope(&path, self.max_input));
-        for envelope in problems.chain(files) {
-            if tx.blocking_send(Delivery { envelope, ack: None }).is_err() {
-                anyhow::bail!("the pipeline stopped");
-            }
-        }
         Ok(())
     }
+}
 
-    /// Feeds new and changed files every few seconds until `stop` is set or `health`
-    /// says the pipeline cannot go on.
-    pub fn watch(
-        &mut self,
-        tx: &tokio::sync::mpsc::Sender<Delivery>,
-        stop: &AtomicBool,
-        health: &Health,
+/// A member of a Kafka consumer group: every message a delivery whose acknowledgement
+/// marks its offset done.
+pub struct KafkaFeed {
+    pub consumer: Consumer,
+    pub health: Health,
+    /// How long a stop waits for in-flight deliveries to be stored.
+    pub drain: Duration,
+}
+
+impl Source for KafkaFeed {
+    fn name(&self) -> String {
+        "kafka".into()
+    }
+
+    fn run(
+        self: Box<Self>,
+        queue: mpsc::Sender<Delivery>,
+        shutdown: &Shutdown,
+        _: &tokio::runtime::Handle,
     ) -> anyhow::Result<()> {
-        tracing::info!(inputs = self.inputs.len(), "watching inputs for new reports; Ctrl-C to stop");
-        let mut last_scan = std::time::Instant::now();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Some(problem) = health.problem() {
-                anyhow::bail!("stopping: {problem}");
-            }
-            // Short sleeps keep a stop prompt; scans happen every WATCH_INTERVAL.
-            std::thread::sleep(Duration::from_millis(200));
-            if last_scan.elapsed() >= WATCH_INTERVAL {
-                let changed = self.changed();
-                self.feed(changed, tx)?;
-                last_scan = std::time::Instant::now();
-            }
-        }
-        tracing::info!("stopping: finishing what is in flight");
+        self.consumer.run(queue, shutdown, &self.health, self.drain);
         Ok(())
     }
 }

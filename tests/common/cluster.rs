@@ -51,8 +51,13 @@ pub fn services() -> Option<Services> {
 
 /// A name no other test (or earlier run) uses: topic, group and database.
 pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+    format!("{name}_{}_{}", std::process::id(), entropy() % 1_000_000_000)
+}
+
+/// Nanoseconds of the wall clock: not a time, a seed that differs between runs.
+#[expect(clippy::disallowed_methods, reason = "a seed, not a timestamp")]
+fn entropy() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos()
 }
 
 /// ClickHouse over HTTP, each row counted once (FINAL).
@@ -161,10 +166,7 @@ impl OwnService {
     /// stopped for a while.
     pub fn start(name: &str, dir: PathBuf) -> OwnService {
         let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-        let mut seed =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos()
-                ^ std::process::id()
-                | 1; // xorshift never leaves 0
+        let mut seed = entropy() ^ std::process::id() | 1; // xorshift never leaves 0
         let port = (0..1000)
             .map(|_| {
                 seed ^= seed << 13;

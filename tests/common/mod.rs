@@ -104,6 +104,25 @@ impl Running {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; its status, or `None`
+    /// when it is still running.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Sends SIGTERM and returns whether the process exited 0 within 30 s.
     pub fn terminate(&mut self) -> bool {
         terminate(self.child.take().expect("running"))

@@ -45,7 +45,8 @@ use super::rate_limit::RateLimiter;
 /// The state every handler shares.
 pub(super) struct AppState {
     pub(super) token: Option<Token>,
-    pub(super) queue: mpsc::Sender<Delivery>,
+    /// Set once the endpoint serves (see `HttpSource::serve`).
+    pub(super) queue: Option<mpsc::Sender<Delivery>>,
     pub(super) limits: Limits,
     pub(super) max_body_bytes: u64,
     pub(super) body_timeout: Duration,
@@ -240,8 +241,8 @@ async fn post_reports(
         Err(answer) => return answer,
     };
     // A multipart upload carries one report file per file part.
-    let uploads = match content_type.as_deref().and_then(crate::multipart::boundary) {
-        Some(boundary) => match file_parts(&body, &boundary) {
+    let uploads = match content_type.as_deref().and_then(ruaflow_schema::multipart::boundary) {
+        Some(boundary) => match file_parts(&body, &boundary, state.limits.max_mime_parts as usize) {
             Ok(uploads) => uploads,
             Err(message) => return reject(endpoint, StatusCode::BAD_REQUEST, "multipart", &message),
         },
@@ -370,7 +371,8 @@ impl AppState {
         let mut acks = Vec::with_capacity(checked.len());
         let mut verdicts = Vec::with_capacity(checked.len());
         for (upload, verdict) in checked {
-            let mut envelope = Envelope::new(upload.bytes, Source::Http, peer.to_string(), unix_now());
+            let mut envelope =
+                Envelope::new(upload.bytes, Source::Http, peer.to_string(), ruaflow_schema::clock::now());
             envelope.content_type = upload.content_type;
             envelope.filename = upload.filename.clone();
             let (ack_tx, ack_rx) = oneshot::channel::<()>();
@@ -381,7 +383,10 @@ impl AppState {
                     let _ = ack_tx.send(());
                 })),
             };
-            match tokio::time::timeout_at(deadline, self.queue.send(delivery)).await {
+            let Some(queue) = &self.queue else {
+                return unavailable("stopped", "the pipeline is stopping; retry later");
+            };
+            match tokio::time::timeout_at(deadline, queue.send(delivery)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return unavailable("stopped", "the pipeline is stopping; retry later"),
                 Err(_) => return unavailable("timeout", "the pipeline is busy; retry later"),
@@ -435,9 +440,10 @@ struct Upload {
     content_type: Option<String>,
 }
 
-/// The file parts of a multipart upload (parts with a filename; form fields are ignored).
-fn file_parts(body: &[u8], boundary: &str) -> Result<Vec<Upload>, String> {
-    let uploads: Vec<Upload> = crate::multipart::parts(body, boundary)?
+/// The file parts of a multipart upload (parts with a filename; form fields are ignored),
+/// at most `max_parts` parts.
+fn file_parts(body: &[u8], boundary: &str, max_parts: usize) -> Result<Vec<Upload>, String> {
+    let uploads: Vec<Upload> = ruaflow_schema::multipart::parts(body, boundary, max_parts)?
         .into_iter()
         .filter(|p| p.filename.is_some())
         .map(|p| Upload { bytes: p.data.to_vec(), filename: p.filename, content_type: p.content_type })
@@ -532,10 +538,6 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = value.split_at_checked(7)?;
     scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
-}
-
-fn unix_now() -> i64 {
-    crate::dir::unix_now()
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ mod handlers;
 mod rate_limit;
 pub mod tls;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::{mpsc, Semaphore};
 
-use ruaflow_schema::{Delivery, Health, Limits};
+use ruaflow_schema::{Delivery, Health, Limits, Shutdown};
 
 pub use self::config::{HttpConfig, HttpError, Token, TOKEN_ENV};
 use self::handlers::AppState;
@@ -40,21 +39,20 @@ use self::rate_limit::{ConnectionCounts, RateLimiter};
 pub struct HttpSource {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    state: Arc<AppState>,
+    /// Everything the handlers share but the queue, which [`HttpSource::serve`] gets.
+    state: AppState,
     max_connections: usize,
     per_client: ConnectionCounts,
     header_timeout: Duration,
 }
 
 impl HttpSource {
-    /// Binds `config.listen`; deliveries go to `queue`, checked against `limits`; POSTs
-    /// are refused with 503 while `health` reports a problem. Must run inside a tokio
-    /// runtime.
+    /// Binds `config.listen`; bodies are checked against `limits`; POSTs are refused
+    /// with 503 while `health` reports a problem. Must run inside a tokio runtime.
     pub async fn bind(
         config: &HttpConfig,
         token: Option<Token>,
         limits: Limits,
-        queue: mpsc::Sender<Delivery>,
         health: Health,
     ) -> Result<Self, HttpError> {
         config.validate()?;
@@ -68,9 +66,9 @@ impl HttpSource {
         let max_body_bytes = config.max_body_bytes.unwrap_or(limits.max_input_bytes);
         let inflight_kib = config.max_inflight_body_bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS as u64);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let state = Arc::new(AppState {
+        let state = AppState {
             token,
-            queue,
+            queue: None,
             limits,
             max_body_bytes,
             body_timeout: Duration::from_millis(config.body_timeout_ms),
@@ -80,7 +78,7 @@ impl HttpSource {
             inflight: Arc::new(Semaphore::new(inflight_kib as usize)),
             checking: Arc::new(Semaphore::new(cores)),
             health,
-        });
+        };
         Ok(Self {
             listener,
             tls,
@@ -96,11 +94,12 @@ impl HttpSource {
         self.listener.local_addr().map_err(HttpError::Serve)
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (each waits for its acknowledgement or its timeout) and returns. The queue
-    /// sender held by the endpoint is dropped on return.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), HttpError> {
-        let router = handlers::router(self.state);
+    /// Serves, feeding `queue`, until `shutdown` triggers; then stops accepting, lets
+    /// in-flight requests finish (each waits for its acknowledgement or its timeout) and
+    /// returns, having dropped `queue`.
+    pub async fn serve(self, queue: mpsc::Sender<Delivery>, shutdown: Shutdown) -> Result<(), HttpError> {
+        let router = handlers::router(Arc::new(AppState { queue: Some(queue), ..self.state }));
+        let shutdown = async move { shutdown.triggered().await };
         let slots = Arc::new(Semaphore::new(self.max_connections));
         // Connections watch this to finish gracefully; dropping the sender tells them.
         let (stopping_tx, stopping) = tokio::sync::watch::channel(());

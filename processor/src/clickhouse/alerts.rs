@@ -31,7 +31,7 @@ struct AlertRow {
 /// Copies the alerts of `conn` with an id above `after` into ClickHouse; returns the
 /// highest id copied (`after` when there was none).
 pub fn copy_alerts(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &tokio::runtime::Handle,
     url: &ClickHouseUrl,
     conn: &rusqlite::Connection,
     after: i64,

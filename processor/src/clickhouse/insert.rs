@@ -3,15 +3,15 @@
 //!
 //! Input: batches of rows with the acknowledgements of the deliveries they hold.
 //! Output: the rows in ClickHouse, table by table, then the acknowledgements fired.
-//! Invariants: acknowledgements fire only after every insert of their batch succeeded,
+//! Invariants: acknowledgements are released only after every insert of their batch
+//! succeeded, through the barrier's [`Releaser`] (in order, nothing after a lost batch);
 //! batches are stored in the order they were handed over, and at most one batch waits
 //! while one is being stored (the writer blocks on the hand-over), so memory stays
 //! bounded and back-pressure reaches the consumer. While ClickHouse fails, the batch is
-//! retried with backoff, forever unless a stop was requested; a batch given up on is
-//! never acknowledged, nor is anything after it.
+//! retried with backoff, forever unless a stop was requested.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use clickhouse::{Client, RowOwned, RowWrite};
 
 use super::{Batch, DeadLetterQueue, InsertStats, MAX_BACKOFF};
-use crate::barrier::Ack;
+use crate::barrier::{Releaser, Sealed};
 use crate::store::StoreError;
+use ruaflow_schema::Shutdown;
 
 enum Job {
-    Batch(Box<Batch>, Vec<Ack>),
+    Batch(Box<Batch>, Sealed),
     /// Answered once every earlier job is done.
     Sync(SyncSender<()>),
 }
@@ -39,13 +40,14 @@ impl Inserter {
     pub(super) fn start(
         client: Client,
         dlq: Option<Box<dyn DeadLetterQueue>>,
-        stop: Arc<AtomicBool>,
+        shutdown: Shutdown,
         stats: Arc<InsertStats>,
+        runtime: tokio::runtime::Handle,
     ) -> Self {
         // A rendezvous channel: the hand-over waits until the thread takes the batch.
         let (jobs, rx) = sync_channel::<Job>(0);
         let failed = Arc::new(Mutex::new(None));
-        let worker = Worker { client, dlq, stop, stats, failed: Arc::clone(&failed) };
+        let worker = Worker { client, dlq, shutdown, stats, failed: Arc::clone(&failed), runtime };
         let thread = std::thread::Builder::new()
             .name("clickhouse".into())
             .spawn(move || worker.run(rx))
@@ -69,11 +71,11 @@ impl Inserter {
     }
 
     /// Hands over a batch (waits while the previous one is still being stored).
-    pub(super) fn submit(&mut self, batch: Batch, acks: Vec<Ack>) -> Result<(), StoreError> {
-        if batch.is_empty() && acks.is_empty() {
+    pub(super) fn submit(&mut self, batch: Batch, sealed: Sealed) -> Result<(), StoreError> {
+        if batch.is_empty() && sealed.is_empty() {
             return self.check();
         }
-        self.send(Job::Batch(Box::new(batch), acks))
+        self.send(Job::Batch(Box::new(batch), sealed))
     }
 
     /// Waits until every batch handed over is done.
@@ -98,34 +100,32 @@ impl Inserter {
 struct Worker {
     client: Client,
     dlq: Option<Box<dyn DeadLetterQueue>>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     stats: Arc<InsertStats>,
     failed: Arc<Mutex<Option<String>>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Worker {
     fn run(mut self, jobs: std::sync::mpsc::Receiver<Job>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                self.fail(format!("cannot start the inserter runtime: {e}"));
-                return;
-            }
-        };
+        let mut releaser = Releaser::default();
         for job in jobs {
             match job {
                 Job::Sync(done) => {
                     let _ = done.send(());
                 }
-                Job::Batch(mut batch, acks) => {
-                    if self.failed.lock().map_or(true, |f| f.is_some()) {
-                        continue; // nothing after a lost batch is acknowledged
-                    }
-                    match self.store(&runtime, &mut batch) {
-                        Ok(()) => acks.into_iter().for_each(|ack| ack()),
-                        Err(err) => self.fail(err.to_string()),
-                    }
+                Job::Batch(_, sealed) if releaser.lost_reason().is_some() => {
+                    releaser.lost(sealed, String::new()); // nothing after a lost batch
                 }
+                Job::Batch(mut batch, sealed) => match self.store(&mut batch) {
+                    Ok(()) => {
+                        releaser.durable(sealed);
+                    }
+                    Err(err) => {
+                        self.fail(err.to_string());
+                        releaser.lost(sealed, err.to_string());
+                    }
+                },
             }
         }
     }
@@ -138,7 +138,7 @@ impl Worker {
     }
 
     /// Stores one batch, retrying with backoff while ClickHouse fails.
-    fn store(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Batch) -> Result<(), StoreError> {
+    fn store(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -147,7 +147,7 @@ impl Worker {
         let mut attempts = 0u32;
         loop {
             let started = Instant::now();
-            match self.flush(runtime, batch) {
+            match self.flush(batch) {
                 Ok(()) => {
                     metrics::histogram!("ruaflow_insert_seconds").record(started.elapsed().as_secs_f64());
                     metrics::counter!("ruaflow_rows_inserted_total").increment(rows as u64);
@@ -161,12 +161,13 @@ impl Worker {
                     metrics::counter!("ruaflow_insert_failures_total").increment(1);
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     self.stats.failing.store(true, Ordering::Relaxed);
-                    if self.stop.load(Ordering::Relaxed) && attempts >= 3 {
+                    if self.shutdown.is_triggered() && attempts >= 3 {
                         return Err(err);
                     }
                     tracing::warn!(error = %err, attempt = attempts, retry_in_ms = backoff.as_millis() as u64,
                         "insert failed; the batch is held and retried (nothing is acknowledged meanwhile)");
-                    std::thread::sleep(backoff);
+                    // A stop cuts the wait short; the attempts after it are the last.
+                    self.shutdown.wait_timeout(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -175,7 +176,7 @@ impl Worker {
 
     /// Inserts the batch, step by step; a step done in an earlier attempt is skipped.
     /// Every insert is idempotent, so a step repeated after an unclear failure is too.
-    fn flush(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Batch) -> Result<(), StoreError> {
+    fn flush(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
         // Dead letters first go to the queue, whole: an operator replays them from there.
         if batch.done & 1 == 0 {
             if let (Some(dlq), false) = (self.dlq.as_mut(), batch.dlq.is_empty()) {
@@ -183,7 +184,7 @@ impl Worker {
             }
             batch.done |= 1;
         }
-        runtime.block_on(async {
+        self.runtime.block_on(async {
             if batch.done & (1 << 9) == 0 {
                 Self::drop_stored_reports(&self.client, batch).await?;
                 batch.done |= 1 << 9;
@@ -241,7 +242,7 @@ impl Worker {
         insert(client, "tlsrpt_policies", &batch.policies, &mut batch.done, 1 << 4).await?;
         insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
         insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
-        insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 9).await?;
+        insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 10).await?;
         insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
         insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
         Ok(())

@@ -161,7 +161,10 @@ pub async fn migrate(url: &super::ClickHouseUrl) -> Result<Vec<u32>, StoreError>
             .await
             .map_err(failed("cannot record the migration"))?;
         insert
-            .write(&MigrationRow { version: *version, applied_at: super::datetime(crate::sqlite::now()) })
+            .write(&MigrationRow {
+                version: *version,
+                applied_at: super::datetime(ruaflow_schema::clock::now()),
+            })
             .await
             .map_err(failed("cannot record the migration"))?;
         insert.end().await.map_err(failed("cannot record the migration"))?;

@@ -29,12 +29,14 @@ use sha2::{Digest, Sha256};
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::Shutdown;
 
 pub use self::alerts::copy_alerts;
 use self::insert::Inserter;
 pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
+use crate::barrier::Sealed;
 use crate::normalize::{day_of, network_of, verdict};
 use crate::store::{InputTally, Origin, Store, StoreError};
 
@@ -126,20 +128,22 @@ pub struct ClickHouseStore {
     dlq: Option<Box<dyn DeadLetterQueue>>,
     /// Dead letters also go to a queue (kept after the inserter took it).
     dlq_enabled: bool,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
+    runtime: tokio::runtime::Handle,
     stats: Arc<InsertStats>,
     inserter: Option<Inserter>,
 }
 
 impl ClickHouseStore {
     /// Connects and checks that the database was migrated to the version this build
-    /// writes (`ruaflow migrate`). `stop`: once set, a failing commit gives up after a
-    /// few attempts instead of retrying forever (its data stays unacknowledged).
-    pub fn connect(url: &ClickHouseUrl, stop: Arc<AtomicBool>) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::ClickHouse(format!("cannot start the client runtime: {e}")))?;
+    /// writes (`ruaflow migrate`). The client runs on `runtime` (called from threads
+    /// outside it). Once `shutdown` triggers, a failing commit gives up after a few
+    /// attempts instead of retrying forever (its data stays unacknowledged).
+    pub fn connect(
+        url: &ClickHouseUrl,
+        shutdown: Shutdown,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, StoreError> {
         let client = url.client();
         let found = runtime.block_on(schema_version(&client))?;
         let supported = i64::from(SUPPORTED_VERSION);
@@ -154,7 +158,8 @@ impl ClickHouseStore {
             batch: Batch::default(),
             dlq: None,
             dlq_enabled: false,
-            stop,
+            shutdown,
+            runtime,
             stats: Arc::default(),
             inserter: None,
         })
@@ -174,12 +179,10 @@ impl ClickHouseStore {
 
     /// The inserter thread, started on first use.
     fn inserter(&mut self) -> &mut Inserter {
-        let (url, stop, stats) = (&self.url, &self.stop, &self.stats);
+        let (url, shutdown, stats, runtime) = (&self.url, &self.shutdown, &self.stats, &self.runtime);
         let dlq = &mut self.dlq;
-        // A client of its own: a pooled connection belongs to the runtime that opened it
-        // (the version check's, here), and the inserter drives its own runtime.
         self.inserter.get_or_insert_with(|| {
-            Inserter::start(url.client(), dlq.take(), Arc::clone(stop), Arc::clone(stats))
+            Inserter::start(url.client(), dlq.take(), shutdown.clone(), Arc::clone(stats), runtime.clone())
         })
     }
 
@@ -266,19 +269,13 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    /// Hands the batch to the inserter and waits until it is stored.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        self.commit_then_ack(&mut crate::barrier::Barrier::default())?;
-        self.inserter().sync()
-    }
-
     /// Hands the batch and its acknowledgements to the inserter thread and returns at
     /// once, unless the inserter is still storing the previous batch (then it waits: at
-    /// most one batch is in flight while the next one fills). The inserter fires the
+    /// most one batch is in flight while the next one fills). The inserter releases the
     /// acknowledgements only after every table's insert of the batch succeeded.
-    fn commit_then_ack(&mut self, barrier: &mut crate::barrier::Barrier) -> Result<(), StoreError> {
+    fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
-        self.inserter().submit(batch, barrier.take())
+        self.inserter().submit(batch, sealed)
     }
 
     /// Waits until every batch handed over is stored (or has failed for good).
@@ -330,7 +327,7 @@ impl Store for ClickHouseStore {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
             warnings: String::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         };
         Ok(Some(OpenDmarc { row, ordinal: 0, part: 0, aggregates: Aggregates::default(), marks }))
     }
@@ -408,7 +405,7 @@ impl Store for ClickHouseStore {
             return Ok(false);
         }
         let day = date(day_of(report.start, report.end));
-        let stored_at = datetime(crate::sqlite::now());
+        let stored_at = datetime(ruaflow_schema::clock::now());
         for (i, p) in report.policies.iter().enumerate() {
             let policy_domain =
                 if p.policy_domain.is_empty() { domain.clone() } else { p.policy_domain.clone() };
@@ -476,13 +473,13 @@ impl Store for ClickHouseStore {
         self.batch.dead_letters.push(DeadLetterRow {
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             reason: reason.to_owned(),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: Vec::new(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         metrics::counter!("ruaflow_dead_letters_total").increment(1);
         Ok(())
@@ -497,13 +494,13 @@ impl Store for ClickHouseStore {
     ) -> Result<(), StoreError> {
         self.batch.dead_letter_inputs.push(DeadLetterInputRow {
             envelope_sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
             raw_size: origin.size,
             raw: raw[..raw.len().min(keep)].to_vec(),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         if self.dlq_enabled {
             self.batch.dlq.push(DeadLetter {
@@ -518,11 +515,11 @@ impl Store for ClickHouseStore {
     fn envelope_done(&mut self, origin: &Origin, _tally: &InputTally) -> Result<(), StoreError> {
         self.batch.envelopes.push(EnvelopeRow {
             sha256: origin.sha256,
-            source: origin.source.to_owned(),
+            source: origin.source.as_str().to_owned(),
             origin: origin.origin.clone(),
             filename: text(origin.filename.as_deref()),
             received_at: datetime(origin.received_at),
-            stored_at: datetime(crate::sqlite::now()),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         Ok(())
     }

@@ -257,7 +257,7 @@ impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook<crate::sqlite::SqliteS
         // Evaluation writes signals and notices; one transaction keeps that cheap and atomic.
         let result = store.begin().map_err(|e| e.to_string()).and_then(|()| {
             let notices = evaluate(store.conn(), &self.config, touched).map_err(|e| e.to_string())?;
-            store.commit().map_err(|e| e.to_string())?;
+            store.commit(crate::barrier::Sealed::empty()).map_err(|e| e.to_string())?;
             Ok(notices)
         });
         match result {

@@ -11,7 +11,7 @@ use ruaflow_schema::alert::{Alert, AlertKind, AlertState};
 
 use super::{DetectConfig, Finding};
 use crate::normalize::DAY;
-use crate::sqlite::now;
+use ruaflow_schema::clock::now;
 
 /// Applies one finding; returns the notice it produced, if any.
 pub(crate) fn apply(

@@ -393,9 +393,7 @@ fn select_pending(
 
 /// Writes one batch in one transaction. Returns the rows updated.
 fn write_batch(conn: &mut Connection, batch: &[Update]) -> Result<usize, rusqlite::Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = ruaflow_schema::clock::now();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut updated = 0;
     {

@@ -20,7 +20,7 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use std::{fmt, thread};
 
 use ruaflow_schema::alert::{Alert, AlertState, Severity};
@@ -268,7 +268,7 @@ fn run(rx: &Receiver<Box<Alert>>, endpoints: &[Endpoint], client: &Client, share
             }
             let body = match endpoint.target {
                 Target::Webhook(format) => webhook::body(&alert, format),
-                Target::Alertmanager => alertmanager::body(&alert, unix_now()),
+                Target::Alertmanager => alertmanager::body(&alert, ruaflow_schema::clock::now()),
             };
             match body.and_then(|body| client.deliver(&endpoint.dest, &body, |d| shared.pause(d))) {
                 Ok(()) => debug!(kind, domain, endpoint = %label, "alert delivered"),
@@ -301,8 +301,4 @@ fn log_alert(alert: &Alert) {
         }
         (AlertState::Resolved, _) => info!(kind, domain, severity, observed, baseline, "alert resolved"),
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -8,6 +8,10 @@
 //!   this module decodes each part's transfer encoding itself ([`super::transfer`]). Left
 //!   to itself, mail-parser parses a base64 `message/rfc822` part recursively and copies
 //!   the result recursively, with no bound on the depth it copies.
+//! - before parsing, the lines that can become parser values (header fields, MIME
+//!   boundaries) are counted and capped at `max_mime_headers`: mail-parser builds a
+//!   value for each, so its memory stays a few MiB whatever the message; and since every
+//!   level of nesting needs such a line, so does the depth of what it builds.
 //! - nested messages are walked to `max_mime_depth` deep at most, parts to
 //!   `max_mime_parts`, and a parsed message is taken apart iteratively, never dropped as a
 //!   deep tree (whose recursive drop would overflow the stack).
@@ -82,6 +86,9 @@ impl<E> Walker<'_, E> {
     pub(super) fn mail(&mut self, location: String, data: &[u8], layers: u32) -> Result<(), E> {
         if self.mail_depth >= self.limits.max_mime_depth {
             return self.broken(location, LimitExceeded::MimeDepth(self.limits.max_mime_depth).into());
+        }
+        if structure_lines(data) > self.limits.max_mime_headers as usize {
+            return self.broken(location, LimitExceeded::MimeHeaders(self.limits.max_mime_headers).into());
         }
         // mail-parser has asserted on malformed multipart structures (a `debug_assert!`
         // fuzzing reached); a broken message must be a dead letter, not a crash.
@@ -219,6 +226,22 @@ impl<E> Walker<'_, E> {
     }
 }
 
+/// Lines that start like a header field (`Name:`) or a MIME boundary (`--`): an upper
+/// bound on the headers and parts a MIME parser can make of `data`.
+fn structure_lines(data: &[u8]) -> usize {
+    let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', data).map(|i| i + 1));
+    starts
+        .filter(|&start| {
+            let line = &data[start.min(data.len())..data.len().min(start + 80)];
+            if line.starts_with(b"--") {
+                return true;
+            }
+            let name = line.iter().take_while(|&&b| b != b':' && (0x21..=0x7e).contains(&b)).count();
+            name > 0 && line.get(name) == Some(&b':')
+        })
+        .count()
+}
+
 /// The part's transfer encoding, read from the raw header (mail-parser ignores it).
 fn transfer_encoding(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> TransferEncoding {
     part.headers
@@ -276,10 +299,12 @@ mod tests {
     }
 
     #[test]
-    fn deeply_nested_messages_stop_at_the_depth_cap() {
+    fn deeply_nested_messages_stop_at_a_cap() {
         let depth = LimitExceeded::MimeDepth(Limits::default().max_mime_depth).to_string();
+        let lines = LimitExceeded::MimeHeaders(Limits::default().max_mime_headers).to_string();
         let deep = nested_messages(60_000, "Subject: x\r\n\r\nhello");
-        assert_eq!(outcomes(deep.clone()), [format!("broken: {depth}")]);
+        assert_eq!(outcomes(deep.clone()), [format!("broken: {lines}")], "refused before it is parsed");
+        assert_eq!(outcomes(nested_messages(100, "Subject: x\r\n\r\nhello")), [format!("broken: {depth}")]);
 
         // The same nesting inside a base64 message/rfc822 part, which mail-parser would
         // parse and copy recursively were it left to decode it.
@@ -288,7 +313,7 @@ mod tests {
             .to_vec();
         encoded.extend(base64(&deep).as_bytes().chunks(76).flat_map(|l| [l, b"\r\n"].concat()));
         encoded.extend_from_slice(b"--b--\r\n");
-        assert_eq!(outcomes(encoded), [format!("broken: {depth}")]);
+        assert_eq!(outcomes(encoded), [format!("broken: {lines}")]);
     }
 
     #[test]
@@ -312,6 +337,13 @@ mod tests {
     fn deeply_nested_multiparts_stop_at_the_part_cap() {
         let mut message = String::from("From: a@example.com\r\n");
         for i in 0..20_000 {
+            message.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+        }
+        message.push_str("\r\nhello\r\n");
+        let lines = LimitExceeded::MimeHeaders(Limits::default().max_mime_headers).to_string();
+        assert_eq!(outcomes(message.into_bytes()), [format!("broken: {lines}")]);
+        let mut message = String::from("From: a@example.com\r\n");
+        for i in 0..300 {
             message.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
         }
         message.push_str("\r\nhello\r\n");

@@ -35,8 +35,8 @@ pub fn boundary(content_type: &str) -> Option<String> {
     })
 }
 
-/// Splits `body` into its parts.
-pub fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, String> {
+/// Splits `body` into its parts; more than `max_parts` is an error.
+pub fn parts<'a>(body: &'a [u8], boundary: &str, max_parts: usize) -> Result<Vec<Part<'a>>, String> {
     if boundary.is_empty() || boundary.len() > 70 {
         return Err("multipart boundary must be 1 to 70 characters".into());
     }
@@ -63,6 +63,9 @@ pub fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, String
         let close = format!("\r\n{delimiter}");
         let end =
             memmem::find(content, close.as_bytes()).ok_or("multipart part is not closed by the boundary")?;
+        if out.len() == max_parts {
+            return Err(format!("multipart body has more than {max_parts} parts"));
+        }
         out.push(part(headers, &content[..end])?);
         rest = &content[end + close.len()..];
     }
@@ -115,7 +118,8 @@ mod tests {
     #[test]
     fn files_are_split_out_with_their_names() {
         let body = b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"report\"; filename=\"a.xml.gz\"\r\nContent-Type: application/gzip\r\n\r\n\x1f\x8b\r\n--not-it\r\n--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ--\r\n";
-        let found = parts(body, "XyZ").expect("parses");
+        let found = parts(body, "XyZ", 8).expect("parses");
+        assert!(parts(body, "XyZ", 1).is_err(), "over the part cap");
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].filename.as_deref(), Some("a.xml.gz"));
         assert_eq!(found[0].name.as_deref(), Some("report"));
@@ -126,10 +130,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
-        assert!(parts(b"no boundary here", "XyZ").is_err());
-        assert!(parts(b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nunclosed", "XyZ").is_err());
+        assert!(parts(b"no boundary here", "XyZ", 8).is_err());
+        assert!(parts(b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nunclosed", "XyZ", 8).is_err());
         let encoded = b"--XyZ\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--XyZ--";
-        assert!(parts(encoded, "XyZ").is_err());
-        assert!(parts(b"--\r\n", "").is_err());
+        assert!(parts(encoded, "XyZ", 8).is_err());
+        assert!(parts(b"--\r\n", "", 8).is_err());
     }
 }
