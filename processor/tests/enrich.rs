@@ -225,16 +225,39 @@ fn online(nameserver: SocketAddr) -> EnrichConfig {
 
 // ---------------------------------------------------------------- config, psl, mmdb
 
-/// The pipeline shares one enricher between tasks and spawns `enrich_pending`.
+/// One enricher, shared by tasks spawned on a multi-threaded runtime, each enriching a
+/// store of its own: both finish, and each store holds what the databases say.
 #[test]
-fn enricher_can_be_shared_and_spawned() {
-    fn send_sync<T: Send + Sync>(_: &T) {}
-    fn send<T: Send>(_: &T) {}
-    let enricher =
-        Enricher::new(&EnrichConfig { offline: true, ..EnrichConfig::default() }).expect("enricher");
-    send_sync(&enricher);
-    send(&enricher.enrich_pending(Path::new("unused.db"), 1));
-    send(&enricher.lookup_ptr(ip("192.0.2.1")));
+fn one_enricher_serves_tasks_spawned_on_a_runtime() {
+    let config = EnrichConfig {
+        offline: true,
+        asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")),
+        country_db: Some(mmdb("GeoLite2-Country-Test.mmdb")),
+        ..EnrichConfig::default()
+    };
+    let enricher = std::sync::Arc::new(Enricher::new(&config).expect("enricher"));
+    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let first = db_with_sources(a.path(), &["1.0.0.1", "192.0.2.1"]);
+    let second = db_with_sources(b.path(), &["81.2.69.142"]);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let tasks: Vec<_> = [first.clone(), second.clone()]
+        .into_iter()
+        .map(|db| {
+            let enricher = std::sync::Arc::clone(&enricher);
+            runtime.spawn(async move { enricher.enrich_pending(&db, 10).await })
+        })
+        .collect();
+    let enriched: Vec<usize> = runtime.block_on(async {
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.expect("task").expect("enriched"));
+        }
+        out
+    });
+    assert_eq!(enriched, [2, 1]);
+    assert_eq!(row(&first, "1.0.0.1").asn, Some(15169));
+    assert_eq!(row(&second, "81.2.69.142").country.as_deref(), Some("GB"));
 }
 
 #[test]

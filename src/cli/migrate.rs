@@ -24,7 +24,7 @@ pub struct MigrateArgs {
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = super::assemble::runtime()?;
     let applied = runtime
         .block_on(migrate(&args.clickhouse))
         .map_err(|e| anyhow::anyhow!("migrating {}: {e}", args.clickhouse))?;

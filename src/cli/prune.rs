@@ -48,7 +48,7 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
     }
     let now = ruaflow_schema::clock::now();
     if let Some(url) = &args.clickhouse {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = super::assemble::runtime()?;
         let applied = runtime
             .block_on(ch_retention::apply(url, &config.retention, now))
             .with_context(|| format!("pruning {url}"))?;
