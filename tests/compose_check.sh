@@ -5,7 +5,8 @@
 #   tests/compose_check.sh [RUAFLOW_BINARY]     # default target/debug/ruaflow
 #
 # - `docker compose config` (or Debian's docker-compose, installed with apt when neither
-#   client is there) validates the file, with the defaults and with every setting given;
+#   client is there) validates the file, with the defaults, with every setting given, and
+#   with the commented-out ingest-imap service switched on;
 # - every bind-mounted file or directory exists (./inbox is created at run time);
 # - the build context that .dockerignore leaves holds the whole Cargo workspace (the
 #   manifests, every file an include_str!/include_bytes! names) and nothing else, and
@@ -61,6 +62,12 @@ CLICKHOUSE_PASSWORD=ch-secret GRAFANA_CLICKHOUSE_PASSWORD=gf-secret GRAFANA_ADMI
     "${compose[@]}" -f docker-compose.yml config "${format[@]}" >"$work/config.yml" ||
     die "docker-compose.yml does not validate with every setting given"
 "${compose[@]}" -f docker-compose.yml config "${format[@]}" >"$work/defaults.yml"
+# The commented-out ingest-imap service, switched on (its block uncommented), validates too.
+awk '/^  # ingest-imap:$/ {on = 1} on && /^$/ {on = 0} on {sub(/^  # /, "  ")} {print}' docker-compose.yml \
+    >"$work/with-imap.yml"
+grep -q '^  ingest-imap:$' "$work/with-imap.yml" || die "docker-compose.yml has no commented-out ingest-imap service"
+"${compose[@]}" -f "$work/with-imap.yml" --project-directory . config "${format[@]}" >"$work/imap.yml" ||
+    die "docker-compose.yml does not validate with the ingest-imap service switched on"
 
 # 2. Services, mounts, agreement, build context and commands, in Python: the
 # interpreter docker-compose v1 runs on (it has PyYAML), else python3.
@@ -69,7 +76,7 @@ if [[ ${compose[0]} == docker-compose ]]; then
     shebang=$(head -n 1 "$(command -v docker-compose)")
     [[ $shebang == '#!'*python* ]] && python=${shebang#\#!}
 fi
-"$python" - "$work/defaults.yml" "$work/config.yml" "$binary" "$work" <<'PY'
+"$python" - "$work/defaults.yml" "$work/config.yml" "$binary" "$work" "$work/imap.yml" <<'PY'
 import json, os, re, shutil, subprocess, sys
 
 def load(path):
@@ -79,10 +86,23 @@ def load(path):
     import yaml
     return yaml.safe_load(text)
 
-defaults_path, settings_path, binary, work = sys.argv[1:5]
+defaults_path, settings_path, binary, work, imap_path = sys.argv[1:6]
 config = load(defaults_path)
 errors = []
 services = config["services"]
+# The ingest-imap service as it is once uncommented: checked with the others below.
+imap = load(imap_path)["services"].get("ingest-imap")
+if imap is None:
+    errors.append("the switched-on docker-compose.yml has no ingest-imap service")
+else:
+    services = {**services, "ingest-imap": imap}
+    imap_env = {k: str(v) for k, v in (imap.get("environment") or {}).items()}
+    compose_toml = open("dashboards/compose/ruaflow.toml").read()
+    for var in ("RUAFLOW_IMAP_PASSWORD", "RUAFLOW_IMAP_CLIENT_SECRET"):
+        if var not in imap_env:
+            errors.append(f"ingest-imap does not pass {var} from .env")
+        if f'env = "{var}"' not in compose_toml.replace("\n# ", " "):
+            errors.append(f"dashboards/compose/ruaflow.toml does not read {var}")
 
 # Every setting reaches the services.
 given = load(settings_path)["services"]
@@ -107,7 +127,7 @@ dep = lambda s: services.get(s, {}).get("depends_on", {})
 if dep("process").get("migrate", {}).get("condition") != "service_completed_successfully":
     errors.append("process must wait for migrate to complete successfully")
 for s, on in (("process", "kafka"), ("process", "clickhouse"), ("migrate", "clickhouse"),
-              ("ingest-http", "kafka"), ("ingest-dir", "kafka")):
+              ("ingest-http", "kafka"), ("ingest-dir", "kafka"), ("ingest-imap", "kafka")):
     if dep(s).get(on, {}).get("condition") != "service_healthy":
         errors.append(f"{s} must wait for {on} to be healthy")
 for v in ("kafka-data", "clickhouse-data", "grafana-data", "prometheus-data"):
@@ -160,7 +180,7 @@ for (s1, v1), (s2, v2) in pairs:
         if env(s1, v1, cfg) != env(s2, v2, cfg):
             errors.append(f"{s1} {v1} ({env(s1, v1, cfg)!r}) and {s2} {v2} ({env(s2, v2, cfg)!r}) must agree")
 advertised = re.search(r"PLAINTEXT://([^,]+)", str(services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"])).group(1)
-for name in ("migrate", "process", "ingest-http", "ingest-dir"):
+for name in ("migrate", "process", "ingest-http", "ingest-dir", "ingest-imap"):
     if name != "migrate" and str(services[name]["environment"].get("RUAFLOW_KAFKA")) != advertised:
         errors.append(f"{name}: RUAFLOW_KAFKA must be Kafka's advertised listener {advertised}")
     if not str(services[name]["environment"].get("RUAFLOW_CLICKHOUSE", "")).startswith("http://ruaflow@clickhouse:8123/"):

@@ -239,6 +239,41 @@ fn stored_records_export_as_the_files_convert() {
 }
 
 #[test]
+fn failures_export_as_ruaflow_failures_shows_them() {
+    let store = Store::build();
+    let failures = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["failures", "--db", s(&store.db), "--json"];
+        args.extend_from_slice(extra);
+        ok(run(&args)).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect()
+    };
+    let shown = failures(&[]);
+    assert!(shown.len() >= 2, "the corpus holds failure reports: {}", shown.len());
+    let exported = store.rows("failures", &[]);
+    // The same reports (export in stored order, `failures` newest first), field for field.
+    let key = |v: &Value| v.to_string();
+    let mut a: Vec<String> = shown.iter().map(key).collect();
+    let mut b: Vec<String> = exported.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    // CSV: the same columns as `failures --csv`.
+    let table = csv(&store.export("failures", "csv", &[]));
+    let theirs = csv(&ok(run(&["failures", "--db", s(&store.db), "--csv"])));
+    assert_eq!(table[0], theirs[0]);
+    assert_eq!(table.len(), theirs.len());
+    // The shared range: by the day the message arrived, --days from the newest such day.
+    let newest = shown[0]["arrival_time"].as_str().expect("time")[..10].to_owned();
+    let last_day = failures(&["--days", "1"]);
+    assert!(
+        !last_day.is_empty()
+            && last_day.iter().all(|f| f["arrival_time"].as_str().is_some_and(|t| t.starts_with(&newest)))
+    );
+    assert_eq!(store.rows("failures", &["--since", &newest]).len(), failures(&["--since", &newest]).len());
+    let bad = run(&["failures", "--db", s(&store.db), "--since", "2026-02-30"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
 fn sources_lists_the_top_senders_of_the_range() {
     let store = Store::build();
     let all = store.rows("sources", &["--domain", "example.com"]);

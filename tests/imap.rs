@@ -13,24 +13,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dovecot::{
-    self, broken_mail, maildir_name, report_mail, with_password, write_imap_config, Dovecot, PLAIN,
+    self, broken_mail, maildir_name, report_mail, run_ruaflow, run_ruaflow_once, Dovecot, PLAIN,
 };
 use common::Running;
 
 /// A `ruaflow run` process reading the Dovecot mailbox, its log `ruaflow-{run}.log` in
 /// `dir`; killed on drop unless stopped.
 fn run_imap(dir: &Path, dovecot: &Dovecot, db: &Path, run: usize) -> Running {
-    run_imap_with(dir, &dovecot.plain_section(), db, run)
-}
-
-/// Like `run_imap`, with `section` as the `[[imap]]` keys that reach the server.
-fn run_imap_with(dir: &Path, section: &str, db: &Path, run: usize) -> Running {
-    let config = dir.join("ruaflow.toml");
-    write_imap_config(&config, section);
-    let mut c = common::ruaflow();
-    c.args(["run", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
-    with_password(&mut c);
-    Running::spawn(c, dir, &format!("ruaflow-{run}"))
+    run_ruaflow(dir, &dovecot.plain_section(), db, run)
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
@@ -47,10 +37,30 @@ fn wait_until(what: &str, logs: impl Fn() -> String, check: impl FnMut() -> bool
     common::wait_until(what, Duration::from_secs(60), logs, check);
 }
 
+/// A DMARC failure (forensic) report mail of the corpus.
+fn failure_mail() -> Vec<u8> {
+    let mails = dovecot::corpus_mails(&["failure"]);
+    let (_, bytes) =
+        mails.iter().find(|(name, _)| name == "dmarc_ruf_report_linkedin.eml").expect("in the corpus");
+    bytes.clone()
+}
+
 /// The corpus's report mails: three DMARC aggregate reports and one SMTP TLS report.
 fn corpus_mails() -> Vec<(String, Vec<u8>)> {
     let mails = dovecot::corpus_mails(&["aggregate", "smtp_tls"]);
     assert_eq!(mails.len(), 4, "the corpus holds 3 aggregate and 1 smtp_tls .eml");
+    mails
+}
+
+/// Delivers one mail of each kind but the broken one: the 4 corpus report mails
+/// (returned), a mail holding no report and a failure report.
+fn deliver_each_kind(dovecot: &Dovecot) -> Vec<(String, Vec<u8>)> {
+    let mails = corpus_mails();
+    for (n, (_, bytes)) in mails.iter().enumerate() {
+        dovecot.deliver(&maildir_name(n), bytes);
+    }
+    dovecot.deliver(&maildir_name(10), PLAIN.as_bytes());
+    dovecot.deliver(&maildir_name(11), &failure_mail());
     mails
 }
 
@@ -59,13 +69,9 @@ fn imap_reports_stored_then_moved_by_kind() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dovecot = Dovecot::start(tmp.path());
-    let mails = corpus_mails();
-    for (n, (_, bytes)) in mails.iter().enumerate() {
-        dovecot.deliver(&maildir_name(n), bytes);
-    }
-    dovecot.deliver(&maildir_name(10), PLAIN.as_bytes());
-    dovecot.deliver(&maildir_name(11), broken_mail("broken").as_bytes());
-    assert_eq!(dovecot.count(""), 6);
+    deliver_each_kind(&dovecot);
+    dovecot.deliver(&maildir_name(12), broken_mail("broken").as_bytes());
+    assert_eq!(dovecot.count(""), 7);
 
     let db = tmp.path().join("ruaflow.db");
     let mut ruaflow = run_imap(tmp.path(), &dovecot, &db, 1);
@@ -77,13 +83,14 @@ fn imap_reports_stored_then_moved_by_kind() {
     wait_until("the folders to settle", logs, || {
         dovecot.count("") == 0
             && dovecot.count("ruaflow.processed") == 4
+            && dovecot.count("ruaflow.failures") == 1
             && dovecot.count("ruaflow.ignored") == 1
             && dovecot.count("ruaflow.invalid") == 1
     });
     assert_eq!(
         count(&db, "SELECT count(*) FROM envelopes WHERE source = 'imap' AND origin LIKE 'ruaflow@127.0.0.1/INBOX/%'"),
-        5,
-        "the 4 report mails and the broken one were stored as imap envelopes (the plain mail is not)"
+        6,
+        "the 4 report mails, the failure report and the broken one were stored as imap envelopes (the plain mail is not)"
     );
     // The plain mail never reached the store; the broken one is a dead letter.
     let ignored: Vec<String> = ["cur", "new"]
@@ -149,7 +156,7 @@ fn imap_over_implicit_tls_with_a_private_ca() {
         dovecot.port,
         dovecot.dir.join("ca.pem").display()
     );
-    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the report stored over TLS and moved", logs, || {
         count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
@@ -221,7 +228,7 @@ fn imap_killed_mid_batch_loses_and_repeats_nothing() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), MAILS, "no mail duplicated in processed");
-    assert_eq!(dovecot.folders(), (0, MAILS, 0, 0));
+    assert_eq!(dovecot.folders(), (0, MAILS, 0, 0, 0));
     eprintln!(
         "imap_killed_mid_batch_loses_and_repeats_nothing: {left_at_kill:?} left in INBOX at the kills, took {:?}",
         started.elapsed()
@@ -248,7 +255,7 @@ fn imap_survives_the_server_dropping_the_connection() {
         wait_until("the session to be open", logs, || opened(&ruaflow.stderr()) == round);
         assert!(dovecot.kill_sessions() >= 1, "round {round}: a session to kill; logs:\n{}", logs());
         wait_until("the dropped connection noticed", logs, || {
-            ruaflow.stderr().matches("imap connection failed").count() == round
+            ruaflow.stderr().matches("imap mailbox unavailable").count() == round
         });
         dovecot.deliver(&maildir_name(round), &mail.1);
         wait_until("a reconnect that stores and moves the new mail", logs, || {
@@ -277,10 +284,10 @@ fn imap_over_starttls() {
         dovecot.port,
         dovecot.dir.join("ca.pem").display()
     );
-    let mut ruaflow = run_imap_with(tmp.path(), &section, &db, 1);
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
     let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
     wait_until("the 4 reports stored after STARTTLS and moved", logs, || {
-        count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0)
+        count(&db, "SELECT count(*) FROM reports") == 4 && dovecot.folders() == (0, 4, 0, 0, 0)
     });
     // Dovecot counts a loopback client as secured, so it would accept a plaintext login
     // here too (ssl = required notwithstanding): the proof of the upgrade is its log,
@@ -293,4 +300,121 @@ fn imap_over_starttls() {
         logs()
     );
     assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+}
+
+#[test]
+fn imap_once_reads_what_is_there_files_it_and_exits() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    let mails = deliver_each_kind(&dovecot);
+    let db = tmp.path().join("ruaflow.db");
+
+    let (ok, out, err) = run_ruaflow_once(tmp.path(), &dovecot.plain_section(), &db, 1);
+    assert!(ok, "run --once exits 0; log:\n{err}\n--- dovecot\n{}", dovecot.log());
+    assert!(out.contains("4 reports,"), "the summary counts the 4 reports: {out}");
+    assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
+    assert_eq!(
+        (dovecot.count(""), dovecot.count("ruaflow.processed"), dovecot.count("ruaflow.failures")),
+        (0, 4, 1),
+        "every report filed by kind before the exit"
+    );
+    assert_eq!(dovecot.count("ruaflow.ignored"), 1);
+
+    // Nothing new: a second one-shot run reads nothing, stores nothing, and exits 0.
+    dovecot.deliver(&maildir_name(20), &mails[0].1);
+    let (ok, out, err) = run_ruaflow_once(tmp.path(), &dovecot.plain_section(), &db, 2);
+    assert!(ok, "second run --once exits 0; log:\n{err}");
+    assert!(
+        out.contains("0 reports,") && out.contains("1 duplicate"),
+        "a resent report is not stored twice: {out}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM reports"), 4);
+    assert_eq!((dovecot.count(""), dovecot.count("ruaflow.processed")), (0, 5));
+    eprintln!("imap_once_reads_what_is_there_files_it_and_exits took {:?}", started.elapsed());
+}
+
+/// The lines of `log` that show async-imap's internal rendering instead of the server's
+/// words.
+fn debug_text(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("code: ") || l.contains("Some(") || l.contains("info: ")).collect()
+}
+
+#[test]
+fn imap_errors_name_the_account_the_port_and_what_exists() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    dovecot.deliver(&maildir_name(0), &corpus_mails()[0].1);
+    let db = tmp.path().join("ruaflow.db");
+    let port = dovecot.port;
+
+    // A wrong password: refused, said once in the server's words, not retried by --once.
+    let wrong = format!("{}password = \"not-the-password\"\n", dovecot.plain_section());
+    let (ok, _, err) = run_ruaflow_once(tmp.path(), &wrong, &db, 1);
+    assert!(!ok, "a refused login fails the one-shot run");
+    let said = format!("IMAP login refused for ruaflow at 127.0.0.1:{port}: AUTHENTICATIONFAILED");
+    assert_eq!(err.matches(&said).count(), 1, "said once, in these words:\n{err}");
+    assert!(debug_text(&err).is_empty(), "no internal debug text:\n{err}");
+
+    // A folder that does not exist: named, with the folders that do.
+    let missing = format!("{}folder = \"Reports/DMARC\"\n", dovecot.plain_section());
+    let (ok, _, err) = run_ruaflow_once(tmp.path(), &missing, &db, 2);
+    assert!(!ok, "a missing folder fails the one-shot run");
+    let said = format!(
+        "IMAP folder \"Reports/DMARC\" not found for ruaflow at 127.0.0.1:{port}; the folders there are: INBOX, ruaflow, ruaflow/failures, ruaflow/ignored, ruaflow/invalid, ruaflow/processed"
+    );
+    assert!(err.contains(&said), "expected {said:?} in:\n{err}");
+    assert_eq!(dovecot.count(""), 1, "nothing read");
+
+    // Nothing listening: the error names the host and the port.
+    let closed = common::free_port();
+    let (ok, _, err) = run_ruaflow_once(
+        tmp.path(),
+        &format!("host = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"),
+        &db,
+        3,
+    );
+    assert!(!ok, "an unreachable server fails the one-shot run");
+    assert!(
+        err.contains(&format!("cannot connect to IMAP server 127.0.0.1:{closed}: Connection refused")),
+        "host and port in the error:\n{err}"
+    );
+    assert!(debug_text(&err).is_empty(), "no internal debug text:\n{err}");
+}
+
+#[test]
+fn imap_refused_login_told_once_retried_and_recovered_from_a_password_file() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dovecot = Dovecot::start(tmp.path());
+    dovecot.deliver(&maildir_name(0), &corpus_mails()[0].1);
+    let db = tmp.path().join("ruaflow.db");
+    let password = tmp.path().join("imap.password");
+    std::fs::write(&password, "an-old-password\n").expect("write password");
+    let section = format!("{}password = {{ file = \"{}\" }}\n", dovecot.plain_section(), password.display());
+    let mut ruaflow = run_ruaflow(tmp.path(), &section, &db, 1);
+    let logs = || format!("{}\n--- dovecot\n{}", ruaflow.stderr(), dovecot.log());
+    let refusals = || dovecot.log().matches("auth failed").count();
+    wait_until("a second refused login (a retry)", logs, || refusals() >= 2);
+    let said = format!("IMAP login refused for ruaflow at 127.0.0.1:{}: AUTHENTICATIONFAILED", dovecot.port);
+    assert_eq!(ruaflow.stderr().matches(&said).count(), 1, "told once, not at each retry:\n{}", logs());
+    assert!(
+        ruaflow.stderr().lines().any(|l| l.contains("ERROR") && l.contains(&said)),
+        "at ERROR:\n{}",
+        logs()
+    );
+    assert!(debug_text(&ruaflow.stderr()).is_empty(), "no internal debug text:\n{}", logs());
+
+    // The password file is fixed while it runs: the next attempt reads it and gets in.
+    std::fs::write(&password, "ruaflow-test\n").expect("fix password");
+    wait_until("the report stored once the password is right", logs, || {
+        count(&db, "SELECT count(*) FROM reports") == 1 && dovecot.count("ruaflow.processed") == 1
+    });
+    assert!(ruaflow.stderr().contains("imap mailbox available again"), "{}", logs());
+    assert!(!ruaflow.stderr().contains("an-old-password") && !ruaflow.stderr().contains("ruaflow-test"));
+    assert!(ruaflow.terminate(), "SIGTERM exits 0; log:\n{}", ruaflow.stderr());
+    eprintln!(
+        "imap_refused_login_told_once_retried_and_recovered_from_a_password_file took {:?}",
+        started.elapsed()
+    );
 }

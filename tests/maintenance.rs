@@ -87,6 +87,11 @@ fn prune_deletes_each_tier_at_its_age() {
     let pruned: Value = serde_json::from_str(out.trim()).expect("prune prints JSON");
     assert!(pruned["records"].as_u64() > Some(0) && pruned["reports"].as_u64() > Some(0), "{pruned}");
     assert!(pruned["dead_letters"].as_u64() > Some(0), "{pruned}");
+    assert!(
+        pruned["failure_reports"].as_u64() > Some(0),
+        "the corpus's failure reports arrived before 2024: {pruned}"
+    );
+    assert_eq!(ok(run(&["failures", "--db", s(&db), "--until", "2023-12-31"])), "no failure reports\n");
     assert_eq!(ok(run(&["dead-letters", "--db", s(&db), "--json"])), "", "dead letters age with the records");
 
     let after = report(&db, &[]);

@@ -13,6 +13,7 @@
 //! - [`store`]: what the writer needs from a store; [`sqlite`] (embedded) and
 //!   [`clickhouse`] (distributed) implement it
 //! - [`aggregate`]: a report's records summed per source and per DKIM selector
+//! - [`redact`]: a failure report → its stored row, with the privacy rule applied
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
 //! - [`retention`]: old rows deleted by age, in two tiers (per-record rows, aggregates)
@@ -27,6 +28,7 @@ pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod redact;
 pub mod reprocess;
 pub mod retention;
 pub mod sink;

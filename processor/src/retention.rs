@@ -3,8 +3,9 @@
 //! Input: a store and `[retention]` (two ages, in days). Output: the old rows gone.
 //! Two tiers, because per-record rows are most of a store and daily aggregates are what
 //! reports, dashboards and detection baselines read:
-//! - `records_days`: DMARC records (one row per record), by report day, and dead
-//!   letters with the input bytes kept for them, by the time they were received;
+//! - `records_days`: DMARC records (one row per record), by report day; failure
+//!   (forensic) reports, by the day their message arrived; and dead letters with the
+//!   input bytes kept for them, by the time they were received;
 //! - `aggregates_days` (at least `records_days`): everything else about a report — its
 //!   row, daily aggregates by source and by selector, TLS policies and failures —,
 //!   detector signals, alerts (by the end of their window) and the envelope hashes
@@ -33,8 +34,8 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    /// Days of per-record rows (DMARC records, by report day) and dead letters (by the
-    /// time they were received) kept.
+    /// Days of per-record rows kept: DMARC records (by report day), failure reports (by
+    /// the day their message arrived) and dead letters (by the time they were received).
     pub records_days: Option<u32>,
     /// Days of reports, daily aggregates, TLS results, detector signals and alerts
     /// kept; at least `records_days`.
@@ -115,6 +116,8 @@ pub struct Pruned {
     pub envelopes: u64,
     /// Dead letters (with the input bytes kept for them).
     pub dead_letters: u64,
+    /// DMARC failure (forensic) reports.
+    pub failure_reports: u64,
 }
 
 impl Pruned {
@@ -167,6 +170,7 @@ pub fn prune_sqlite(conn: &Connection, config: &RetentionConfig, now: i64) -> Re
             pruned.records += delete_in(tx, "DELETE FROM dmarc_records WHERE report IN", ids)?;
             Ok(())
         })?;
+        pruned.failure_reports += conn.execute("DELETE FROM failure_reports WHERE day < ?1", [day])? as u64;
         pruned.dead_letters += conn.execute("DELETE FROM dead_letters WHERE received_at < ?1", [day])? as u64;
         conn.execute("DELETE FROM dead_letter_inputs WHERE received_at < ?1", [day])?;
     }
@@ -259,6 +263,7 @@ fn pass(db: &Path, config: &RetentionConfig) {
             alerts = p.alerts,
             envelopes = p.envelopes,
             dead_letters = p.dead_letters,
+            failure_reports = p.failure_reports,
             "retention: old rows deleted"
         ),
         Err(err) => tracing::warn!(error = %err, "retention: pruning failed; retrying at the next pass"),

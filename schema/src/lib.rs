@@ -25,6 +25,7 @@
 //! - [`shutdown`]: the one stop signal of a process
 //! - [`multipart`]: `multipart/form-data` upload bodies (the HTTP endpoint's form uploads)
 //! - [`read`]: unpack + parse into whole values, or a streaming survey of an input
+//! - [`secret`]: passwords and tokens in the config: from the file, a file, or the environment
 //! - [`error`], [`text`], [`time`], [`clock`]: the error type, lenient text decoding,
 //!   dates, the wall clock
 
@@ -41,6 +42,7 @@ pub mod health;
 pub mod limits;
 pub mod multipart;
 pub mod read;
+pub mod secret;
 pub mod shutdown;
 pub mod text;
 pub mod time;
@@ -56,4 +58,5 @@ pub use error::Error;
 pub use health::Health;
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, survey, Located, Parsed, Survey};
+pub use secret::{Secret, SecretError};
 pub use shutdown::Shutdown;

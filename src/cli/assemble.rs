@@ -74,6 +74,12 @@ pub trait Source: Send {
     /// What it is, for logs and errors.
     fn name(&self) -> String;
 
+    /// True for a source that reads what is there and ends (`--once`): its failure is
+    /// reported when the run ends, without stopping the other sources.
+    fn one_shot(&self) -> bool {
+        false
+    }
+
     /// Feeds `queue` until its work is done or `shutdown` triggers; returns having
     /// dropped `queue`. Async sources run on `runtime` (blocking this thread).
     fn run(
@@ -112,8 +118,8 @@ impl<S: Store + 'static> Pipeline<S> {
 
 /// Runs `sources` into the sink `start_sink` makes of the queue, until every source is
 /// done and the sink has drained the queue; returns what the sink returns. A source that
-/// fails triggers the shutdown (the others stop too) and its error is returned after the
-/// sink drained.
+/// fails triggers the shutdown (the others stop too) unless it is one-shot; either way
+/// its error is returned once the sink drained what was fed.
 pub fn assemble<T: Send + 'static>(
     start_sink: impl FnOnce(mpsc::Receiver<Delivery>) -> anyhow::Result<Sink<T>>,
     sources: Vec<Box<dyn Source>>,
@@ -125,14 +131,14 @@ pub fn assemble<T: Send + 'static>(
     let mut running = Vec::with_capacity(sources.len());
     for source in sources {
         let (queue, shutdown, runtime) = (queue.clone(), shutdown.clone(), runtime.clone());
-        let name = source.name();
+        let (name, one_shot) = (source.name(), source.one_shot());
         let thread = std::thread::Builder::new().name(format!("source {name}")).spawn(move || {
             let ran = source.run(queue, &shutdown, &runtime);
-            if let Err(err) = &ran {
+            if let (Err(err), false) = (&ran, one_shot) {
                 tracing::error!(source = %name, error = %format!("{err:#}"), "source failed; stopping");
                 shutdown.trigger(format!("{name} failed: {err:#}"));
             }
-            ran.with_context(|| name)
+            ran
         })?;
         running.push(thread);
     }

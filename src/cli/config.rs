@@ -10,6 +10,7 @@ use ruaflow_ingest::http::HttpConfig;
 use ruaflow_ingest::imap::ImapConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
+use ruaflow_processor::redact::PrivacyConfig;
 use ruaflow_processor::retention::RetentionConfig;
 use ruaflow_processor::sink::SinkConfig;
 use ruaflow_schema::Limits;
@@ -26,10 +27,13 @@ pub struct Config {
     pub alerts: SinkConfig,
     /// Reverse DNS and MaxMind databases (`[enrich]`).
     pub enrich: EnrichConfig,
+    /// What of a failure report's original message is stored (`[failure_reports]`):
+    /// nothing personal unless allowed.
+    pub failure_reports: PrivacyConfig,
     /// The HTTP endpoint (`[http]`); served by `ruaflow run` without `--once`.
     pub http: Option<HttpConfig>,
-    /// IMAP mailboxes to read reports from (`[[imap]]`, any number); read by `ruaflow run`
-    /// without `--once`.
+    /// IMAP mailboxes to read reports from (`[[imap]]`, any number); watched by `ruaflow
+    /// run` and `ruaflow ingest imap`, read once with `--once`.
     pub imap: Vec<ImapConfig>,
     /// How long stored data is kept (`[retention]`); applied while `ruaflow run` runs
     /// and by `ruaflow prune`.
@@ -79,43 +83,9 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
-
-    /// The example with its commented keys and sections switched on: `# key = value` and
-    /// `# [section]` lines lose their `# ` (explanations stay comments).
-    fn example_uncommented() -> String {
-        let key = |line: &str| {
-            let rest = line.trim_start_matches("# ");
-            rest.starts_with('[')
-                || rest
-                    .split_once(" = ")
-                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        };
-        include_str!("../../ruaflow.example.toml")
-            .lines()
-            .map(|l| if l.starts_with("# ") && key(l) { l.trim_start_matches("# ") } else { l })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    #[test]
-    fn every_key_the_example_shows_is_a_real_key() {
-        let text = example_uncommented();
-        let full: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(full.imap.len(), 1, "the [[imap]] example");
-        assert_eq!(full.alerts.webhooks.len(), 1, "the webhook example");
-        assert!(full.alerts.webhooks[0].bearer_token.is_some(), "with its bearer token");
-        assert!(full.http.as_ref().is_some_and(|h| h.token_file.is_some()), "the [http] example");
-        assert_eq!(full.retention.aggregates_days, Some(730));
-        full.validate_retention().expect("the retention example is valid");
-        // The values shown are the defaults.
-        assert_eq!(full.limits, Limits::default());
-        let defaults = ruaflow_processor::detect::DetectConfig::default();
-        assert_eq!(
-            format!("{:?}", DetectConfig { known_senders: defaults.known_senders.clone(), ..full.detect }),
-            format!("{defaults:?}")
-        );
-    }
 
     #[test]
     fn the_example_config_is_valid_and_typos_are_rejected() {
@@ -145,5 +115,146 @@ mod tests {
         assert!(example.validate_retention().is_ok());
         let empty: Config = toml::from_str("").expect("empty parses");
         assert_eq!(empty.limits, Limits::default());
+        assert_eq!(empty.failure_reports, PrivacyConfig::default(), "redaction is on by default");
+        assert_eq!(example.failure_reports, PrivacyConfig::default(), "the example keeps redaction on");
+        assert!(
+            toml::from_str::<Config>("[failure_reports]\nstore_subjects = true\n").is_err(),
+            "unknown [failure_reports] keys are errors"
+        );
+    }
+
+    /// `example` with its commented-out settings (`# key = …`, `# [section]`,
+    /// `# [[section]]`) switched on: every setting a user can copy from it.
+    fn switched_on(example: &str) -> String {
+        let setting = |line: &str| {
+            let line = line.trim_start();
+            let key = line.split_once(" = ").map_or("", |(key, _)| key);
+            line.starts_with('[')
+                || (!key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        };
+        example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if setting(rest) => rest,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_compose_config_is_valid_with_its_mailbox_switched_on() {
+        // Read at run time: dashboards/ is not part of the image's build context.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/compose/ruaflow.toml");
+        let text = switched_on(&std::fs::read_to_string(path).expect("read the compose config"));
+        let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}\n{text}"));
+        assert_eq!(config.imap.len(), 1, "the ingest-imap service's mailbox");
+        config.imap[0].validate().expect("a valid mailbox");
+        config.http.as_ref().expect("the ingest-http endpoint").validate().expect("a valid endpoint");
+    }
+
+    /// The field names serde derives for `T` (a struct): read from the list the derived
+    /// `Deserialize` hands to `deserialize_struct`.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::{Error as _, Visitor};
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(Self::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(Self::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut fields));
+        assert!(!fields.is_empty(), "{} is not a struct", std::any::type_name::<T>());
+        fields
+    }
+
+    /// The keys of every table of `value`, by dotted path (the tables of an array of
+    /// tables together under the array's path).
+    fn keys_by_path(value: &toml::Value, path: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    out.entry(path.to_owned()).or_default().insert(key.clone());
+                    let inner = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    keys_by_path(value, &inner, out);
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|item| keys_by_path(item, path, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_example_config_shows_every_key() {
+        let text = switched_on(include_str!("../../ruaflow.example.toml"));
+        let all: Config = toml::from_str(&text)
+            .unwrap_or_else(|e| panic!("the example with every setting switched on: {e}\n{text}"));
+        assert!(all.http.is_some() && !all.imap.is_empty(), "commented-out sections count");
+        for imap in &all.imap {
+            imap.validate().unwrap_or_else(|e| panic!("the example mailbox {}: {e}", imap.host));
+        }
+        all.validate_retention().expect("the retention example is valid");
+        assert!(all.retention.is_set());
+        // The values shown are the defaults.
+        assert_eq!(all.limits, Limits::default());
+        let defaults = DetectConfig::default();
+        assert_eq!(
+            format!(
+                "{:?}",
+                DetectConfig { known_senders: defaults.known_senders.clone(), ..all.detect.clone() }
+            ),
+            format!("{defaults:?}")
+        );
+        let value: toml::Value = toml::from_str(&text).expect("parses");
+        let mut keys = BTreeMap::new();
+        keys_by_path(&value, "", &mut keys);
+        let sections: [(&str, &[&str]); 13] = [
+            ("", fields_of::<Config>()),
+            ("retention", fields_of::<RetentionConfig>()),
+            ("failure_reports", fields_of::<PrivacyConfig>()),
+            ("limits", fields_of::<Limits>()),
+            ("detect", fields_of::<DetectConfig>()),
+            ("alerts", fields_of::<SinkConfig>()),
+            ("alerts.webhooks", fields_of::<ruaflow_processor::sink::WebhookConfig>()),
+            ("alerts.alertmanager", fields_of::<ruaflow_processor::sink::AlertmanagerConfig>()),
+            ("enrich", fields_of::<EnrichConfig>()),
+            ("http", fields_of::<HttpConfig>()),
+            ("imap", fields_of::<ImapConfig>()),
+            ("imap.oauth2", fields_of::<ruaflow_ingest::imap::OAuth2Config>()),
+            ("files", fields_of::<ruaflow_ingest::dir::DirConfig>()),
+        ];
+        let mut missing = Vec::new();
+        for (path, fields) in sections {
+            let shown = keys.get(path).cloned().unwrap_or_default();
+            for field in fields {
+                if !shown.contains(*field) {
+                    missing.push(if path.is_empty() {
+                        (*field).to_owned()
+                    } else {
+                        format!("{path}.{field}")
+                    });
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys the binary accepts but ruaflow.example.toml does not show: {missing:?}"
+        );
     }
 }

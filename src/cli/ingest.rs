@@ -2,9 +2,9 @@
 //! Sources read reports into Envelopes and publish them to Kafka; each source's input is
 //! acknowledged (IMAP message moved, HTTP client answered) only after Kafka confirmed it.
 //!
-//! `dir` publishes the files under INPUT (with `--once`, then exits; otherwise keeps
-//! watching them); `imap` reads the `[[imap]]` mailboxes of the config and `http` serves
-//! the `[http]` endpoint of the config, until SIGINT/SIGTERM.
+//! `dir` publishes the files under INPUT and `imap` the mail in the `[[imap]]` mailboxes
+//! of the config (with `--once`, what is there now, then exits; otherwise they keep
+//! watching); `http` serves the `[http]` endpoint of the config; until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,18 +52,20 @@ impl KafkaArgs {
     }
 }
 
-/// Creates the topics when missing; a broker that does not answer within a minute is
-/// an error naming it.
+/// Creates the topics when missing; brokers that do not answer within
+/// [`kafka::REACH_TIMEOUT`] are reported unreachable, a topic setup that does not finish
+/// within a minute is an error naming them.
 pub fn ensure_topics(runtime: &tokio::runtime::Runtime, kafka: &KafkaConfig) -> anyhow::Result<()> {
-    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "connecting to Kafka (waits up to 60 s)");
-    runtime
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer from Kafka at {} within 60 s", kafka.brokers))?
-                .map_err(anyhow::Error::from)
-        })
-        .with_context(|| format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers))
+    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "connecting to Kafka");
+    let setup = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), kafka::ensure_topics(kafka)).await });
+    let context = || format!("cannot set up topic {} on {}", kafka.topic, kafka.brokers);
+    match setup {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err @ kafka::KafkaQueueError::Unreachable { .. })) => Err(err.into()),
+        Ok(Err(err)) => Err(anyhow::Error::from(err).context(context())),
+        Err(_) => Err(anyhow::anyhow!("Kafka did not finish within 60 s").context(context())),
+    }
 }
 
 /// Which source to run.
@@ -87,7 +89,7 @@ pub struct IngestArgs {
     /// Configuration file (TOML); see `ruaflow.example.toml`.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// dir: publish the inputs once and exit (no watching).
+    /// dir, imap: publish what the inputs or mailboxes hold now and exit (no watching).
     #[arg(long)]
     pub once: bool,
     /// dir: files or directories of reports.
@@ -117,6 +119,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     assemble::stop_on_signals(&runtime, &shutdown)?;
     ensure_topics(&runtime, &kafka)?;
     let publisher = Publisher::new(&kafka)?;
+    if args.once && args.source == SourceKind::Http {
+        anyhow::bail!("ingest http: --once applies to dir and imap only");
+    }
     let source: Box<dyn Source> = match args.source {
         SourceKind::Dir => Box::new(FileSource::new(&args.inputs, &config, args.once)?),
         SourceKind::Http => {
@@ -124,7 +129,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
             // The endpoint answers 2xx once Kafka holds a body; nothing here fails for good.
             Box::new(HttpFeed::bind(http, &config.limits, Health::default(), &runtime)?)
         }
-        SourceKind::Imap => Box::new(ImapFeed::new(&config.imap, &config.limits)?),
+        SourceKind::Imap => Box::new(ImapFeed::new(&config.imap, &config.limits, args.once)?),
     };
     tracing::info!(source = %source.name(), topic = %kafka.topic, "publishing");
     let handle = runtime.handle().clone();

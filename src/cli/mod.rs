@@ -9,6 +9,7 @@ mod dead_letters;
 mod demo;
 mod detect;
 mod export;
+mod failures;
 mod ingest;
 mod inputs;
 mod list_sources;
@@ -66,6 +67,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Copy the SQLite store consistently, even while `run` writes to it.
     Backup(backup::BackupArgs),
+    /// The stored DMARC failure (forensic) reports, redacted (text, JSON lines or CSV).
+    Failures(failures::FailuresArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
     Synth(synth::SynthArgs),
     /// Distributed: create or upgrade the ClickHouse tables.
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reprocess(args) => reprocess::run(args).map(|()| ExitCode::SUCCESS),
         Command::Prune(args) => prune::run(args).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => backup::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Failures(args) => failures::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(args),

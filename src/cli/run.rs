@@ -6,11 +6,12 @@
 //! finish what is in flight and commit before exiting.
 //!
 //! With an `[http]` section (and without `--once`) the HTTP endpoint feeds the same queue,
-//! and each `[[imap]]` section reads one mailbox folder into it. On a stop (a signal, or a
-//! store that cannot go on) the endpoint stops accepting and lets in-flight requests
-//! finish (each waits for its commit), the mailboxes finish the message in flight, and
-//! the pipeline drains and commits everything a source was told is stored (see
-//! [`super::assemble`]).
+//! and each `[[imap]]` section reads one mailbox folder into it (with `--once`, what the
+//! mailbox holds now, beside the inputs; the run ends once both are done). A message
+//! leaves its folder only after its commit. On a stop (a signal, or a store that cannot
+//! go on) the endpoint stops accepting and lets in-flight requests finish (each waits for
+//! its commit), the mailboxes finish the message in flight, and the pipeline drains and
+//! commits everything a source was told is stored (see [`super::assemble`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,13 +37,15 @@ use super::sources::{FileSource, HttpFeed, ImapFeed};
 /// Arguments of `ruaflow run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Process the inputs, commit, print a summary and exit (no watching).
+    /// Process the inputs and what the [[imap]] mailboxes hold now, commit, print a
+    /// summary and exit (no watching; for cron or a systemd timer).
     #[arg(long)]
     pub once: bool,
     /// The SQLite database file (created if missing).
     #[arg(long, default_value = "ruaflow.db")]
     pub db: PathBuf,
-    /// Configuration file (TOML); see `ruaflow.example.toml`.
+    /// Configuration file (TOML): [[imap]] mailboxes to read, the [http] endpoint, limits,
+    /// detection, alerts; see `ruaflow.example.toml`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// No network lookups (reverse DNS) while enriching.
@@ -55,12 +58,14 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     let mut config = Config::load(args.config.as_deref())?;
     config.enrich.offline |= args.offline;
-    if args.inputs.is_empty() && args.once {
-        anyhow::bail!("nothing to do: give INPUT files or directories with --once");
+    if args.inputs.is_empty() && args.once && config.imap.is_empty() {
+        anyhow::bail!(
+            "nothing to do: give INPUT files or directories, or [[imap]] mailboxes in --config, with --once"
+        );
     }
     let summary = run_pipeline(&args.db, &args.inputs, args.once, &config)?;
     let line = format!(
-        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports seen",
+        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports stored",
         summary.reports,
         summary.records,
         summary.messages,
@@ -94,7 +99,7 @@ pub fn run_pipeline(
     let progress = Arc::new(Progress::default());
     let bar = Arc::new(Mutex::new(None));
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    if !inputs.is_empty() || once {
+    if !inputs.is_empty() {
         let files =
             FileSource::new(inputs, config, once)?.with_progress(Arc::clone(&progress), Arc::clone(&bar));
         sources.push(Box::new(files));
@@ -102,16 +107,11 @@ pub fn run_pipeline(
     if once && config.http.is_some() {
         tracing::warn!("--once: the [http] section is ignored");
     }
-    if once && !config.imap.is_empty() {
-        tracing::warn!("--once: the [[imap]] sections are ignored");
+    if let (Some(http), false) = (&config.http, once) {
+        sources.push(Box::new(HttpFeed::bind(http, &config.limits, health.clone(), &runtime)?));
     }
-    if !once {
-        if let Some(http) = &config.http {
-            sources.push(Box::new(HttpFeed::bind(http, &config.limits, health.clone(), &runtime)?));
-        }
-        if !config.imap.is_empty() {
-            sources.push(Box::new(ImapFeed::new(&config.imap, &config.limits)?));
-        }
+    if !config.imap.is_empty() {
+        sources.push(Box::new(ImapFeed::new(&config.imap, &config.limits, once)?));
     }
     // Watching, each report is news: one info line each. A bulk load is summed up.
     let detected = detecting(db, config, sources, &runtime, &shutdown, health, Arc::clone(&progress), !once);
@@ -157,6 +157,7 @@ pub fn detecting(
         dedupe_db: Some(db.to_path_buf()),
         config: PipelineConfig {
             limits: config.limits.clone(),
+            privacy: config.failure_reports.clone(),
             health,
             log_reports,
             ..PipelineConfig::default()

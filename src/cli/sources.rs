@@ -197,23 +197,27 @@ impl Source for HttpFeed {
     }
 }
 
-/// The `[[imap]]` mailboxes, one task each.
+/// The `[[imap]]` mailboxes, one task each: watched until the shutdown, or (one-shot)
+/// read as they are now.
 pub struct ImapFeed {
-    sources: Vec<ImapSource>,
+    sources: Vec<(String, ImapSource)>,
+    once: bool,
 }
 
 impl ImapFeed {
-    /// Resolves passwords and TLS setups (an error here stops the command before
-    /// anything connects).
-    pub fn new(mailboxes: &[ImapConfig], limits: &Limits) -> anyhow::Result<Self> {
+    /// Checks secrets and TLS setups (an error here stops the command before anything
+    /// connects).
+    pub fn new(mailboxes: &[ImapConfig], limits: &Limits, once: bool) -> anyhow::Result<Self> {
         let sources = mailboxes
             .iter()
             .map(|imap| {
-                ImapSource::new(imap.clone(), limits.clone())
-                    .with_context(|| format!("[[imap]] {}@{}", imap.username, imap.host))
+                let name = imap.mailbox_name();
+                let source = ImapSource::new(imap.clone(), limits.clone())
+                    .with_context(|| format!("[[imap]] {name}"))?;
+                Ok((name, source))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { sources })
+        Ok(Self { sources, once })
     }
 }
 
@@ -222,25 +226,53 @@ impl Source for ImapFeed {
         "imap".into()
     }
 
+    fn one_shot(&self) -> bool {
+        self.once
+    }
+
+    /// Watching: each mailbox finishes the message in flight (its commit) and returns
+    /// on the shutdown. One-shot: each reads what it holds now; the run fails naming
+    /// every mailbox that could not be read (what was read is stored all the same).
     fn run(
         self: Box<Self>,
         queue: mpsc::Sender<Delivery>,
         shutdown: &Shutdown,
         runtime: &tokio::runtime::Handle,
     ) -> anyhow::Result<()> {
-        // Each mailbox finishes the message in flight (its commit) before it returns.
+        let once = self.once;
         let tasks: Vec<_> = self
             .sources
             .into_iter()
-            .map(|source| runtime.spawn(source.run(queue.clone(), shutdown.clone())))
+            .map(|(name, source)| {
+                let (queue, shutdown) = (queue.clone(), shutdown.clone());
+                let task = runtime.spawn(async move {
+                    if once {
+                        source.once(queue, shutdown).await.map(|_| ())
+                    } else {
+                        source.run(queue, shutdown).await;
+                        Ok(())
+                    }
+                });
+                (name, task)
+            })
             .collect();
         drop(queue);
-        runtime.block_on(async {
-            for task in tasks {
-                let _ = task.await;
+        let failed: Vec<String> = runtime.block_on(async {
+            let mut failed = Vec::new();
+            for (name, task) in tasks {
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => failed.push(format!("{name}: {err}")),
+                    Err(err) => failed.push(format!("{name}: {err}")),
+                }
             }
+            failed
         });
-        Ok(())
+        match failed.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("imap mailbox not read: {one}"),
+            _ => anyhow::bail!("{} imap mailboxes not read:\n  {}", failed.len(), failed.join("\n  ")),
+        }
     }
 }
 

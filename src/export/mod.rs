@@ -26,7 +26,7 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use crate::range::DayRange;
-pub use tables::sources;
+pub use tables::{failure_row, sources, FAILURE_COLUMNS};
 pub use write::{Format, RowWriter};
 
 /// What to export, one row per …
@@ -42,6 +42,8 @@ pub enum What {
     Reports,
     /// … TLS policy and TLS failure, in parsedmarc's SMTP TLS CSV columns.
     Tls,
+    /// … DMARC failure (forensic) report, as `ruaflow failures` shows it (redacted).
+    Failures,
     /// … alert notice.
     Alerts,
 }
@@ -71,6 +73,7 @@ pub fn export(
         What::Sources => tables::sources(conn, filter, None, format, out),
         What::Reports => tables::reports(conn, filter, format, out),
         What::Tls => tables::tls(conn, filter, format, out),
+        What::Failures => tables::failures(conn, filter, format, out),
         What::Alerts => tables::alerts(conn, filter, format, out),
     };
     conn.execute_batch("COMMIT")?;

@@ -14,7 +14,10 @@ use anyhow::Context;
 use ruaflow_processor::normalize::reporter_domain;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::format::{date, pct};
+use ruaflow_processor::detect::known::{sender_status, SenderStatus};
+use ruaflow_processor::detect::DetectConfig;
+
+use super::format::{date, pct, share};
 use super::model::*;
 use crate::range::{DayRange, RangeArgs};
 
@@ -26,6 +29,10 @@ pub const TOP_SELECTORS: i64 = 12;
 pub const TOP_REPORTERS: usize = 20;
 /// Alerts listed (overall, and per domain).
 pub const RECENT_ALERTS: i64 = 20;
+/// Failure reports listed per domain (the latest).
+pub const LATEST_FAILURES: i64 = 10;
+/// Rows of the "TLS by MX" table per domain.
+pub const TOP_TLS_MX: i64 = 20;
 /// Dead letters listed with their reasons.
 pub const LATEST_DEAD_LETTERS: i64 = 5;
 
@@ -58,6 +65,21 @@ pub fn open(db: &Path) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot read database {}", db.display()))?;
     if !is_store {
         anyhow::bail!("{} is not a ruaflow database (no `reports` table)", db.display());
+    }
+    // A store written before failure reports were stored has none: an empty table of the
+    // same shape in this connection's temporary schema (the file stays untouched) lets
+    // every query run until `ruaflow run` migrates the file.
+    let has_failures: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'failure_reports'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_failures {
+        let ddl = include_str!("../../schema/sql/sqlite/0003_failure_reports.sql");
+        let start = ddl.find("CREATE TABLE failure_reports").context("the failure_reports DDL")?;
+        let end = start + ddl[start..].find(");").context("the end of the failure_reports DDL")? + 2;
+        let create = ddl[start..end].replacen("CREATE TABLE", "CREATE TEMP TABLE", 1);
+        conn.execute_batch(&create)?;
     }
     Ok(conn)
 }
@@ -95,6 +117,7 @@ fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report>
         ..Totals::default()
     };
     for d in &domains {
+        totals.failure_reports += d.failure_reports.as_ref().map_or(0, |f| f.count);
         totals.messages += d.volume.messages;
         totals.dmarc_pass += d.volume.dmarc_pass;
         if let Some(tls) = &d.tls {
@@ -170,7 +193,9 @@ fn domain_names(conn: &Connection, range: &DayRange, filter: Option<&str>) -> an
             "SELECT domain FROM reports WHERE kind = 'dmarc' AND day BETWEEN ?1 AND ?2
              UNION
              SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
-             WHERE r.day BETWEEN ?1 AND ?2",
+             WHERE r.day BETWEEN ?1 AND ?2
+             UNION
+             SELECT domain FROM failure_reports WHERE day BETWEEN ?1 AND ?2",
         )?
         .query_map([range.lo(), range.hi()], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -210,6 +235,7 @@ fn domain(conn: &Connection, name: &str, range: &DayRange) -> anyhow::Result<Dom
     d.selectors = selectors(conn, name, range)?;
     d.selector_daily = selector_daily(conn, name, range)?;
     d.tls = tls(conn, name, range)?;
+    d.failure_reports = failure_summary(conn, name, range)?;
     d.reporters = reporters(conn, range, Some(name), REPORT_OF_STORED_DOMAIN, TOP_REPORTERS)?;
     d.alerts = alerts(conn, Some(name), range, RECENT_ALERTS)?;
     Ok(d)
@@ -394,6 +420,7 @@ fn tls(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Opti
         .collect::<Result<_, _>>()?;
     let successful_sessions = daily.iter().map(|d| d.successful_sessions).sum();
     let failed_sessions = daily.iter().map(|d| d.failed_sessions).sum();
+    let by_mx = tls_by_mx(conn, domain, range, successful_sessions + failed_sessions)?;
     Ok(Some(Tls {
         reports: n(reports),
         successful_sessions,
@@ -402,7 +429,182 @@ fn tls(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Opti
         failures,
         daily,
         failures_daily,
+        by_mx,
     }))
+}
+
+/// Failed sessions per receiving MX × result type × sending and receiving IP, with the
+/// share of all the domain's sessions in the window.
+fn tls_by_mx(conn: &Connection, domain: &str, range: &DayRange, sessions: u64) -> anyhow::Result<Vec<TlsMx>> {
+    let rows = conn
+        .prepare(
+            "SELECT COALESCE(f.receiving_mx_hostname, ''), f.result_type, COALESCE(f.sending_mta_ip, ''),
+                    COALESCE(f.receiving_ip, ''), SUM(f.failed_sessions),
+                    COALESCE(GROUP_CONCAT(DISTINCT f.failure_reason_code), ''),
+                    COALESCE(GROUP_CONCAT(DISTINCT f.additional_information), '')
+             FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
+             WHERE f.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?4
+             GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?3",
+        )?
+        .query_map(params![domain, range.lo(), TOP_TLS_MX, range.hi()], |r| {
+            let failed_sessions = n(r.get(4)?);
+            let (share_pct, share) = share(failed_sessions, sessions);
+            Ok(TlsMx {
+                mx: r.get(0)?,
+                result_type: r.get(1)?,
+                sending_ip: r.get(2)?,
+                receiving_ip: r.get(3)?,
+                failed_sessions,
+                failure_reason_code: r.get(5)?,
+                additional_information: r.get(6)?,
+                share_pct,
+                share,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Which failure reports to list.
+#[derive(Debug, Clone, Default)]
+pub struct FailureFilter {
+    /// Only this reported domain (any case).
+    pub domain: Option<String>,
+    /// Only reports whose message arrived at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Only reports whose message arrived at or before this time (unix seconds).
+    pub until: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: Option<i64>,
+}
+
+/// Stored failure reports matching `filter`, newest first, each with the sender status
+/// of its source.
+pub fn failure_entries(conn: &Connection, filter: &FailureFilter) -> anyhow::Result<Vec<FailureEntry>> {
+    let mut entries = Vec::new();
+    for_each_failure(conn, filter, true, |entry| {
+        entries.push(entry);
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Calls `each` with every stored failure report matching `filter`, each with the sender
+/// status of its source, one at a time: newest first, or in stored order (which SQLite
+/// reads without sorting, for exports of any size).
+pub fn for_each_failure(
+    conn: &Connection,
+    filter: &FailureFilter,
+    newest_first: bool,
+    mut each: impl FnMut(FailureEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let config = DetectConfig::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT arrival, reporter, domain, source_ip, feedback_type, auth_failures, delivery_result,
+                dkim_domain, dkim_selector, spf_domain, identity_alignment, mail_from, rcpt_to,
+                authentication_results, header_from, header_to, subject, date, message_id,
+                original_authentication_results, redacted, day
+         FROM failure_reports
+         WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND (?2 IS NULL OR arrival >= ?2)
+           AND (?3 IS NULL OR arrival <= ?3)
+         ORDER BY {} LIMIT ?4",
+        if newest_first { "arrival DESC, id DESC" } else { "id" }
+    ))?;
+    let mut rows =
+        stmt.query(params![filter.domain, filter.since, filter.until, filter.limit.unwrap_or(-1)])?;
+    while let Some(r) = rows.next()? {
+        let arrival = r.get(0)?;
+        let (domain, source_ip, day): (String, Option<String>, i64) = (r.get(2)?, r.get(3)?, r.get(21)?);
+        let status = match &source_ip {
+            Some(ip) => sender_status(conn, &config, &domain, ip, day)?,
+            None => SenderStatus::Unknown,
+        };
+        each(FailureEntry {
+            arrival,
+            arrival_time: ruaflow_schema::time::format_datetime(arrival),
+            reporter: r.get(1)?,
+            domain,
+            source_ip,
+            sender: status.as_str().to_owned(),
+            feedback_type: r.get(4)?,
+            auth_failures: r.get(5)?,
+            delivery_result: r.get(6)?,
+            dkim_domain: r.get(7)?,
+            dkim_selector: r.get(8)?,
+            spf_domain: r.get(9)?,
+            identity_alignment: r.get(10)?,
+            mail_from: r.get(11)?,
+            rcpt_to: r.get(12)?,
+            authentication_results: r.get(13)?,
+            header_from: r.get(14)?,
+            header_to: r.get(15)?,
+            subject: r.get(16)?,
+            date: r.get(17)?,
+            message_id: r.get(18)?,
+            original_authentication_results: r.get(19)?,
+            redacted: r.get(20)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// The newest day a failure report's message arrived on (of `domain`, any case, when
+/// given): where `ruaflow failures --days N` counts back from.
+pub fn newest_failure_day(conn: &Connection, domain: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MAX(day) FROM failure_reports WHERE ?1 IS NULL OR lower(domain) = lower(?1)",
+        [domain],
+        |r| r.get(0),
+    )
+}
+
+/// The failure reports of one domain over the range; `None` when there are none.
+fn failure_summary(
+    conn: &Connection,
+    domain: &str,
+    range: &DayRange,
+) -> anyhow::Result<Option<FailureReports>> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM failure_reports WHERE domain = ?1 AND day BETWEEN ?2 AND ?3",
+        params![domain, range.lo(), range.hi()],
+        |r| r.get(0),
+    )?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let config = DetectConfig::default();
+    let rows: Vec<(String, i64, i64, i64)> = conn
+        .prepare(
+            "SELECT COALESCE(source_ip, ''), COUNT(*), MAX(arrival), MAX(day) FROM failure_reports
+             WHERE domain = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1",
+        )?
+        .query_map(params![domain, range.lo(), range.hi()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut summary = FailureReports { count: n(count), ..FailureReports::default() };
+    for (ip, reports, last_arrival, day) in rows {
+        let status = match ip.as_str() {
+            "" => SenderStatus::Unknown,
+            ip => sender_status(conn, &config, domain, ip, day)?,
+        };
+        if status == SenderStatus::Unknown {
+            summary.from_unknown_sources += n(reports);
+        }
+        if (summary.sources.len() as i64) < TOP_SOURCES {
+            let sender = status.as_str().to_owned();
+            summary.sources.push(FailureSource { ip, sender, reports: n(reports), last_arrival });
+        }
+    }
+    // The latest of the range's reports, by when their messages arrived.
+    let filter = FailureFilter {
+        domain: Some(domain.to_owned()),
+        since: range.first_day,
+        until: range.last_day.map(|_| range.hi()),
+        limit: Some(LATEST_FAILURES),
+    };
+    summary.latest = failure_entries(conn, &filter)?;
+    Ok(Some(summary))
 }
 
 /// Reporters over the range, for one domain or (`None`) all; `of_domain` is

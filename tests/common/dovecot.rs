@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use super::corpus;
+use super::{corpus, Running};
 
 const SERVICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/dovecot");
 
@@ -60,11 +61,12 @@ impl Dovecot {
             .sum()
     }
 
-    /// (INBOX, processed, ignored, invalid).
-    pub fn folders(&self) -> (usize, usize, usize, usize) {
+    /// (INBOX, processed, failures, ignored, invalid).
+    pub fn folders(&self) -> (usize, usize, usize, usize, usize) {
         (
             self.count(""),
             self.count("ruaflow.processed"),
+            self.count("ruaflow.failures"),
             self.count("ruaflow.ignored"),
             self.count("ruaflow.invalid"),
         )
@@ -108,22 +110,49 @@ impl Drop for Dovecot {
     }
 }
 
-/// Writes to `path` a config with one `[[imap]]` section: `section` (host, port, tls…),
-/// the test user, its password from the environment (see `with_password`), polled every
-/// second.
+/// Writes to `path` a config with one `[[imap]]` section: the test user, polled every
+/// second, `section` (host, port, tls…, possibly an `[imap.oauth2]` table last), and —
+/// unless `section` says how to log in — its password from the environment (see
+/// `with_secrets`).
 pub fn write_imap_config(path: &Path, section: &str) {
+    let login = section.lines().any(|l| l.starts_with("password =") || l.starts_with("auth ="));
+    let password = if login { "" } else { "password = { env = \"TEST_IMAP_PASSWORD\" }\n" };
     std::fs::write(
         path,
-        format!(
-            "[[imap]]\n{section}username = \"ruaflow\"\npassword_env = \"TEST_IMAP_PASSWORD\"\npoll_interval_secs = 1\n"
-        ),
+        format!("[[imap]]\nusername = \"ruaflow\"\npoll_interval_secs = 1\n{password}{section}"),
     )
     .expect("write config");
 }
 
-/// `command` with the test user's password in the variable `write_imap_config` names.
-pub fn with_password(command: &mut Command) -> &mut Command {
-    command.env("TEST_IMAP_PASSWORD", "ruaflow-test")
+/// `command` with the secrets the test configs name: the test user's password
+/// (`TEST_IMAP_PASSWORD`) and the OAuth2 client secret (`TEST_CLIENT_SECRET`).
+pub fn with_secrets(command: &mut Command) -> &mut Command {
+    command.env("TEST_IMAP_PASSWORD", "ruaflow-test").env("TEST_CLIENT_SECRET", super::oauth2::CLIENT_SECRET)
+}
+
+/// `ruaflow run` (watching) on a config with `section`, its log `ruaflow-{run}.log` in
+/// `dir`; killed on drop unless stopped.
+pub fn run_ruaflow(dir: &Path, section: &str, db: &Path, run: usize) -> Running {
+    let config = dir.join("ruaflow.toml");
+    write_imap_config(&config, section);
+    let mut c = super::ruaflow();
+    c.args(["run", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
+    with_secrets(&mut c);
+    Running::spawn(c, dir, &format!("ruaflow-{run}"))
+}
+
+/// `ruaflow run --once` on a config with `section` (and no other input), its log
+/// `ruaflow-{run}.log` in `dir`: waits for it to exit (60 s at most) and returns whether
+/// it exited 0, and its stdout and stderr.
+pub fn run_ruaflow_once(dir: &Path, section: &str, db: &Path, run: usize) -> (bool, String, String) {
+    let config = dir.join("ruaflow.toml");
+    write_imap_config(&config, section);
+    let mut c = super::ruaflow();
+    c.args(["run", "--once", "--offline", "--db"]).arg(db).arg("--config").arg(&config);
+    with_secrets(&mut c);
+    let mut running = Running::spawn(c, dir, &format!("ruaflow-{run}"));
+    let ok = running.wait_exit(Duration::from_secs(60));
+    (ok, running.stdout(), running.stderr())
 }
 
 /// The file name of the `n`th delivered message in a maildir.

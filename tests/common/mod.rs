@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cluster;
 pub mod dovecot;
+pub mod oauth2;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -127,6 +128,23 @@ impl Running {
     pub fn terminate(&mut self) -> bool {
         terminate(self.child.take().expect("running"))
     }
+
+    /// Waits for the process to exit by itself and returns whether it exited 0; panics
+    /// with its log when it is still running after `timeout` (it is killed then).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                reap(Some(child));
+                panic!("still running after {timeout:?}; log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Running {
@@ -153,6 +171,7 @@ pub struct Totals {
     pub tls_policies: u64,
     pub tls_failures: u64,
     pub dead_letters: u64,
+    pub failure_reports: u64,
 }
 
 /// The totals of an embedded store (a SQLite file).
@@ -162,7 +181,8 @@ pub fn sqlite_totals(db: &std::path::Path) -> Totals {
         "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
                 (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
                 (SELECT COALESCE(SUM(messages),0) FROM agg_selector_day), (SELECT COUNT(*) FROM tlsrpt_policies),
-                (SELECT COUNT(*) FROM tlsrpt_failures), (SELECT COUNT(*) FROM dead_letters)",
+                (SELECT COUNT(*) FROM tlsrpt_failures), (SELECT COUNT(*) FROM dead_letters),
+                (SELECT COUNT(*) FROM failure_reports)",
         [],
         |r| {
             Ok(Totals {
@@ -174,6 +194,7 @@ pub fn sqlite_totals(db: &std::path::Path) -> Totals {
                 tls_policies: r.get(5)?,
                 tls_failures: r.get(6)?,
                 dead_letters: r.get(7)?,
+                failure_reports: r.get(8)?,
             })
         },
     )

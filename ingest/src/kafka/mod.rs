@@ -31,7 +31,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 use ruaflow_schema::{Envelope, Source};
 
-pub use self::admin::ensure_topics;
+pub use self::admin::{ensure_topics, REACH_TIMEOUT};
 pub use self::consumer::Consumer;
 pub use self::publisher::{publish, Publisher};
 
@@ -44,6 +44,14 @@ pub enum KafkaQueueError {
     /// A client could not be created (bad configuration).
     #[error("kafka client: {0}")]
     Client(KafkaError),
+    /// No broker answered: the address is wrong, or Kafka is down or unreachable.
+    #[error("no Kafka broker reachable at {brokers} within {} s ({reason}): is Kafka running, and is the address right?", admin::REACH_TIMEOUT.as_secs())]
+    Unreachable {
+        /// The bootstrap brokers tried.
+        brokers: String,
+        /// librdkafka's word for it.
+        reason: String,
+    },
     /// Topics could not be created or checked.
     #[error("cannot create topic {topic}: {error}")]
     Topic {

@@ -199,7 +199,7 @@ mod tests {
     fn every_template_statement_is_a_rule_of_a_tier() {
         let rules = rules();
         assert_eq!(rules.len(), statements(TTL_TEMPLATE).len(), "a statement the rules cannot read");
-        assert_eq!(rules.iter().filter(|r| r.tier == "records_days").count(), 3);
+        assert_eq!(rules.iter().filter(|r| r.tier == "records_days").count(), 4);
         let records = &rules[0];
         assert_eq!((records.table.as_str(), records.column.as_str()), ("dmarc_records", "day"));
         assert!(rules.iter().any(|r| r.table == "alerts" && r.column == "window_end"));

@@ -63,6 +63,8 @@ pub struct PipelineConfig {
     /// One info line per stored report, once its batch is committed (a watching run: a
     /// report at a time is news; a bulk load of thousands is not).
     pub log_reports: bool,
+    /// What of a failure report's original message may be stored.
+    pub privacy: crate::redact::PrivacyConfig,
 }
 
 impl Default for PipelineConfig {
@@ -74,6 +76,7 @@ impl Default for PipelineConfig {
             limits: Limits::default(),
             health: Health::default(),
             log_reports: false,
+            privacy: crate::redact::PrivacyConfig::default(),
         }
     }
 }
@@ -95,7 +98,8 @@ pub struct Progress {
     pub messages: AtomicU64,
     /// Dead letters written.
     pub dead_letters: AtomicU64,
-    /// DMARC failure reports seen (recognized, not stored).
+    /// DMARC failure reports stored (a failure report stored before counts as a
+    /// duplicate report).
     pub failure_reports: AtomicU64,
 }
 
@@ -171,7 +175,11 @@ pub(super) enum ToWriter {
         location: String,
         reason: String,
     },
-    Failure,
+    Failure {
+        origin: Arc<Origin>,
+        location: String,
+        row: Box<crate::redact::FailureRow>,
+    },
     /// The input is through. `raw` is kept when the input produced dead letters.
     Done {
         origin: Arc<Origin>,
@@ -198,7 +206,7 @@ pub fn run<S: Store>(
             let to_writer = to_writer.clone();
             let queue = &queue;
             let db_path = db_path.clone();
-            scope.spawn(move || worker::run(queue, &to_writer, &config.limits, db_path.as_deref()));
+            scope.spawn(move || worker::run(queue, &to_writer, config, db_path.as_deref()));
         }
         drop(to_writer);
         let written = writer::run(&mut store, &writer_rx, config, &progress, hook);

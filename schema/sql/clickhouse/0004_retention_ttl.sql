@@ -11,11 +11,12 @@
 -- prune` does the same by dropping each month partition whose days are all past the
 -- age, and deleting old rows of the small unpartitioned tables (see
 -- processor/src/clickhouse/retention.rs). The tiers are those of the SQLite store
--- (processor/src/retention.rs): per-record rows and dead letters (by the time they were
--- received) for records_days; reports, aggregates,
+-- (processor/src/retention.rs): per-record rows, failure reports and dead letters (by
+-- the time they were received) for records_days; reports, aggregates,
 -- TLS results, detector signals, alerts and envelope hashes for aggregates_days.
 
 ALTER TABLE dmarc_records MODIFY TTL day + toIntervalDay({records_days});
+ALTER TABLE failure_reports MODIFY TTL day + toIntervalDay({records_days});
 ALTER TABLE dead_letters MODIFY TTL received_at + toIntervalDay({records_days});
 ALTER TABLE dead_letter_inputs MODIFY TTL received_at + toIntervalDay({records_days});
 
