@@ -690,7 +690,8 @@ fn alerts_json_prints_each_body_on_one_line() {
     assert_eq!(second["kind"], "spoofing_spike");
 
     let text = ok(ruaflow(&["alerts", "--db", s(&store.db)]));
-    let rows: Vec<&str> = text.lines().skip(1).collect();
+    // One line per alert; its summary follows, indented.
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.is_empty() && !l.starts_with(' ')).collect();
     assert_eq!(rows.len(), 2, "{text}");
     assert!(
         rows[0].contains("2024-04-01")
@@ -701,6 +702,40 @@ fn alerts_json_prints_each_body_on_one_line() {
 
     let filtered = ok(ruaflow(&["alerts", "--db", s(&store.db), "--json", "--domain", "other.example"]));
     assert_eq!(filtered, "");
+}
+
+#[test]
+fn alerts_text_shows_each_whole_summary_wrapped_to_100_columns() {
+    let store = Store::build();
+    let advice = "Rotate the key of selector s2024 (s2024._domainkey.example.com) and use adkim=s.";
+    let evidence =
+        "945 messages passed DMARC on DKIM alone from 31 sources in 12 networks that are not its senders.";
+    let long =
+        format!("DKIM replay suspected for example.com on 2024-04-01: {} {advice}", [evidence; 3].join(" "));
+    assert!(long.chars().count() > 300, "longer than any cell the table would keep");
+    store.insert_alert("dkim_replay_suspected", 1_711_929_600, &long, "{}");
+    store.insert_alert("spoofing_spike", 1_718_236_800, "terminal \u{1b}[2J escape", "{}");
+
+    // stdout is a pipe here, so the width is 100 columns.
+    let text = ok(ruaflow(&["alerts", "--db", s(&store.db)]));
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "a line of {widest} columns:\n{text}");
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "one block per alert:\n{text}");
+    let summary = |block: &str| -> Vec<String> {
+        block.lines().filter(|l| l.starts_with("    ")).map(|l| l.trim().to_owned()).collect()
+    };
+    let first = summary(blocks[0]);
+    assert!(first.len() >= 4, "wrapped over several lines:\n{text}");
+    assert_eq!(first.join(" "), long, "the whole summary, nothing cut:\n{text}");
+    assert!(first.last().is_some_and(|l| l.ends_with("adkim=s.")), "ends with the advice:\n{text}");
+    assert!(blocks[0].lines().nth(1).is_some_and(|l| l.contains("dkim_replay_suspected")), "{text}");
+    assert_eq!(summary(blocks[1]), ["terminal \u{fffd}[2J escape"], "control characters neutralized");
+    assert!(!text.contains('\u{1b}'));
+
+    // The JSON lines are the bodies as stored, whatever the text view does.
+    let json = ok(ruaflow(&["alerts", "--db", s(&store.db), "--json"]));
+    assert_eq!(json, "{}\n{}\n");
 }
 
 #[test]

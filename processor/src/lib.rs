@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Layout:
-//! - [`pipeline`]: parse workers and the single store writer (embedded mode)
-//! - [`barrier`]: the durability barrier — acks only after commit
+//! - [`pipeline`]: parse workers and the single store writer (both deployments)
+//! - [`barrier`]: the durability barrier — acks sealed into a commit, released once durable
 //! - [`normalize`]: DMARC verdicts, report days, source networks
 //! - [`store`]: what the writer needs from a store; [`sqlite`] (embedded) and
 //!   [`clickhouse`] (distributed) implement it
@@ -16,6 +16,10 @@
 //! - [`redact`]: a failure report → its stored row, with the privacy rule applied
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
+//! - [`sender`]: the sender model — who sends as each domain, and why it is known
+//! - [`detect`]: detectors, baselines, notices
+//! - [`sink`]: alert delivery (webhooks, Alertmanager, email)
+//! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
 //! - [`retention`]: old rows deleted by age, in two tiers (per-record rows, aggregates)
 //! - [`reprocess`]: dead-letter inputs read through the pipeline again from their kept bytes
 
@@ -31,6 +35,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod reprocess;
 pub mod retention;
+pub mod sender;
 pub mod sink;
 pub mod sqlite;
 pub mod store;

@@ -1,11 +1,14 @@
 //! The embedded store: one SQLite file (WAL mode), the same logical tables as ClickHouse.
 //!
-//! Input: reports and dead letters from the pipeline's writer. Output: rows that
-//! `ruaflow report`, the detectors and dashboards read. Invariants: every write of a
-//! report (its row, its records, its aggregates) happens inside one savepoint, so a
-//! report is stored whole or not at all; the report identity is a UNIQUE key, so a
-//! redelivered report changes no total; transactions are committed by the caller in
-//! batches, and only a committed batch may be acknowledged upstream.
+//! Input: what the pipeline's writer computed — reports, records with their verdicts,
+//! aggregates, dead letters. Output: rows that `ruaflow report`, the detectors and
+//! dashboards read, and the sender model ([`crate::sender`]), kept here in the same
+//! transaction as the reports it learns from. Invariants: every write of a report (its
+//! row, its records, its aggregates, its changes to the sender model) happens inside one
+//! savepoint, so a report is stored whole or not at all; the report identity is a UNIQUE
+//! key, so a redelivered report changes no total (nor the model); transactions are
+//! committed by the caller in batches, and only a committed batch may be acknowledged
+//! upstream.
 
 use std::path::Path;
 
@@ -14,36 +17,38 @@ use rusqlite::{params, Connection, OptionalExtension};
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 
-use crate::aggregate::Aggregates;
-use crate::normalize::{day_of, network_of, verdict};
+use crate::aggregate::{Aggregates, SourceCounts};
+use crate::detect::DetectConfig;
+use crate::normalize::Verdict;
 use crate::redact::FailureRow;
+use crate::sender::{Change, Context, Sender, Status};
 
 /// Versioned migrations, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema/sql/sqlite/0001_init.sql")),
     (2, include_str!("../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
     (3, include_str!("../../schema/sql/sqlite/0003_failure_reports.sql")),
+    (5, include_str!("../../schema/sql/sqlite/0005_senders.sql")),
 ];
 
 use crate::barrier::Sealed;
-use crate::store::{InputTally, Store};
+use crate::store::{InputTally, ReportFacts, ReportTotals, Store};
 pub use crate::store::{Origin, StoreError};
 
-/// A report being written: its row id and the aggregates accumulated so far.
+/// A report being written.
 pub struct OpenReport {
     id: i64,
     domain: String,
     day: i64,
     reporter: String,
-    records: u64,
-    messages: u64,
-    aggregates: Aggregates,
 }
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
     in_tx: bool,
+    /// The rules the sender model's stored status follows.
+    rules: DetectConfig,
 }
 
 impl SqliteStore {
@@ -66,25 +71,40 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Self { conn, in_tx: false };
+        let mut store = Self { conn, in_tx: false, rules: DetectConfig::default() };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Keeps the sender model's stored status by `rules` (declared networks, learning
+    /// window) instead of the defaults.
+    pub fn with_rules(mut self, rules: DetectConfig) -> Self {
+        self.rules = rules;
+        self
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
         )?;
-        let current: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        let applied: std::collections::BTreeSet<i64> = self
+            .conn
+            .prepare("SELECT version FROM schema_migrations")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let supported = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > supported {
-            return Err(StoreError::TooNew { found: current, supported });
+        if let Some(&found) = applied.last().filter(|&&v| v > supported) {
+            return Err(StoreError::TooNew { found, supported });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        // Every migration not applied yet, in order (numbers need not be contiguous).
+        for (version, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            if *version == 5 {
+                // The sender model of a file written before it: learned once from the
+                // aggregates already stored, in the order they happened.
+                learn_history(&tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![version, ruaflow_schema::clock::now()],
@@ -118,11 +138,10 @@ impl SqliteStore {
         Ok(found.is_some())
     }
 
-    /// Adds the report's accumulated aggregates to the aggregate tables and empties the
-    /// accumulators. Called when the report ends, and along the way for reports with so
-    /// many sources that holding them all would cost real memory (the upserts add up, so
-    /// flushing in parts gives the same totals, inside the same savepoint).
-    fn flush_aggregates(&mut self, report: &mut OpenReport) -> Result<(), StoreError> {
+    /// Adds one part of a report's aggregates to the aggregate tables, and its changes to
+    /// the sender model (per source and per network). Parts add up: a report too large to
+    /// aggregate at once is written in several, inside the same savepoint.
+    fn write_aggregates(&mut self, report: &OpenReport, part: &Aggregates) -> Result<(), StoreError> {
         let mut upsert = self.conn.prepare_cached(
             "INSERT INTO agg_source_day (domain, day, source_ip, reporter, network, messages, dmarc_pass,
                 dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, disp_none, disp_quarantine, disp_reject)
@@ -140,15 +159,14 @@ impl SqliteStore {
         let mut source = self.conn.prepare_cached(
             "INSERT INTO sources (ip, network, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT (ip) DO NOTHING",
         )?;
-        for (ip, c) in &report.aggregates.sources {
-            let network = network_of(*ip);
+        for (ip, c) in &part.sources {
             let ip = ip.to_string();
             upsert.execute(params![
                 report.domain,
                 report.day,
                 ip,
                 report.reporter,
-                network,
+                c.network,
                 c.messages,
                 c.dmarc_pass,
                 c.dkim_aligned_pass,
@@ -158,7 +176,7 @@ impl SqliteStore {
                 c.disp_quarantine,
                 c.disp_reject
             ])?;
-            source.execute(params![ip, network, report.day])?;
+            source.execute(params![ip, c.network, report.day])?;
         }
         let mut selector = self.conn.prepare_cached(
             "INSERT INTO agg_selector_day (domain, day, dkim_domain, selector, messages, dkim_pass, dkim_only_pass)
@@ -168,7 +186,7 @@ impl SqliteStore {
                 dkim_pass = dkim_pass + excluded.dkim_pass,
                 dkim_only_pass = dkim_only_pass + excluded.dkim_only_pass",
         )?;
-        for ((domain, sel), c) in &report.aggregates.selectors {
+        for ((domain, sel), c) in &part.selectors {
             selector.execute(params![
                 report.domain,
                 report.day,
@@ -180,34 +198,51 @@ impl SqliteStore {
             ])?;
         }
         drop((upsert, source, selector));
-        report.aggregates.clear();
+        for (ip, c) in &part.sources {
+            self.learn(SenderTable::Sources, &report.domain, &ip.to_string(), report.day, c)?;
+        }
+        for (network, c) in &part.networks {
+            self.learn(SenderTable::Networks, &report.domain, network, report.day, c)?;
+        }
         Ok(())
     }
 
-    /// Totals over the whole store, for summaries and tests.
-    pub fn totals(&self) -> Result<Totals, StoreError> {
-        let t = self.conn.query_row(
-            "SELECT
-                (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc'),
-                (SELECT COUNT(*) FROM reports WHERE kind = 'tlsrpt'),
-                (SELECT COUNT(*) FROM dmarc_records),
-                (SELECT COALESCE(SUM(count), 0) FROM dmarc_records),
-                (SELECT COALESCE(SUM(messages), 0) FROM agg_source_day),
-                (SELECT COUNT(*) FROM dead_letters)",
-            [],
-            |r| {
-                Ok(Totals {
-                    dmarc_reports: r.get(0)?,
-                    tlsrpt_reports: r.get(1)?,
-                    records: r.get(2)?,
-                    messages: r.get(3)?,
-                    aggregated_messages: r.get(4)?,
-                    dead_letters: r.get(5)?,
-                })
-            },
-        )?;
-        Ok(t)
+    /// Folds one report's counts for one source (or network) into the sender model.
+    fn learn(
+        &self,
+        table: SenderTable,
+        domain: &str,
+        source: &str,
+        day: i64,
+        counts: &SourceCounts,
+    ) -> Result<(), StoreError> {
+        let mut row = load_sender(&self.conn, table, domain, source)?
+            .unwrap_or_else(|| Sender::new(domain, source, &counts.network));
+        row.apply(Change { day, counts });
+        let context = self.context(table, &row)?;
+        let (status, reason) = row.status_as_of(&self.rules, context.borrowed(), row.last_day);
+        store_sender(&self.conn, table, &row, status, &reason)
     }
+
+    /// What the status rule needs besides the row: a declared network, and the service
+    /// enrichment named for an address.
+    fn context(&self, table: SenderTable, row: &Sender) -> Result<OwnedContext, StoreError> {
+        let declared = match row.source.parse::<std::net::IpAddr>() {
+            Ok(ip) => self.rules.declared(&row.domain, ip),
+            Err(_) => None,
+        };
+        let service = match table {
+            SenderTable::Sources if row.first_dkim_day.is_some() => self
+                .conn
+                .prepare_cached("SELECT service FROM sources WHERE ip = ?1")?
+                .query_row([&row.source], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten(),
+            _ => None,
+        };
+        Ok(OwnedContext { declared, service })
+    }
+
     /// The rows of a TLS report, inside the open savepoint; false when a report with its
     /// identity is already stored.
     fn write_tlsrpt(
@@ -338,28 +373,26 @@ impl Store for SqliteStore {
     /// identity is already stored (the caller then skips its records).
     fn begin_dmarc(
         &mut self,
+        facts: &ReportFacts<'_>,
         header: &ReportHeader,
-        origin: &Origin,
-        location: &str,
     ) -> Result<Option<OpenReport>, StoreError> {
-        let m = &header.metadata;
-        let p = &header.policy;
-        let day = day_of(m.begin, m.end);
+        let (k, m, p) = (&facts.key, &header.metadata, &header.policy);
         self.conn.execute_batch("SAVEPOINT report")?;
         let insert = || -> Result<usize, StoreError> {
             Ok(self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
                     schema_version, policy_p, policy_sp, policy_np, adkim, aspf, pct, testing, record_count,
                     message_count, envelope_sha256, location, stored_at)
-                 VALUES ('dmarc', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, 0, ?16, ?17, ?18)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19)",
             )?
             .execute(params![
-                m.org_name,
-                m.report_id,
-                p.domain,
-                m.begin,
-                m.end,
-                day,
+                k.kind.as_str(),
+                k.reporter,
+                k.report_id,
+                k.domain,
+                k.begin,
+                k.end,
+                facts.day,
                 m.email,
                 match header.schema {
                     ruaflow_schema::dmarc::SchemaVersion::Rfc7489 => "rfc7489",
@@ -372,8 +405,8 @@ impl Store for SqliteStore {
                 p.aspf.as_ref().map(|v| v.as_str()),
                 p.pct,
                 p.testing.as_ref().map(|v| v.as_str()),
-                &origin.sha256[..],
-                location,
+                &facts.origin.sha256[..],
+                facts.location,
                 ruaflow_schema::clock::now(),
             ])?)
         };
@@ -383,18 +416,20 @@ impl Store for SqliteStore {
         }
         Ok(Some(OpenReport {
             id: self.conn.last_insert_rowid(),
-            domain: p.domain.clone(),
-            day,
-            reporter: m.org_name.clone(),
-            records: 0,
-            messages: 0,
-            aggregates: Aggregates::default(),
+            domain: k.domain.clone(),
+            day: facts.day,
+            reporter: k.reporter.clone(),
         }))
     }
 
-    /// Stores one record of an open report and adds it to the report's aggregates.
-    fn dmarc_record(&mut self, report: &mut OpenReport, record: &Record) -> Result<(), StoreError> {
-        let v = verdict(record);
+    /// Stores one record of an open report, with its verdict.
+    fn dmarc_record(
+        &mut self,
+        report: &mut OpenReport,
+        record: &Record,
+        v: &Verdict<'_>,
+        _network: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO dmarc_records (report, source_ip, count, disposition, policy_dkim, policy_spf, dmarc_pass,
@@ -424,28 +459,32 @@ impl Store for SqliteStore {
                 json(&record.dkim_auth),
                 json(&record.spf_auth),
             ])?;
-        if report.aggregates.is_full() {
-            self.flush_aggregates(report)?;
-        }
-        report.records += 1;
-        report.messages += record.count;
-        report.aggregates.add(record, &v);
         Ok(())
     }
 
-    /// Finishes an open report: writes its totals, warnings and aggregates, and
-    /// releases its savepoint.
-    fn finish_dmarc(&mut self, mut report: OpenReport, warnings: &[String]) -> Result<(), StoreError> {
+    /// Writes one part of the report's aggregates and learns from it.
+    fn dmarc_aggregates(&mut self, report: &mut OpenReport, part: &Aggregates) -> Result<(), StoreError> {
+        self.write_aggregates(report, part)
+    }
+
+    /// Finishes an open report: writes its totals and warnings, and releases its
+    /// savepoint.
+    fn finish_dmarc(
+        &mut self,
+        report: OpenReport,
+        totals: ReportTotals,
+        warnings: &[String],
+    ) -> Result<(), StoreError> {
         let warnings = (!warnings.is_empty()).then(|| serde_json::to_string(warnings).unwrap_or_default());
-        let finished = (|| -> Result<(), StoreError> {
-            self.conn
-                .prepare_cached(
-                    "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
-                )?
-                .execute(params![report.id, report.records, report.messages, warnings])?;
-            self.flush_aggregates(&mut report)?;
-            Ok(())
-        })();
+        let finished = self
+            .conn
+            .prepare_cached(
+                "UPDATE reports SET record_count = ?2, message_count = ?3, warnings = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut update| {
+                update.execute(params![report.id, totals.records, totals.messages, warnings])
+            })
+            .map_err(StoreError::from);
         self.roll_back_on_error(finished)?;
         self.conn.execute_batch("RELEASE report")?;
         Ok(())
@@ -459,11 +498,9 @@ impl Store for SqliteStore {
     }
 
     /// Stores a TLS report whole. Returns false when it was already stored.
-    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError> {
-        let domain = report.policy_domain().unwrap_or("").to_owned();
-        let day = day_of(report.start, report.end);
+    fn tlsrpt(&mut self, facts: &ReportFacts<'_>, report: &TlsReport) -> Result<bool, StoreError> {
         self.conn.execute_batch("SAVEPOINT report")?;
-        let written = self.write_tlsrpt(report, origin, location, &domain, day);
+        let written = self.write_tlsrpt(report, facts.origin, facts.location, &facts.key.domain, facts.day);
         if !self.roll_back_on_error(written)? {
             self.conn.execute_batch("RELEASE report")?;
             return Ok(false);
@@ -591,4 +628,164 @@ pub struct Totals {
 /// vectors of them), so the empty-string fallback is never taken.
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Which table of the sender model: per address, or per network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SenderTable {
+    /// `senders`: per policy domain × address.
+    Sources,
+    /// `sender_networks`: per policy domain × /24 or /48.
+    Networks,
+}
+
+impl SenderTable {
+    fn name(self) -> &'static str {
+        match self {
+            SenderTable::Sources => "senders",
+            SenderTable::Networks => "sender_networks",
+        }
+    }
+}
+
+/// The status rule's context, owned (read from the config and the `sources` table).
+struct OwnedContext {
+    declared: Option<String>,
+    service: Option<String>,
+}
+
+impl OwnedContext {
+    fn borrowed(&self) -> Context<'_> {
+        Context { declared: self.declared.as_deref(), service: self.service.as_deref() }
+    }
+}
+
+/// The columns of a sender row, in the order [`load_sender`] and [`store_sender`] use.
+const SENDER_COLUMNS: &str =
+    "domain, source, network, first_day, last_day, days, days_seen, messages, dmarc_pass,
+    dkim_aligned_pass, spf_aligned_pass, dkim_only_pass, first_spf_day, first_dkim_day, dkim_keys";
+
+/// One sender row from a query selecting [`SENDER_COLUMNS`].
+pub(crate) fn sender_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sender> {
+    let days: String = r.get(5)?;
+    let keys: String = r.get(14)?;
+    Ok(Sender {
+        domain: r.get(0)?,
+        source: r.get(1)?,
+        network: r.get(2)?,
+        first_day: r.get(3)?,
+        last_day: r.get(4)?,
+        days: serde_json::from_str(&days).unwrap_or_default(),
+        days_seen: r.get(6)?,
+        messages: r.get(7)?,
+        dmarc_pass: r.get(8)?,
+        dkim_aligned_pass: r.get(9)?,
+        spf_aligned_pass: r.get(10)?,
+        dkim_only_pass: r.get(11)?,
+        first_spf_day: r.get(12)?,
+        first_dkim_day: r.get(13)?,
+        dkim_keys: serde_json::from_str(&keys).unwrap_or_default(),
+    })
+}
+
+/// The model's row for `source` of `domain`, if it has one.
+pub(crate) fn load_sender(
+    conn: &Connection,
+    table: SenderTable,
+    domain: &str,
+    source: &str,
+) -> Result<Option<Sender>, StoreError> {
+    let sql = format!("SELECT {SENDER_COLUMNS} FROM {} WHERE domain = ?1 AND source = ?2", table.name());
+    Ok(conn.prepare_cached(&sql)?.query_row(params![domain, source], sender_from_row).optional()?)
+}
+
+/// Writes a model row with its status as of its last day; `status_since` moves to the
+/// last day when the status changed.
+pub(crate) fn store_sender(
+    conn: &Connection,
+    table: SenderTable,
+    row: &Sender,
+    status: Status,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO {} ({SENDER_COLUMNS}, status, reason, status_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?5)
+         ON CONFLICT (domain, source) DO UPDATE SET
+            network = excluded.network, first_day = excluded.first_day, last_day = excluded.last_day,
+            days = excluded.days, days_seen = excluded.days_seen, messages = excluded.messages,
+            dmarc_pass = excluded.dmarc_pass, dkim_aligned_pass = excluded.dkim_aligned_pass,
+            spf_aligned_pass = excluded.spf_aligned_pass, dkim_only_pass = excluded.dkim_only_pass,
+            first_spf_day = excluded.first_spf_day, first_dkim_day = excluded.first_dkim_day,
+            dkim_keys = excluded.dkim_keys,
+            status_since = CASE WHEN status = excluded.status THEN status_since ELSE excluded.last_day END,
+            status = excluded.status, reason = excluded.reason",
+        table.name()
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        row.domain,
+        row.source,
+        row.network,
+        row.first_day,
+        row.last_day,
+        json(&row.days),
+        row.days_seen,
+        row.messages,
+        row.dmarc_pass,
+        row.dkim_aligned_pass,
+        row.spf_aligned_pass,
+        row.dkim_only_pass,
+        row.first_spf_day,
+        row.first_dkim_day,
+        json(&row.dkim_keys),
+        status.as_str(),
+        reason,
+    ])?;
+    Ok(())
+}
+
+/// Learns the sender model of a file written before it had one, from the aggregates
+/// already stored, day by day (default rules: statuses are refreshed as sources report
+/// again).
+fn learn_history(conn: &Connection) -> Result<(), StoreError> {
+    let rules = DetectConfig::default();
+    for (table, key) in [(SenderTable::Sources, "source_ip"), (SenderTable::Networks, "network")] {
+        let sql = format!(
+            "SELECT domain, {key}, MIN(network), day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned_pass),
+                SUM(spf_aligned_pass), SUM(dkim_only_pass)
+             FROM agg_source_day GROUP BY domain, {key}, day ORDER BY domain, {key}, day"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        let mut current: Option<Sender> = None;
+        let flush = |row: Option<Sender>| -> Result<(), StoreError> {
+            if let Some(row) = row {
+                let (status, reason) = row.status_as_of(&rules, Context::default(), row.last_day);
+                store_sender(conn, table, &row, status, &reason)?;
+            }
+            Ok(())
+        };
+        while let Some(r) = rows.next()? {
+            let (domain, source, network, day): (String, String, String, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let counts = SourceCounts {
+                network: network.clone(),
+                messages: r.get(4)?,
+                dmarc_pass: r.get(5)?,
+                dkim_aligned_pass: r.get(6)?,
+                spf_aligned_pass: r.get(7)?,
+                dkim_only_pass: r.get(8)?,
+                ..SourceCounts::default()
+            };
+            if current.as_ref().is_none_or(|c| c.domain != domain || c.source != source) {
+                flush(current.take())?;
+                current = Some(Sender::new(&domain, &source, &network));
+            }
+            if let Some(row) = current.as_mut() {
+                row.apply(Change { day, counts: &counts });
+            }
+        }
+        flush(current)?;
+    }
+    Ok(())
 }

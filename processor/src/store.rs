@@ -2,17 +2,53 @@
 //! file of the embedded deployment ([`crate::sqlite`]) and ClickHouse for the distributed
 //! one ([`crate::clickhouse`]); the pipeline itself is one and the same.
 //!
-//! Contract: writes go into an open batch; [`Store::commit`] returning `Ok` means every
-//! write since the last commit is durably held, and only then does the pipeline fire the
-//! batch's acknowledgements (DESIGN.md invariant 1). Every write is idempotent by report
-//! identity or by envelope hash, so a batch written twice changes no total (invariant 2).
+//! Contract: the writer computes, the stores persist. Everything a report means — its
+//! identity ([`ReportFacts`]), each record's verdict, the aggregates per source and
+//! selector ([`Aggregates`]), its totals — is computed once by the pipeline's writer and
+//! handed to the store, which writes it. Writes go into an open batch; [`Store::commit`]
+//! makes the batch durable and releases its acknowledgements only then (DESIGN.md
+//! invariant 1). Every write is idempotent by report identity or by envelope hash, so a
+//! batch written twice changes no total (invariant 2).
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
-
-use ruaflow_schema::Source;
-
-use crate::barrier::Sealed;
 use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::{ReportKey, Source};
+
+use crate::aggregate::Aggregates;
+use crate::barrier::Sealed;
+use crate::normalize::Verdict;
+
+/// What the writer knows of a report before its contents, for every store alike.
+#[derive(Debug)]
+pub struct ReportFacts<'a> {
+    /// Its identity.
+    pub key: ReportKey,
+    /// [`ReportKey::digest`], the ClickHouse sorting key.
+    pub digest: [u8; 16],
+    /// The UTC day its range belongs to (unix seconds of midnight).
+    pub day: i64,
+    /// The input it came from.
+    pub origin: &'a Origin,
+    /// Where inside the input.
+    pub location: &'a str,
+}
+
+impl<'a> ReportFacts<'a> {
+    /// The facts of a report with identity `key`.
+    pub fn new(key: ReportKey, origin: &'a Origin, location: &'a str) -> Self {
+        let day = crate::normalize::day_of(key.begin, key.end);
+        Self { digest: key.digest(), key, day, origin, location }
+    }
+}
+
+/// A DMARC report's totals, known at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportTotals {
+    /// Records stored.
+    pub records: u64,
+    /// Messages over them.
+    pub messages: u64,
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,24 +176,39 @@ pub trait Store: Send {
     /// kept.
     fn begin_dmarc(
         &mut self,
+        facts: &ReportFacts<'_>,
         header: &ReportHeader,
-        origin: &Origin,
-        location: &str,
     ) -> Result<Option<Self::Open>, StoreError>;
 
-    /// Stores one record of an open report.
-    fn dmarc_record(&mut self, report: &mut Self::Open, record: &Record) -> Result<(), StoreError>;
+    /// Stores one record of an open report, with its verdict and its source's network.
+    fn dmarc_record(
+        &mut self,
+        report: &mut Self::Open,
+        record: &Record,
+        verdict: &Verdict<'_>,
+        network: &str,
+    ) -> Result<(), StoreError>;
 
-    /// Completes an open report: its totals, warnings and aggregates. On an error the
-    /// report is dropped whole, as by [`Store::abort_report`].
-    fn finish_dmarc(&mut self, report: Self::Open, warnings: &[String]) -> Result<(), StoreError>;
+    /// Stores aggregates of an open report: the whole report's, or one part of a report
+    /// too large to aggregate in memory at once (parts add up). They are also the
+    /// report's changes to the sender model, which a store that keeps the model applies.
+    fn dmarc_aggregates(&mut self, report: &mut Self::Open, part: &Aggregates) -> Result<(), StoreError>;
+
+    /// Completes an open report with its totals and warnings. On an error the report is
+    /// dropped whole, as by [`Store::abort_report`].
+    fn finish_dmarc(
+        &mut self,
+        report: Self::Open,
+        totals: ReportTotals,
+        warnings: &[String],
+    ) -> Result<(), StoreError>;
 
     /// Drops an open report whose parse failed part-way: nothing of it is kept.
     fn abort_report(&mut self, report: Self::Open) -> Result<(), StoreError>;
 
     /// Stores a TLS report whole; false when it was stored before. On an error nothing of
     /// it is kept.
-    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError>;
+    fn tlsrpt(&mut self, facts: &ReportFacts<'_>, report: &TlsReport) -> Result<bool, StoreError>;
 
     /// Stores a failure report (already redacted); false when it was stored before. On
     /// an error nothing of it is kept.

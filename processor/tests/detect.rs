@@ -4,6 +4,7 @@
 
 use ruaflow_processor::detect::{evaluate, sweep, DetectConfig};
 use ruaflow_processor::normalize::DAY;
+use ruaflow_processor::pipeline::ReportWriter;
 use ruaflow_processor::sqlite::{Origin, SqliteStore};
 use ruaflow_processor::store::Store;
 use ruaflow_schema::alert::{AlertKind, AlertState};
@@ -47,7 +48,16 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         size: 0,
     };
     store.begin().expect("begin");
-    let mut open = store.begin_dmarc(&header, &origin, "").expect("begin report").expect("new report");
+    let key = ruaflow_schema::ReportKey {
+        kind: ruaflow_schema::ReportKind::Dmarc,
+        reporter: org.into(),
+        report_id: header.metadata.report_id.clone(),
+        domain: domain.into(),
+        begin,
+        end: begin + DAY - 1,
+    };
+    let facts = ruaflow_processor::store::ReportFacts::new(key, &origin, "");
+    let mut report = ReportWriter::begin(store, &facts, &header).expect("begin report").expect("new report");
     for r in rows {
         let verdict = |pass: bool| Some(if pass { DmarcResult::Pass } else { DmarcResult::Fail });
         let record = Record {
@@ -73,9 +83,9 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
                 human_result: None,
             }],
         };
-        store.dmarc_record(&mut open, &record).expect("record");
+        report.record(store, &record).expect("record");
     }
-    store.finish_dmarc(open, &[]).expect("finish");
+    report.finish(store, &[]).expect("finish");
     store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
 }
 

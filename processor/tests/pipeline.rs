@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use ruaflow_processor::aggregate::Aggregates;
 use ruaflow_processor::barrier::{Releaser, Sealed};
+use ruaflow_processor::normalize::Verdict;
 use ruaflow_processor::pipeline::{self, Delivery, PipelineConfig, Progress};
 use ruaflow_processor::sqlite::SqliteStore;
-use ruaflow_processor::store::{InputTally, Origin, Store, StoreError};
+use ruaflow_processor::store::{InputTally, Origin, ReportFacts, ReportTotals, Store, StoreError};
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::{Envelope, Limits, Source};
@@ -164,27 +166,41 @@ impl Store for Lossy {
 
     fn begin_dmarc(
         &mut self,
+        facts: &ReportFacts<'_>,
         header: &ReportHeader,
-        origin: &Origin,
-        location: &str,
     ) -> Result<Option<Self::Open>, StoreError> {
-        self.inner.begin_dmarc(header, origin, location)
+        self.inner.begin_dmarc(facts, header)
     }
 
-    fn dmarc_record(&mut self, report: &mut Self::Open, record: &Record) -> Result<(), StoreError> {
-        self.inner.dmarc_record(report, record)
+    fn dmarc_record(
+        &mut self,
+        report: &mut Self::Open,
+        record: &Record,
+        verdict: &Verdict<'_>,
+        network: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.dmarc_record(report, record, verdict, network)
     }
 
-    fn finish_dmarc(&mut self, report: Self::Open, warnings: &[String]) -> Result<(), StoreError> {
-        self.inner.finish_dmarc(report, warnings)
+    fn dmarc_aggregates(&mut self, report: &mut Self::Open, part: &Aggregates) -> Result<(), StoreError> {
+        self.inner.dmarc_aggregates(report, part)
+    }
+
+    fn finish_dmarc(
+        &mut self,
+        report: Self::Open,
+        totals: ReportTotals,
+        warnings: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.finish_dmarc(report, totals, warnings)
     }
 
     fn abort_report(&mut self, report: Self::Open) -> Result<(), StoreError> {
         self.inner.abort_report(report)
     }
 
-    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError> {
-        self.inner.tlsrpt(report, origin, location)
+    fn tlsrpt(&mut self, facts: &ReportFacts<'_>, report: &TlsReport) -> Result<bool, StoreError> {
+        self.inner.tlsrpt(facts, report)
     }
 
     fn failure_report(

@@ -201,7 +201,7 @@ fn webhook(url: String, token: Option<&str>, format: WebhookFormat) -> WebhookCo
 }
 
 fn config(webhooks: Vec<WebhookConfig>, alertmanager: Vec<AlertmanagerConfig>, retries: u32) -> SinkConfig {
-    SinkConfig { webhooks, alertmanager, timeout_ms: 2000, retries }
+    SinkConfig { webhooks, alertmanager, email: vec![], timeout_ms: 2000, retries }
 }
 
 const FLUSH: Duration = Duration::from_secs(20);

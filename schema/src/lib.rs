@@ -15,6 +15,7 @@
 //! Layout:
 //! - [`alert`]: the alert every detector emits and every sink receives
 //! - [`envelope`]: raw bytes + provenance, the message between ingest and processor
+//! - [`identity`]: a report's identity, the key both stores deduplicate by
 //! - [`limits`]: the caps on every untrusted read; [`capped`]: the readers that enforce them
 //! - [`warnings`]: a report's warnings, bounded
 //! - [`unpack`]: format sniffing, bounded decompression, zip and MIME walking
@@ -39,6 +40,7 @@ pub mod envelope;
 pub mod error;
 pub mod failure;
 pub mod health;
+pub mod identity;
 pub mod limits;
 pub mod multipart;
 pub mod read;
@@ -56,6 +58,7 @@ pub mod warnings;
 pub use envelope::{Ack, Delivery, Envelope, Source};
 pub use error::Error;
 pub use health::Health;
+pub use identity::{ReportKey, ReportKind};
 pub use limits::{LimitExceeded, Limits};
 pub use read::{read_reports, survey, Located, Parsed, Survey};
 pub use secret::{Secret, SecretError};

@@ -114,6 +114,34 @@ pub fn escape_unsafe(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `text` broken into lines of at most `width` characters, between words: runs of
+/// spaces become one, a line break in `text` is kept, and a word longer than `width`
+/// (a URL, a list of addresses) stands alone on its line rather than being cut, so
+/// nothing is ever lost. Characters are counted, not display columns.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        let mut len = 0;
+        for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
+            let n = word.chars().count();
+            if len > 0 && len + 1 + n > width {
+                lines.push(std::mem::take(&mut line));
+                len = 0;
+            }
+            if len > 0 {
+                line.push(' ');
+                len += 1;
+            }
+            line.push_str(word);
+            len += n;
+        }
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +153,18 @@ mod tests {
             escape_unsafe("a\x1b]8;;http://x\x07b\r\nc\u{9b}d\u{202e}e"),
             "a\\u{1b}]8;;http://x\\u{7}b\\u{d}\\u{a}c\\u{9b}d\\u{202e}e"
         );
+    }
+
+    #[test]
+    fn wrap_breaks_between_words_and_loses_nothing() {
+        let text = "Rotate the key of selector s2024 (s2024._domainkey.example.com) now.";
+        let lines = wrap(text, 20);
+        assert_eq!(lines, ["Rotate the key of", "selector s2024", "(s2024._domainkey.example.com)", "now."]);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20 || !l.contains(' ')), "{lines:?}");
+        assert_eq!(lines.join(" "), text, "every word kept, in order");
+        assert_eq!(wrap("a  b\n\nc", 10), ["a b", "", "c"], "spaces collapse, blank lines stay");
+        assert_eq!(wrap("", 10), Vec::<String>::new());
+        assert_eq!(wrap("é é é", 3), ["é é", "é"], "characters, not bytes");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! the stored alerts, oldest first.
 //!
 //! With `--json`, one JSON object per line: the alert's `body` column, which already is
-//! the whole alert as the detector wrote it. Without, a readable line per alert. The
-//! range keeps the alerts whose window overlaps it (`crate::range`).
+//! the whole alert as the detector wrote it. Without, a readable line per alert and its
+//! whole summary under it, wrapped to the terminal's width (100 columns when stdout is
+//! not a terminal). The range keeps the alerts whose window overlaps it (`crate::range`).
 
 use std::path::PathBuf;
 
@@ -54,9 +55,15 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
     if alerts.is_empty() {
         return write_stdout(if range == DayRange::ALL { "no alerts\n" } else { "no alerts in the range\n" });
     }
-    let mut out = String::new();
-    text::alerts_table(&alerts, true).render(&mut out, 0, text::Style { color: false });
-    write_stdout(&out)
+    write_stdout(&text::alerts_list(&alerts, width(), text::Style { color: false }))
+}
+
+/// The width summaries are wrapped to when stdout is not a terminal.
+const PIPE_WIDTH: usize = 100;
+
+/// The terminal's width in columns, or [`PIPE_WIDTH`] for a pipe or a file.
+fn width() -> usize {
+    console::Term::stdout().size_checked().map_or(PIPE_WIDTH, |(_rows, cols)| usize::from(cols))
 }
 
 /// The body on one line. The detector writes compact JSON, which is printed as it is;

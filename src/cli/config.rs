@@ -206,6 +206,9 @@ mod tests {
         let all: Config = toml::from_str(&text)
             .unwrap_or_else(|e| panic!("the example with every setting switched on: {e}\n{text}"));
         assert!(all.http.is_some() && !all.imap.is_empty(), "commented-out sections count");
+        assert!(!all.alerts.email.is_empty(), "the email section counts");
+        let email = SinkConfig { email: all.alerts.email.clone(), ..SinkConfig::default() };
+        email.validate().unwrap_or_else(|e| panic!("the example [[alerts.email]]: {e}"));
         for imap in &all.imap {
             imap.validate().unwrap_or_else(|e| panic!("the example mailbox {}: {e}", imap.host));
         }
@@ -224,7 +227,7 @@ mod tests {
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 13] = [
+        let sections: [(&str, &[&str]); 14] = [
             ("", fields_of::<Config>()),
             ("retention", fields_of::<RetentionConfig>()),
             ("failure_reports", fields_of::<PrivacyConfig>()),
@@ -233,6 +236,7 @@ mod tests {
             ("alerts", fields_of::<SinkConfig>()),
             ("alerts.webhooks", fields_of::<ruaflow_processor::sink::WebhookConfig>()),
             ("alerts.alertmanager", fields_of::<ruaflow_processor::sink::AlertmanagerConfig>()),
+            ("alerts.email", fields_of::<ruaflow_processor::sink::EmailConfig>()),
             ("enrich", fields_of::<EnrichConfig>()),
             ("http", fields_of::<HttpConfig>()),
             ("imap", fields_of::<ImapConfig>()),

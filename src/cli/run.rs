@@ -138,7 +138,9 @@ pub fn detecting(
     progress: Arc<Progress>,
     log_reports: bool,
 ) -> anyhow::Result<RunSummary> {
-    let store = SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
+    let store = SqliteStore::open(db)
+        .with_context(|| format!("cannot open database {}", db.display()))?
+        .with_rules(config.detect.clone());
     let pruner = Pruner::start(db, &config.retention)?;
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
@@ -179,7 +181,7 @@ pub fn detecting(
     enrich(db, &config.enrich, runtime)?;
     if !sinks.flush(Duration::from_secs(30)) {
         tracing::error!(
-            "some alerts could not be delivered to their webhooks within 30 s (they are in the store)"
+            "some alerts could not be delivered to their webhooks, Alertmanagers or mail servers within 30 s (they are in the store)"
         );
     }
     Ok(RunSummary { pipeline: progress.summary(), alerts: alerts_raised.load(Ordering::Relaxed) })

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::format::{datetime, figure, pct, pct_text, terminal_safe, thousands, truncate};
 use super::model::{Alert, DomainReport, FailureEntry, Report, Reporter, Source, TlsMx};
+use ruaflow_schema::text::wrap;
 
 /// Widest a table cell gets before it is cut with `…`.
 const MAX_CELL: usize = 40;
@@ -349,6 +350,58 @@ pub fn alerts_table(alerts: &[Alert], with_domain: bool) -> Table {
     }
     t
 }
+
+/// How far `ruaflow alerts` indents a summary under its alert's line.
+const SUMMARY_INDENT: usize = 4;
+
+/// The alerts as `ruaflow alerts` prints them: one aligned line per alert, each followed
+/// by its whole summary wrapped to `width` columns and indented, so the advice at its
+/// end is never cut off (the summary column of [`alerts_table`] is).
+pub fn alerts_list(alerts: &[Alert], width: usize, st: Style) -> String {
+    let mut t = Table::new(&[
+        ("window start", false),
+        ("severity", false),
+        ("kind", false),
+        ("domain", false),
+        ("observed", true),
+        ("baseline", true),
+        ("state", false),
+    ]);
+    for a in alerts {
+        t.row(vec![
+            datetime(a.window_start),
+            a.severity.clone(),
+            a.kind.clone(),
+            a.domain.clone(),
+            figure(a.observed),
+            figure(a.baseline),
+            a.state.clone(),
+        ]);
+    }
+    let mut table = String::new();
+    t.render(&mut table, 0, st);
+    // The table is one header line, then one line per row (cells are single lines).
+    let mut lines = table.lines();
+    let mut out = String::new();
+    if let Some(header) = lines.next() {
+        let _ = writeln!(out, "{header}");
+    }
+    let indent = " ".repeat(SUMMARY_INDENT);
+    let summary_width = width.saturating_sub(SUMMARY_INDENT).max(MIN_SUMMARY_WIDTH);
+    for (i, (alert, line)) in alerts.iter().zip(lines).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{line}");
+        for part in wrap(&terminal_safe(&alert.summary), summary_width) {
+            let _ = writeln!(out, "{indent}{part}");
+        }
+    }
+    out
+}
+
+/// The narrowest a summary is wrapped to, however narrow the terminal.
+const MIN_SUMMARY_WIDTH: usize = 20;
 
 /// `1 domain`, `3 domains`.
 fn plural(n: u64, noun: &str) -> String {

@@ -5,6 +5,7 @@ pub mod client;
 pub mod cluster;
 pub mod dovecot;
 pub mod oauth2;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

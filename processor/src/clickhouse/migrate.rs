@@ -116,26 +116,41 @@ fn failed(what: &str) -> impl Fn(clickhouse::error::Error) -> StoreError + '_ {
     move |e| StoreError::ClickHouse(format!("{what}: {e}"))
 }
 
-/// The newest migration applied to the database; 0 when it has none (or does not exist).
-pub async fn schema_version(client: &Client) -> Result<i64, StoreError> {
+/// The migrations applied to the database (none when it has none, or does not exist).
+pub async fn applied_versions(client: &Client) -> Result<std::collections::BTreeSet<u32>, StoreError> {
     let exists: u8 = client
         .query("SELECT toUInt8(count()) FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'")
         .fetch_one()
         .await
         .map_err(failed("cannot read the schema version"))?;
     if exists == 0 {
-        return Ok(0);
+        return Ok(Default::default());
     }
-    let version: u32 = client
-        .query("SELECT toUInt32(max(version)) FROM schema_migrations")
-        .fetch_one()
+    let versions: Vec<u32> = client
+        .query("SELECT DISTINCT version FROM schema_migrations")
+        .fetch_all()
         .await
         .map_err(failed("cannot read the schema version"))?;
-    Ok(i64::from(version))
+    Ok(versions.into_iter().collect())
 }
 
-/// Creates the database if needed and applies the pending migrations. Returns the
-/// versions applied (empty when the database was up to date).
+/// Checks that every migration this build knows is applied, and none it does not know.
+pub async fn check_schema(client: &Client) -> Result<(), StoreError> {
+    let applied = applied_versions(client).await?;
+    let newest = i64::from(SUPPORTED_VERSION);
+    let found = applied.last().map_or(0, |&v| i64::from(v));
+    if found > newest {
+        return Err(StoreError::TooNew { found, supported: newest });
+    }
+    if MIGRATIONS.iter().any(|m| !applied.contains(&m.0)) {
+        return Err(StoreError::TooOld { found, needed: newest });
+    }
+    Ok(())
+}
+
+/// Creates the database if needed and applies the pending migrations (every one not
+/// applied yet, in order; numbers need not be contiguous). Returns the versions applied
+/// (empty when the database was up to date).
 pub async fn migrate(url: &super::ClickHouseUrl) -> Result<Vec<u32>, StoreError> {
     url.server_client()
         .query(&format!("CREATE DATABASE IF NOT EXISTS {}", url.database))
@@ -151,13 +166,13 @@ pub async fn migrate(url: &super::ClickHouseUrl) -> Result<Vec<u32>, StoreError>
         .execute()
         .await
         .map_err(failed("cannot create schema_migrations"))?;
-    let current = schema_version(&client).await?;
+    let done = applied_versions(&client).await?;
     let newest = MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > i64::from(newest) {
-        return Err(StoreError::TooNew { found: current, supported: i64::from(newest) });
+    if let Some(&found) = done.last().filter(|&&v| v > newest) {
+        return Err(StoreError::TooNew { found: i64::from(found), supported: i64::from(newest) });
     }
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS.iter().filter(|m| i64::from(m.0) > current) {
+    for (version, sql) in MIGRATIONS.iter().filter(|m| !done.contains(&m.0)) {
         for statement in statements(sql) {
             client
                 .query(&statement)

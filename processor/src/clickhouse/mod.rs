@@ -25,20 +25,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::Shutdown;
 
 pub use self::alerts::copy_alerts;
 use self::insert::Inserter;
-pub use self::migrate::{migrate, schema_version, ClickHouseUrl, SUPPORTED_VERSION};
+pub use self::migrate::{applied_versions, check_schema, migrate, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
 use crate::barrier::Sealed;
-use crate::normalize::{day_of, network_of, verdict};
-use crate::store::{InputTally, Origin, Store, StoreError};
+use crate::normalize::Verdict;
+use crate::store::{InputTally, Origin, ReportFacts, ReportTotals, Store, StoreError};
 
 /// The longest pause between two attempts at an insert while ClickHouse is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -107,7 +105,6 @@ pub struct OpenDmarc {
     row: ReportRow,
     ordinal: u32,
     part: u32,
-    aggregates: Aggregates,
     /// Buffer lengths when the report began, to drop its rows if it is aborted.
     marks: (usize, usize, usize),
 }
@@ -150,14 +147,7 @@ impl ClickHouseStore {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StoreError> {
         let client = url.client();
-        let found = runtime.block_on(schema_version(&client))?;
-        let supported = i64::from(SUPPORTED_VERSION);
-        if found < supported {
-            return Err(StoreError::TooOld { found, needed: supported });
-        }
-        if found > supported {
-            return Err(StoreError::TooNew { found, supported });
-        }
+        runtime.block_on(check_schema(&client))?;
         Ok(Self {
             url: url.clone(),
             batch: Batch::default(),
@@ -191,15 +181,15 @@ impl ClickHouseStore {
         })
     }
 
-    fn flush_aggregates(&mut self, report: &mut OpenDmarc) {
+    fn write_aggregates(&mut self, report: &mut OpenDmarc, part: &Aggregates) {
         let r = &report.row;
-        for (ip, c) in &report.aggregates.sources {
+        for (ip, c) in &part.sources {
             self.batch.source_days.push(SourceDayRow {
                 domain: r.domain.clone(),
                 day: r.day,
                 source_ip: ip.to_string(),
                 reporter: r.org_name.clone(),
-                network: network_of(*ip),
+                network: c.network.clone(),
                 report_key: r.report_key,
                 part: report.part,
                 messages: c.messages,
@@ -213,7 +203,7 @@ impl ClickHouseStore {
                 stored_at: r.stored_at,
             });
         }
-        for ((dkim_domain, selector), c) in &report.aggregates.selectors {
+        for ((dkim_domain, selector), c) in &part.selectors {
             self.batch.selector_days.push(SelectorDayRow {
                 domain: r.domain.clone(),
                 day: r.day,
@@ -228,25 +218,8 @@ impl ClickHouseStore {
                 stored_at: r.stored_at,
             });
         }
-        report.aggregates.clear();
         report.part += 1;
     }
-}
-
-/// The report identity as a 16-byte key: kind, reporter, report id, policy domain,
-/// begin and end (DESIGN.md "Report identity").
-pub fn report_key(kind: &str, org: &str, report_id: &str, domain: &str, begin: i64, end: i64) -> [u8; 16] {
-    let mut h = Sha256::new();
-    for part in [kind, org, report_id, domain] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.update(begin.to_le_bytes());
-    h.update(end.to_le_bytes());
-    let digest = h.finalize();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
 }
 
 /// Unix seconds as a `DateTime` value (clamped to its range).
@@ -293,13 +266,11 @@ impl Store for ClickHouseStore {
 
     fn begin_dmarc(
         &mut self,
+        facts: &ReportFacts<'_>,
         header: &ReportHeader,
-        origin: &Origin,
-        location: &str,
     ) -> Result<Option<OpenDmarc>, StoreError> {
-        let m = &header.metadata;
-        let p = &header.policy;
-        let key = report_key("dmarc", &m.org_name, &m.report_id, &p.domain, m.begin, m.end);
+        let (k, m, p) = (&facts.key, &header.metadata, &header.policy);
+        let key = facts.digest;
         if !self.batch.keys.insert(key) {
             return Ok(None);
         }
@@ -307,13 +278,13 @@ impl Store for ClickHouseStore {
         let marks = (b.records.len(), b.source_days.len(), b.selector_days.len());
         let row = ReportRow {
             report_key: key,
-            kind: "dmarc".into(),
-            org_name: m.org_name.clone(),
-            report_id: m.report_id.clone(),
-            domain: p.domain.clone(),
-            begin_ts: datetime(m.begin),
-            end_ts: datetime(m.end),
-            day: date(day_of(m.begin, m.end)),
+            kind: k.kind.as_str().into(),
+            org_name: k.reporter.clone(),
+            report_id: k.report_id.clone(),
+            domain: k.domain.clone(),
+            begin_ts: datetime(k.begin),
+            end_ts: datetime(k.end),
+            day: date(facts.day),
             email: m.email.clone(),
             schema_version: match header.schema {
                 ruaflow_schema::dmarc::SchemaVersion::Rfc7489 => "rfc7489",
@@ -329,16 +300,21 @@ impl Store for ClickHouseStore {
             testing: text(p.testing.as_ref().map(|v| v.as_str())),
             record_count: 0,
             message_count: 0,
-            envelope_sha256: origin.sha256,
-            location: location.to_owned(),
+            envelope_sha256: facts.origin.sha256,
+            location: facts.location.to_owned(),
             warnings: String::new(),
             stored_at: datetime(ruaflow_schema::clock::now()),
         };
-        Ok(Some(OpenDmarc { row, ordinal: 0, part: 0, aggregates: Aggregates::default(), marks }))
+        Ok(Some(OpenDmarc { row, ordinal: 0, part: 0, marks }))
     }
 
-    fn dmarc_record(&mut self, report: &mut OpenDmarc, record: &Record) -> Result<(), StoreError> {
-        let v = verdict(record);
+    fn dmarc_record(
+        &mut self,
+        report: &mut OpenDmarc,
+        record: &Record,
+        v: &Verdict<'_>,
+        network: &str,
+    ) -> Result<(), StoreError> {
         let r = &report.row;
         self.batch.records.push(RecordRow {
             report_key: r.report_key,
@@ -347,7 +323,7 @@ impl Store for ClickHouseStore {
             day: r.day,
             reporter: r.org_name.clone(),
             source_ip: record.source_ip.to_string(),
-            network: network_of(record.source_ip),
+            network: network.to_owned(),
             count: record.count,
             disposition: record.disposition.as_str().to_owned(),
             policy_dkim: text(record.dkim.as_ref().map(|r| r.as_str())),
@@ -368,18 +344,23 @@ impl Store for ClickHouseStore {
             spf_auth: json(&record.spf_auth),
             stored_at: r.stored_at,
         });
-        if report.aggregates.is_full() {
-            self.flush_aggregates(report);
-        }
         report.ordinal += 1;
-        report.row.record_count += 1;
-        report.row.message_count += record.count;
-        report.aggregates.add(record, &v);
         Ok(())
     }
 
-    fn finish_dmarc(&mut self, mut report: OpenDmarc, warnings: &[String]) -> Result<(), StoreError> {
-        self.flush_aggregates(&mut report);
+    fn dmarc_aggregates(&mut self, report: &mut OpenDmarc, part: &Aggregates) -> Result<(), StoreError> {
+        self.write_aggregates(report, part);
+        Ok(())
+    }
+
+    fn finish_dmarc(
+        &mut self,
+        mut report: OpenDmarc,
+        totals: ReportTotals,
+        warnings: &[String],
+    ) -> Result<(), StoreError> {
+        report.row.record_count = totals.records;
+        report.row.message_count = totals.messages;
         if !warnings.is_empty() {
             report.row.warnings = json(&warnings);
         }
@@ -396,20 +377,14 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError> {
-        let domain = report.policy_domain().unwrap_or("").to_owned();
-        let key = report_key(
-            "tlsrpt",
-            &report.organization_name,
-            &report.report_id,
-            &domain,
-            report.start,
-            report.end,
-        );
+    fn tlsrpt(&mut self, facts: &ReportFacts<'_>, report: &TlsReport) -> Result<bool, StoreError> {
+        let (origin, location) = (facts.origin, facts.location);
+        let domain = facts.key.domain.clone();
+        let key = facts.digest;
         if !self.batch.keys.insert(key) {
             return Ok(false);
         }
-        let day = date(day_of(report.start, report.end));
+        let day = date(facts.day);
         let stored_at = datetime(ruaflow_schema::clock::now());
         for (i, p) in report.policies.iter().enumerate() {
             let policy_domain =
@@ -575,25 +550,6 @@ impl Store for ClickHouseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_report_key_covers_every_part_of_the_identity() {
-        let base = report_key("dmarc", "google.com", "1", "example.com", 10, 20);
-        assert_eq!(base, report_key("dmarc", "google.com", "1", "example.com", 10, 20));
-        let variants = [
-            report_key("tlsrpt", "google.com", "1", "example.com", 10, 20),
-            report_key("dmarc", "google.co", "1", "example.com", 10, 20),
-            report_key("dmarc", "google.com", "2", "example.com", 10, 20),
-            report_key("dmarc", "google.com", "1", "example.org", 10, 20),
-            report_key("dmarc", "google.com", "1", "example.com", 11, 20),
-            report_key("dmarc", "google.com", "1", "example.com", 10, 21),
-            // The separator keeps field boundaries: "ab"+"c" differs from "a"+"bc".
-            report_key("dmarc", "google.co", "m1", "example.com", 10, 20),
-        ];
-        for v in variants {
-            assert_ne!(v, base);
-        }
-    }
 
     #[test]
     fn dates_and_times_fit_their_columns() {

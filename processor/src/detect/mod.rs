@@ -129,6 +129,15 @@ impl DetectConfig {
     pub fn known_networks(&self, domain: &str) -> &[Cidr] {
         self.known_senders.get(domain).map_or(&[], Vec::as_slice)
     }
+
+    /// The note of the network declared for `domain` that holds `ip`, if one does
+    /// (`known_senders`).
+    pub fn declared(&self, domain: &str, ip: std::net::IpAddr) -> Option<String> {
+        self.known_networks(domain)
+            .iter()
+            .find(|net| net.contains(ip))
+            .map(|net| format!("known_senders {net}"))
+    }
 }
 
 /// What one detector concluded for one subject.

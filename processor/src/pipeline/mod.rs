@@ -21,6 +21,8 @@
 mod worker;
 mod writer;
 
+pub use writer::ReportWriter;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};

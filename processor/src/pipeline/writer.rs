@@ -13,9 +13,23 @@ use std::time::Instant;
 use ruaflow_schema::Limits;
 use tracing::{debug, info, warn};
 
+use ruaflow_schema::dmarc::{Record, ReportHeader};
+use ruaflow_schema::tlsrpt::TlsReport;
+use ruaflow_schema::{ReportKey, ReportKind};
+
 use super::{Chunk, CommitHook, PipelineConfig, Progress, Summary, ToWriter, IDLE_COMMIT};
+use crate::aggregate::Aggregates;
 use crate::barrier::Barrier;
-use crate::store::{ErrorClass, InputTally, Origin, Store, StoreError};
+use crate::normalize::verdict;
+use crate::store::{ErrorClass, InputTally, Origin, ReportFacts, ReportTotals, Store, StoreError};
+
+/// Why a report stopped part-way.
+enum Failed {
+    /// The store refused a write.
+    Store(StoreError),
+    /// The parser failed, with the reason.
+    Parse(String),
+}
 
 /// The writer: the only owner of the store. Commits in batches; fires acks after.
 pub(super) fn run<S: Store>(
@@ -175,35 +189,7 @@ impl<S: Store> Writer<'_, S> {
                 for warning in &report.warnings {
                     warn!(report_id = %report.report_id, reporter = %report.organization_name, warning = %warning, "report read with a warning");
                 }
-                match self.store.tlsrpt(&report, &origin, &location) {
-                    Ok(true) => {
-                        self.stored(&origin, 0, 0);
-                        let day = crate::normalize::day_of(report.start, report.end);
-                        if self.log_reports {
-                            let failed = report.failed_sessions();
-                            self.batch.stored.push(StoredReport {
-                                reporter: report.organization_name.clone(),
-                                report_id: report.report_id.clone(),
-                                domain: report.policy_domain().unwrap_or_default().to_owned(),
-                                day,
-                                counts: StoredCounts::Tls {
-                                    sessions: report.successful_sessions() + failed,
-                                    failed,
-                                },
-                                origin: Arc::clone(&origin),
-                            });
-                        }
-                        if let Some(domain) = report.policy_domain() {
-                            self.batch.touched.push((domain.to_owned(), day));
-                        }
-                        Ok(())
-                    }
-                    Ok(false) => {
-                        self.batch.summary.duplicate_reports += 1;
-                        Ok(())
-                    }
-                    Err(err) => self.refused(&origin, &location, err),
-                }
+                self.tlsrpt(&origin, &location, &report)
             }
             ToWriter::Dead { origin, location, reason } => self.dead(&origin, &location, &reason),
             ToWriter::Failure { origin, location, row } => {
@@ -235,7 +221,9 @@ impl<S: Store> Writer<'_, S> {
         }
     }
 
-    /// Streams one aggregate report from its worker into the store.
+    /// Streams one aggregate report from its worker into the store: its identity and
+    /// day, each record's verdict, the aggregates and the totals are computed here, once,
+    /// and handed to the store.
     fn dmarc(
         &mut self,
         origin: &Arc<Origin>,
@@ -247,60 +235,108 @@ impl<S: Store> Writer<'_, S> {
             Ok(Chunk::Failed(err)) => return self.dead(origin, location, &err.to_string()),
             _ => return self.dead(origin, location, "parser stopped before the report header"),
         };
-        let mut open = match self.store.begin_dmarc(&header, origin, location) {
-            Ok(Some(open)) => open,
+        let m = &header.metadata;
+        let key = ReportKey {
+            kind: ReportKind::Dmarc,
+            reporter: m.org_name.clone(),
+            report_id: m.report_id.clone(),
+            domain: header.policy.domain.clone(),
+            begin: m.begin,
+            end: m.end,
+        };
+        let facts = ReportFacts::new(key, origin, location);
+        let mut report = match ReportWriter::begin(self.store, &facts, &header) {
+            Ok(Some(report)) => report,
             Ok(None) => {
-                debug!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, "duplicate report skipped");
+                debug!(report_id = %m.report_id, reporter = %m.org_name, "duplicate report skipped");
                 self.batch.summary.duplicate_reports += 1;
                 return Ok(()); // dropping `chunks` stops the worker's parser
             }
             Err(err) => return self.refused(origin, location, err),
         };
-        let (mut records, mut messages) = (0u64, 0u64);
         loop {
-            match chunks.recv() {
+            let failed = match chunks.recv() {
                 Ok(Chunk::Records(chunk)) => {
-                    for record in &chunk {
-                        if let Err(err) = self.store.dmarc_record(&mut open, record) {
-                            self.store.abort_report(open)?;
-                            return self.refused(origin, location, err);
-                        }
-                        messages += record.count;
+                    match chunk.iter().try_for_each(|r| report.record(self.store, r)) {
+                        Ok(()) => continue,
+                        Err(err) => Failed::Store(err),
                     }
-                    records += chunk.len() as u64;
                 }
                 Ok(Chunk::End(warnings)) => {
                     for warning in &warnings {
-                        warn!(report_id = %header.metadata.report_id, reporter = %header.metadata.org_name, warning = %warning, "report read with a warning");
+                        warn!(report_id = %m.report_id, reporter = %m.org_name, warning = %warning, "report read with a warning");
                     }
-                    if let Err(err) = self.store.finish_dmarc(open, &warnings) {
-                        return self.refused(origin, location, err);
-                    }
-                    self.stored(origin, records, messages);
-                    let m = &header.metadata;
-                    let day = crate::normalize::day_of(m.begin, m.end);
-                    if self.log_reports {
-                        self.batch.stored.push(StoredReport {
-                            reporter: m.org_name.clone(),
-                            report_id: m.report_id.clone(),
-                            domain: header.policy.domain.clone(),
-                            day,
-                            counts: StoredCounts::Dmarc { records, messages },
-                            origin: Arc::clone(origin),
-                        });
-                    }
-                    self.batch.touched.push((header.policy.domain.clone(), day));
+                    let totals = match report.finish(self.store, &warnings) {
+                        Ok(totals) => totals,
+                        Err(err) => return self.refused(origin, location, err),
+                    };
+                    self.stored(origin, totals.records, totals.messages);
+                    self.note(
+                        &facts,
+                        origin,
+                        StoredCounts::Dmarc { records: totals.records, messages: totals.messages },
+                    );
+                    self.batch.touched.push((facts.key.domain.clone(), facts.day));
                     return Ok(());
                 }
-                Ok(Chunk::Failed(err)) => {
-                    self.store.abort_report(open)?;
-                    return self.dead(origin, location, &err.to_string());
-                }
+                Ok(Chunk::Failed(err)) => Failed::Parse(err.to_string()),
                 Ok(Chunk::Header(_)) | Err(_) => {
-                    self.store.abort_report(open)?;
-                    return self.dead(origin, location, "parser stopped in the middle of the report");
+                    Failed::Parse("parser stopped in the middle of the report".into())
                 }
+            };
+            report.abort(self.store)?;
+            return match failed {
+                Failed::Store(err) => self.refused(origin, location, err),
+                Failed::Parse(reason) => self.dead(origin, location, &reason),
+            };
+        }
+    }
+
+    /// Stores one TLS report.
+    fn tlsrpt(&mut self, origin: &Arc<Origin>, location: &str, report: &TlsReport) -> Result<(), StoreError> {
+        let key = ReportKey {
+            kind: ReportKind::Tlsrpt,
+            reporter: report.organization_name.clone(),
+            report_id: report.report_id.clone(),
+            domain: report.policy_domain().unwrap_or("").to_owned(),
+            begin: report.start,
+            end: report.end,
+        };
+        let facts = ReportFacts::new(key, origin, location);
+        match self.store.tlsrpt(&facts, report) {
+            Ok(true) => {
+                self.stored(origin, 0, 0);
+                let failed = report.failed_sessions();
+                self.note(
+                    &facts,
+                    origin,
+                    StoredCounts::Tls { sessions: report.successful_sessions() + failed, failed },
+                );
+                if !facts.key.domain.is_empty() {
+                    self.batch.touched.push((facts.key.domain.clone(), facts.day));
+                }
+                Ok(())
             }
+            Ok(false) => {
+                self.batch.summary.duplicate_reports += 1;
+                Ok(())
+            }
+            Err(err) => self.refused(origin, location, err),
+        }
+    }
+
+    /// With [`PipelineConfig::log_reports`], keeps what the report's log line says for
+    /// after the commit.
+    fn note(&mut self, facts: &ReportFacts<'_>, origin: &Arc<Origin>, counts: StoredCounts) {
+        if self.log_reports {
+            self.batch.stored.push(StoredReport {
+                reporter: facts.key.reporter.clone(),
+                report_id: facts.key.report_id.clone(),
+                domain: facts.key.domain.clone(),
+                day: facts.day,
+                counts,
+                origin: Arc::clone(origin),
+            });
         }
     }
 
@@ -365,5 +401,63 @@ impl<S: Store> Writer<'_, S> {
             }
         }
         self.store.envelope_done(origin, &input.tally)
+    }
+}
+
+/// One DMARC report on its way into a store: each record's verdict, the aggregates (in
+/// parts for reports with very many sources) and the totals are computed here, once, and
+/// handed to the store. On an error from the store, the caller aborts the report.
+pub struct ReportWriter<S: Store> {
+    open: S::Open,
+    part: Aggregates,
+    totals: ReportTotals,
+}
+
+impl<S: Store> ReportWriter<S> {
+    /// Opens the report in `store`; `None` when a report with its identity is stored.
+    pub fn begin(
+        store: &mut S,
+        facts: &ReportFacts<'_>,
+        header: &ReportHeader,
+    ) -> Result<Option<Self>, StoreError> {
+        let open = store.begin_dmarc(facts, header)?;
+        Ok(open.map(|open| Self { open, part: Aggregates::default(), totals: ReportTotals::default() }))
+    }
+
+    /// Writes one record and counts it into the aggregates.
+    pub fn record(&mut self, store: &mut S, record: &Record) -> Result<(), StoreError> {
+        let verdict = verdict(record);
+        self.part.add(record, &verdict);
+        let network = self.part.sources.get(&record.source_ip).map_or("", |c| c.network.as_str());
+        store.dmarc_record(&mut self.open, record, &verdict, network)?;
+        self.totals.records += 1;
+        self.totals.messages += record.count;
+        if self.part.is_full() {
+            self.flush(store)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, store: &mut S) -> Result<(), StoreError> {
+        self.part.roll_up();
+        store.dmarc_aggregates(&mut self.open, &self.part)?;
+        self.part.clear();
+        Ok(())
+    }
+
+    /// Writes the last aggregates and the totals; returns the totals.
+    pub fn finish(mut self, store: &mut S, warnings: &[String]) -> Result<ReportTotals, StoreError> {
+        let flushed = self.flush(store);
+        if let Err(err) = flushed {
+            store.abort_report(self.open)?;
+            return Err(err);
+        }
+        store.finish_dmarc(self.open, self.totals, warnings)?;
+        Ok(self.totals)
+    }
+
+    /// Drops the report: nothing of it is kept.
+    pub fn abort(self, store: &mut S) -> Result<(), StoreError> {
+        store.abort_report(self.open)
     }
 }

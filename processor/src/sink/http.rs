@@ -3,8 +3,8 @@
 //! Input: a [`Destination`] and a JSON body. Output: `Ok` once the endpoint answered 2xx,
 //! or the [`SinkError`] that made us give up.
 //! Invariant: only retriable errors (5xx, 408, 429, timeouts, connection errors) are
-//! retried, at most `retries` times with exponential backoff from [`FIRST_BACKOFF`]; any
-//! other answer is permanent and returned at once. URLs never reach logs or errors whole:
+//! retried, at most `retries` times with exponential backoff (`retry`); any other
+//! answer is permanent and returned at once. URLs never reach logs or errors whole:
 //! a Slack webhook's path is its secret, so only [`origin`] is shown.
 
 use std::io::Read;
@@ -13,65 +13,11 @@ use std::time::Duration;
 use tracing::warn;
 use ureq::http::Uri;
 
-/// The delay before the first retry; it doubles after each retry.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-
-/// The longest delay between two attempts, whatever `retries` is.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+use super::retry::with_retries;
+use super::SinkError;
 
 /// How much of an error answer's body goes into [`SinkError::Status`], in bytes.
 const MAX_ERROR_BODY_BYTES: u64 = 512;
-
-/// Why an alert could not be delivered, or the sinks could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SinkError {
-    /// A configuration value is unusable; nothing was started.
-    #[error("invalid sink config {field}: {reason}")]
-    Config {
-        /// The offending field, e.g. `webhooks[0].url`.
-        field: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The sink thread could not be spawned.
-    #[error("could not spawn the sink thread: {0}")]
-    Spawn(#[source] std::io::Error),
-    /// The alert could not be serialized (a non-finite number in `details`, say).
-    #[error("could not encode the alert: {0}")]
-    Encode(#[from] serde_json::Error),
-    /// The endpoint answered with a status other than 2xx.
-    #[error("endpoint answered http {status}: {body}")]
-    Status {
-        /// The HTTP status code.
-        status: u16,
-        /// The start of the answer's body, lossily decoded.
-        body: String,
-    },
-    /// No answer: connection, TLS, timeout or protocol failure.
-    #[error("request failed: {0}")]
-    Request(#[from] ureq::Error),
-}
-
-impl SinkError {
-    /// Whether trying again later may succeed: 5xx, 408 (request timeout), 429 (rate
-    /// limited), timeouts and connection errors. Other 4xx, 3xx, TLS and config errors need
-    /// an operator.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            SinkError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-            SinkError::Request(err) => matches!(
-                err,
-                ureq::Error::Io(_)
-                    | ureq::Error::Timeout(_)
-                    | ureq::Error::HostNotFound
-                    | ureq::Error::ConnectionFailed
-                    | ureq::Error::ConnectProxyFailed(_)
-            ),
-            SinkError::Config { .. } | SinkError::Spawn(_) | SinkError::Encode(_) => false,
-        }
-    }
-}
 
 /// Where one endpoint's POSTs go.
 pub(crate) struct Destination {
@@ -106,35 +52,23 @@ impl Client {
     }
 
     /// POSTs `body` until it is accepted, a permanent error occurs, or `retries` retries
-    /// are spent. Between attempts it calls `pause(delay)`, which returns `false` to give
-    /// up early (shutdown).
+    /// are spent (see [`with_retries`]); each failed attempt is logged at WARN.
     pub fn deliver(
         &self,
         dest: &Destination,
         body: &[u8],
-        mut pause: impl FnMut(Duration) -> bool,
+        pause: impl FnMut(Duration) -> bool,
     ) -> Result<(), SinkError> {
-        let mut attempt = 0;
-        loop {
-            match self.post(dest, body) {
-                Ok(()) => return Ok(()),
-                Err(err) if err.is_retriable() && attempt < self.retries => {
-                    let delay = backoff(attempt);
-                    attempt += 1;
-                    warn!(
-                        endpoint = %dest.label,
-                        attempt,
-                        retry_in_ms = delay.as_millis() as u64,
-                        error = %err,
-                        "alert delivery failed, will retry"
-                    );
-                    if !pause(delay) {
-                        return Err(err);
-                    }
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        let failed = |err: &SinkError, attempt: u32, delay: Duration| {
+            warn!(
+                endpoint = %dest.label,
+                attempt,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %err,
+                "alert delivery failed, will retry"
+            );
+        };
+        with_retries(self.retries, || self.post(dest, body), failed, pause)
     }
 
     /// One attempt.
@@ -154,11 +88,6 @@ impl Client {
         let _ = response.body_mut().as_reader().take(MAX_ERROR_BODY_BYTES).read_to_end(&mut start);
         Err(SinkError::Status { status, body: String::from_utf8_lossy(&start).trim().to_owned() })
     }
-}
-
-/// The delay before retry number `attempt + 1`: 200 ms, 400 ms, 800 ms, … up to 30 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(attempt)).min(MAX_BACKOFF)
 }
 
 /// Checks that `url` is an absolute `http://` or `https://` URL with a host.
@@ -189,13 +118,6 @@ pub(crate) fn origin(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_200_ms_and_is_capped() {
-        let delays: Vec<u128> = (0..4).map(|a| backoff(a).as_millis()).collect();
-        assert_eq!(delays, [200, 400, 800, 1600]);
-        assert_eq!(backoff(40), MAX_BACKOFF);
-    }
 
     #[test]
     fn statuses_are_classified() {

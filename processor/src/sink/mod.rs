@@ -1,21 +1,27 @@
-//! Alert sinks: the log, webhooks and Alertmanager.
+//! Alert sinks: the log, webhooks, Alertmanager and email.
 //!
 //! Input: each [`Alert`] after the store has committed it, via [`Sinks::emit`].
-//! Output: one log line per alert, and one HTTP POST per alert and endpoint.
+//! Output: one log line per alert, one HTTP POST per alert and HTTP endpoint, one mail per
+//! alert and email target.
 //! Invariant: `emit` never waits on the network. The store is the source of truth, so an
 //! alert the network sinks cannot take (queue full, endpoint gave up, shutdown) is dropped
 //! for them only, with an ERROR log; it is never lost from the store.
 //!
 //! ```text
 //! emit ─┬─> log (warn! / info!)
-//!       └─> sync_channel(QUEUE_CAPACITY) ──> sink thread ──> webhook::body ──────┬─> http::Client (retries)
-//!           (full: ERROR, alert dropped)                 └─> alertmanager::body ─┘
+//!       └─> sync_channel(QUEUE_CAPACITY) ──> sink thread ─┬─> webhook::body ──────┬─> http::Client ─┬─ retry
+//!           (full: ERROR, alert dropped)                  ├─> alertmanager::body ─┘                 │
+//!                                                         └─> email::Mailer (message, SMTP) ────────┘
 //! ```
 //!
 //! Layout:
 //! - [`webhook`]: generic JSON and Slack bodies, [`WebhookConfig`]
 //! - [`alertmanager`]: Alertmanager v2 postable alerts, [`AlertmanagerConfig`]
-//! - `http`: one blocking POST with retries and backoff, [`SinkError`]
+//! - [`email`]: mail over SMTP (STARTTLS or implicit TLS, AUTH), [`EmailConfig`]
+//! - `http`: one blocking POST
+//! - `retry`: attempts with exponential backoff, for every endpoint
+//! - `trouble`: a failing email target told once per problem, not per attempt
+//! - `error`: [`SinkError`], classified retriable or not
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -28,19 +34,28 @@ use serde::Deserialize;
 use tracing::{debug, error, info, warn};
 
 pub mod alertmanager;
+pub mod email;
+mod error;
 mod http;
+mod retry;
+mod trouble;
 pub mod webhook;
 
 pub use alertmanager::AlertmanagerConfig;
-pub use http::{SinkError, FIRST_BACKOFF};
+pub use email::{EmailConfig, EmailTls};
+pub use error::SinkError;
+pub use retry::FIRST_BACKOFF;
 pub use webhook::{WebhookConfig, WebhookFormat};
 
+use email::Mailer;
 use http::{Client, Destination};
 
 /// Alerts waiting for the sink thread. Alerts are rare (deduplicated, with a cooldown), so
 /// this is a backlog for an endpoint that is down or slow: with the defaults one alert
-/// costs at most about 21 s per unreachable endpoint. When it is full, `emit` logs an ERROR
-/// and drops the alert for the network sinks; it is already in the store.
+/// costs at most about 21 s per unreachable HTTP endpoint, and about 2 minutes per email
+/// server that accepts connections but never answers (4 attempts of 30 s). When it is
+/// full, `emit` logs an ERROR and drops the alert for the network sinks; it is already in
+/// the store.
 pub const QUEUE_CAPACITY: usize = 256;
 
 /// How long dropping [`Sinks`] waits for queued alerts before giving up on them.
@@ -54,16 +69,26 @@ pub struct SinkConfig {
     pub webhooks: Vec<WebhookConfig>,
     /// Alertmanagers, each receiving every alert.
     pub alertmanager: Vec<AlertmanagerConfig>,
-    /// Time limit of one request (resolve, connect, send, answer), in milliseconds.
+    /// Email targets (`[[alerts.email]]`), each sending every alert to its recipients.
+    pub email: Vec<EmailConfig>,
+    /// Time limit of one HTTP request (resolve, connect, send, answer), in milliseconds.
+    /// Email targets have their own `timeout_ms`.
     pub timeout_ms: u64,
-    /// Retries after a retriable failure (5xx, 408, 429, timeout, connection error), with
-    /// exponential backoff from 200 ms (200, 400, 800 ms, …, at most 30 s between tries).
+    /// Retries after a retriable failure (HTTP 5xx, 408, 429; SMTP 4xx, a refused login;
+    /// a timeout, a connection error), with exponential backoff from 200 ms (200, 400,
+    /// 800 ms, …, at most 30 s between tries).
     pub retries: u32,
 }
 
 impl Default for SinkConfig {
     fn default() -> SinkConfig {
-        SinkConfig { webhooks: Vec::new(), alertmanager: Vec::new(), timeout_ms: 5000, retries: 3 }
+        SinkConfig {
+            webhooks: Vec::new(),
+            alertmanager: Vec::new(),
+            email: Vec::new(),
+            timeout_ms: 5000,
+            retries: 3,
+        }
     }
 }
 
@@ -92,6 +117,9 @@ impl SinkConfig {
                 return Err(SinkError::Config { field, reason: "base url must not have a query" });
             }
         }
+        for (i, email) in self.email.iter().enumerate() {
+            email.validate(i)?;
+        }
         Ok(())
     }
 }
@@ -116,8 +144,8 @@ impl Sinks {
     /// Validates `config` and, when it names any endpoint, spawns the sink thread.
     pub fn start(config: &SinkConfig) -> Result<Sinks, SinkError> {
         config.validate()?;
-        let endpoints = endpoints(config);
-        let labels = endpoints.iter().map(|e| e.dest.label.clone()).collect();
+        let endpoints = endpoints(config)?;
+        let labels = endpoints.iter().map(|e| e.label().to_owned()).collect();
         let shared = Arc::new(Shared::default());
         if endpoints.is_empty() {
             return Ok(Sinks { tx: None, thread: None, shared, endpoints: labels });
@@ -127,7 +155,7 @@ impl Sinks {
         let worker = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("ruaflow-sinks".into())
-            .spawn(move || run(&rx, &endpoints, &client, &worker))
+            .spawn(move || run(&rx, endpoints, &client, &worker))
             .map_err(SinkError::Spawn)?;
         Ok(Sinks { tx: Some(tx), thread: Some(thread), shared, endpoints: labels })
     }
@@ -149,7 +177,7 @@ impl Sinks {
             kind = alert.kind.as_str(),
             domain = %alert.domain,
             capacity = QUEUE_CAPACITY,
-            "{why}, alert dropped for webhooks and alertmanager"
+            "{why}, alert dropped for webhooks, alertmanager and email"
         );
     }
 
@@ -188,34 +216,62 @@ impl Drop for Sinks {
 }
 
 /// What each endpoint is, and where it is.
-struct Endpoint {
-    target: Target,
-    dest: Destination,
+enum Endpoint {
+    Webhook(WebhookFormat, Destination),
+    Alertmanager(Destination),
+    Email(Box<Mailer>),
 }
 
-enum Target {
-    Webhook(WebhookFormat),
-    Alertmanager,
+impl Endpoint {
+    /// What logs show: `webhook https://hooks.slack.com/…`, `email smtp.example.com:587`.
+    fn label(&self) -> &str {
+        match self {
+            Endpoint::Webhook(_, dest) | Endpoint::Alertmanager(dest) => &dest.label,
+            Endpoint::Email(mailer) => &mailer.label,
+        }
+    }
+
+    /// Delivers `alert`, with retries; `pause` sleeps between attempts unless shutdown
+    /// begins.
+    fn deliver(
+        &mut self,
+        alert: &Alert,
+        client: &Client,
+        pause: impl FnMut(Duration) -> bool,
+    ) -> Result<(), SinkError> {
+        match self {
+            Endpoint::Webhook(format, dest) => client.deliver(dest, &webhook::body(alert, *format)?, pause),
+            Endpoint::Alertmanager(dest) => {
+                client.deliver(dest, &alertmanager::body(alert, ruaflow_schema::clock::now())?, pause)
+            }
+            Endpoint::Email(mailer) => mailer.deliver(alert, pause),
+        }
+    }
 }
 
-fn endpoints(config: &SinkConfig) -> Vec<Endpoint> {
-    let hooks = config.webhooks.iter().map(|hook| Endpoint {
-        target: Target::Webhook(hook.format),
-        dest: Destination {
+/// Every configured endpoint, email targets with their CA files read.
+fn endpoints(config: &SinkConfig) -> Result<Vec<Endpoint>, SinkError> {
+    let hooks = config.webhooks.iter().map(|hook| {
+        let dest = Destination {
             url: hook.url.clone(),
             bearer_token: hook.bearer_token.clone(),
             label: format!("webhook {}", http::origin(&hook.url)),
-        },
+        };
+        Ok(Endpoint::Webhook(hook.format, dest))
     });
-    let managers = config.alertmanager.iter().map(|am| Endpoint {
-        target: Target::Alertmanager,
-        dest: Destination {
+    let managers = config.alertmanager.iter().map(|am| {
+        Ok(Endpoint::Alertmanager(Destination {
             url: alertmanager::alerts_url(&am.url),
             bearer_token: None,
             label: format!("alertmanager {}", http::origin(&am.url)),
-        },
+        }))
     });
-    hooks.chain(managers).collect()
+    let mailers = config
+        .email
+        .iter()
+        .enumerate()
+        .map(|(i, email)| Ok(Endpoint::Email(Box::new(Mailer::new(email, i, config.retries)?))));
+    hooks.chain(managers).chain(mailers).collect()
 }
 
 /// State shared by [`Sinks`] and its thread, guarded by one mutex; `changed` is notified
@@ -258,24 +314,20 @@ impl Shared {
 }
 
 /// The sink thread: one alert at a time, to each endpoint in turn.
-fn run(rx: &Receiver<Box<Alert>>, endpoints: &[Endpoint], client: &Client, shared: &Shared) {
+fn run(rx: &Receiver<Box<Alert>>, mut endpoints: Vec<Endpoint>, client: &Client, shared: &Shared) {
     for alert in rx {
-        for endpoint in endpoints {
-            let (kind, domain, label) = (alert.kind.as_str(), alert.domain.as_str(), &endpoint.dest.label);
+        for endpoint in &mut endpoints {
+            let (kind, domain) = (alert.kind.as_str(), alert.domain.as_str());
             if shared.lock().shutdown {
-                error!(kind, domain, endpoint = %label, "alert not delivered: shutting down");
+                error!(kind, domain, endpoint = %endpoint.label(), "alert not delivered: shutting down");
                 continue;
             }
-            let body = match endpoint.target {
-                Target::Webhook(format) => webhook::body(&alert, format),
-                Target::Alertmanager => alertmanager::body(&alert, ruaflow_schema::clock::now()),
-            };
-            match body.and_then(|body| client.deliver(&endpoint.dest, &body, |d| shared.pause(d))) {
-                Ok(()) => debug!(kind, domain, endpoint = %label, "alert delivered"),
+            match endpoint.deliver(&alert, client, |d| shared.pause(d)) {
+                Ok(()) => debug!(kind, domain, endpoint = %endpoint.label(), "alert delivered"),
                 Err(err) => error!(
                     kind,
                     domain,
-                    endpoint = %label,
+                    endpoint = %endpoint.label(),
                     retriable = err.is_retriable(),
                     error = %err,
                     "alert not delivered"

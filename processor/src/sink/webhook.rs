@@ -146,7 +146,7 @@ pub(crate) fn selectors_list(selectors: &[AlertSelector]) -> String {
 }
 
 /// A figure for humans: whole numbers without decimals, shares to three places.
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {
