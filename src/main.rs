@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod export;
+mod range;
 mod report;
 mod synth;
 
@@ -15,7 +17,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.log_format);
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

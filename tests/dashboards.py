@@ -83,6 +83,8 @@ DASHBOARD_DIR = os.path.join(ROOT, "dashboards", "grafana", "dashboards")
 PROVISIONING_DIR = os.path.join(ROOT, "dashboards", "grafana", "provisioning")
 COMPOSE_DIR = os.path.join(ROOT, "dashboards", "compose")
 SCHEMA_DIR = os.path.join(ROOT, "schema", "sql", "clickhouse")
+# Not a migration: the retention TTLs, applied with the ages of a config (see ttl_checks).
+RETENTION_TTL = os.path.join(SCHEMA_DIR, "0004_retention_ttl.sql")
 CI = os.environ.get("CI") == "true"
 VENV = os.path.join(os.environ.get("RUAFLOW_CACHE") or os.path.expanduser("~/.cache/ruaflow"), "venv-dashboards")
 CHDB_PACKAGE = "chdb-core==26.9.0"
@@ -538,20 +540,28 @@ class Chdb:
         return res["results"]
 
 
+def split_statements(path):
+    """One SQL file split the way `ruaflow migrate` does: comment lines dropped, a
+    statement ends with a line ending in ';'."""
+    statements, current = [], []
+    with open(path) as f:
+        for line in f.read().splitlines():
+            if line.lstrip().startswith("--"):
+                continue
+            current.append(line)
+            if line.rstrip().endswith(";"):
+                statements.append("\n".join(current).strip().rstrip(";"))
+                current = []
+    return [s for s in statements if s]
+
+
 def schema_statements():
-    """The migrations, in order, split the way `ruaflow migrate` does: comment lines
-    dropped, a statement ends with a line ending in ';'."""
+    """The migrations, in order (the retention template is not one)."""
     statements = []
     for name in sorted(n for n in os.listdir(SCHEMA_DIR) if n.endswith(".sql")):
-        current = []
-        with open(os.path.join(SCHEMA_DIR, name)) as f:
-            for line in f.read().splitlines():
-                if line.lstrip().startswith("--"):
-                    continue
-                current.append(line)
-                if line.rstrip().endswith(";"):
-                    statements.append("\n".join(current).strip().rstrip(";"))
-                    current = []
+        path = os.path.join(SCHEMA_DIR, name)
+        if path != RETENTION_TTL:
+            statements += split_statements(path)
     return [s for s in statements if s]
 
 
@@ -699,6 +709,28 @@ def run_on_chdb(chdb, queries, allowed_empty, fail, **load):
         r = results[q.id]
         judge(q, r["ok"], r.get("error"), r.get("rows", 0), r.get("data", []), f"ClickHouse {chdb.version} (chdb)", allowed_empty(q), fail)
     return results
+
+
+def ttl_checks(chdb, fail):
+    """The retention TTLs (0004_retention_ttl.sql, ages filled in as `ruaflow migrate
+    --config` does) apply on current ClickHouse, and each table then shows the TTL
+    clause ruaflow looks for before sending a TTL again."""
+    ages = {"records_days": 30, "aggregates_days": 400}
+    queries, expect = [], []
+    for i, statement in enumerate(split_statements(RETENTION_TTL)):
+        tier = next(t for t in ages if "{" + t + "}" in statement)
+        words = statement.split()
+        table, column = words[2], words[5]
+        queries.append({"id": f"ttl{i}", "sql": statement.replace("{" + tier + "}", str(ages[tier]))})
+        queries.append({"id": f"engine{i}", "sql": f"SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = '{table}'"})
+        expect.append((i, table, f"TTL {column} + toIntervalDay({ages[tier]})"))
+    results = chdb.job(queries=queries)
+    for i, table, clause in expect:
+        r = results[f"ttl{i}"]
+        if fail.check(r["ok"], f"retention TTL of {table} on ClickHouse {chdb.version} (chdb): {r.get('error')}"):
+            engine = (results[f"engine{i}"].get("data") or [{}])[0].get("engine_full", "")
+            fail.check(clause in engine, f"{table}: {clause!r} not in {engine!r} on ClickHouse {chdb.version}")
+    log(f"retention TTLs: {len(expect)} tables on ClickHouse {chdb.version} (chdb)")
 
 
 # ---------------------------------------------------------------- Prometheus
@@ -1207,6 +1239,7 @@ def main():
                               tables=export_tables(ch, workdir, ["alerts", "detector_signals", "sources"], "b"))
         enrichment_checks(f"ClickHouse {chdb.version} (chdb)", again, results, fail)
         log(f"second pass on ClickHouse {chdb.version} (chdb): {len(again)} queries in {time.time() - t0:.1f}s")
+        ttl_checks(chdb, fail)
 
     if not args.keep:
         server.run(f"DROP DATABASE IF EXISTS {unique}")

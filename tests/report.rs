@@ -225,7 +225,7 @@ fn json_totals_match_parse_output() {
 }
 
 #[test]
-fn days_window_counts_report_days_not_the_clock() {
+fn days_count_calendar_days_back_from_the_newest_report_day() {
     let store = Store::build();
     let all = store.json(&[]);
     let last = all["window"]["last_day"].as_i64().expect("last day");
@@ -235,23 +235,155 @@ fn days_window_counts_report_days_not_the_clock() {
     assert_eq!(one["window"]["first_day"], last);
     assert_eq!(one["window"]["last_day"], last);
 
-    // For one domain, its own last report day: the corpus's example.com reports end in
-    // 2024, years before the newest TLS report.
-    let ex = store.json(&["--domain", "example.com", "--days", "1"]);
+    // For one domain, its own newest report day: the corpus's example.com reports end
+    // in 2024, years before the newest TLS report.
     let ex_all = store.json(&["--domain", "example.com"]);
-    let daily = ex_all["domains"][0]["daily"].as_array().expect("daily");
-    let newest = daily.last().expect("a day");
-    assert_eq!(ex["window"]["last_day"], newest["day"]);
-    assert_eq!(ex["domains"][0]["messages"], newest["messages"]);
-    assert!(ex["domains"][0]["messages"].as_u64() < ex_all["domains"][0]["messages"].as_u64());
-
-    let two = store.json(&["--domain", "example.com", "--days", "2"]);
-    assert_eq!(two["window"]["report_days"], 2);
-    let last_two: u64 = daily.iter().rev().take(2).map(|d| d["messages"].as_u64().expect("n")).sum();
-    assert_eq!(two["totals"]["messages"], last_two);
+    let daily: Vec<(i64, u64)> = ex_all["domains"][0]["daily"]
+        .as_array()
+        .expect("daily")
+        .iter()
+        .map(|d| (d["day"].as_i64().expect("day"), d["messages"].as_u64().expect("messages")))
+        .collect();
+    let newest = daily.last().expect("a day").0;
+    let mut fewer_report_days_than_days = false;
+    for n in [1i64, 2, 7, 30, 365] {
+        let since = newest - (n - 1) * DAY;
+        let in_range: Vec<&(i64, u64)> = daily.iter().filter(|(d, _)| *d >= since).collect();
+        fewer_report_days_than_days |= (in_range.len() as i64) < n;
+        let got = store.json(&["--domain", "example.com", "--days", &n.to_string()]);
+        let w = &got["window"];
+        assert_eq!(w["days"], n, "--days {n}");
+        assert_eq!(w["last_day"], newest, "--days {n}");
+        assert_eq!(w["until"], date_of(&daily, newest), "--days {n}");
+        assert!(w["first_day"].as_i64() >= Some(since), "--days {n}: {w}");
+        let got_days: Vec<i64> = got["domains"][0]["daily"]
+            .as_array()
+            .expect("daily")
+            .iter()
+            .map(|d| d["day"].as_i64().expect("day"))
+            .collect();
+        assert_eq!(got_days, in_range.iter().map(|(d, _)| *d).collect::<Vec<_>>(), "--days {n}: days");
+        let expected: u64 = in_range.iter().map(|(_, m)| m).sum();
+        assert_eq!(got["totals"]["messages"], expected, "--days {n}: messages");
+    }
+    // The corpus has gaps, so calendar days and report days differ somewhere.
+    assert!(fewer_report_days_than_days, "the corpus days are contiguous: the test proves nothing");
 
     let zero = store.report(&["--days", "0"]);
     assert_eq!(zero.status.code(), Some(2), "--days 0 is a usage error");
+}
+
+#[test]
+fn since_and_until_select_report_days_inclusively() {
+    let store = Store::build();
+    let ex_all = store.json(&["--domain", "example.com"]);
+    let daily = ex_all["domains"][0]["daily"].as_array().expect("daily").clone();
+    assert!(daily.len() >= 3, "example.com has too few days for this test");
+    let (a, b) = (&daily[1], &daily[daily.len() - 2]);
+    let (a_date, b_date) = (a["date"].as_str().expect("date"), b["date"].as_str().expect("date"));
+    let expected: u64 = daily
+        .iter()
+        .filter(|d| d["day"].as_i64() >= a["day"].as_i64() && d["day"].as_i64() <= b["day"].as_i64())
+        .map(|d| d["messages"].as_u64().expect("messages"))
+        .sum();
+    let got = store.json(&["--domain", "example.com", "--since", a_date, "--until", b_date]);
+    assert_eq!(got["window"]["since"], a_date);
+    assert_eq!(got["window"]["until"], b_date);
+    assert_eq!(got["window"]["first_day"], a["day"]);
+    assert_eq!(got["window"]["last_day"], b["day"]);
+    assert_eq!(got["totals"]["messages"], expected);
+    let got_daily = got["domains"][0]["daily"].as_array().expect("daily");
+    assert_eq!(got_daily.first(), Some(a));
+    assert_eq!(got_daily.last(), Some(b));
+    // One end only.
+    let from = store.json(&["--domain", "example.com", "--since", b_date]);
+    assert_eq!(from["window"]["until"], Value::Null);
+    assert_eq!(from["domains"][0]["daily"][0], *b);
+    // --until with --days: N days ending there.
+    let two = store.json(&["--domain", "example.com", "--until", b_date, "--days", "2"]);
+    assert_eq!(two["window"]["until"], b_date);
+    assert_eq!(two["window"]["since"], date_of_secs(b["day"].as_i64().expect("day") - DAY));
+
+    for bad in [
+        vec!["--since", "2024-02-30"],
+        vec!["--since", "yesterday"],
+        vec!["--since", b_date, "--until", a_date],
+        vec!["--since", a_date, "--days", "3"],
+    ] {
+        let out = store.report(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?} must be refused: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty(), "{bad:?}: no message");
+    }
+}
+
+#[test]
+fn alerts_take_the_same_range() {
+    let store = Store::build();
+    let day = 1_718_236_800; // 2024-06-13
+    store.insert_alert("spoofing_spike", day - 10 * DAY, "ten days before", r#"{"n":1}"#);
+    store.insert_alert("dkim_replay_suspected", day, "that day", r#"{"n":2}"#);
+    let lines = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["alerts", "--db", s(&store.db), "--json"];
+        args.extend_from_slice(extra);
+        ok(ruaflow(&args)).lines().map(str::to_owned).collect()
+    };
+    assert_eq!(lines(&[]), [r#"{"n":1}"#, r#"{"n":2}"#]);
+    assert_eq!(lines(&["--since", "2024-06-13"]), [r#"{"n":2}"#]);
+    assert_eq!(lines(&["--until", "2024-06-12"]), [r#"{"n":1}"#]);
+    assert_eq!(lines(&["--since", "2024-06-04", "--until", "2024-06-12"]), Vec::<String>::new());
+    assert_eq!(lines(&["--until", "2024-06-13", "--days", "1", "--domain", "EXAMPLE.com"]), [r#"{"n":2}"#]);
+    let text = ok(ruaflow(&["alerts", "--db", s(&store.db), "--since", "2030-01-01"]));
+    assert_eq!(text, "no alerts in the range\n");
+}
+
+/// Seconds in a day.
+const DAY: i64 = 86_400;
+
+/// The `date` of `day` among a domain's daily entries.
+fn date_of(daily: &[(i64, u64)], day: i64) -> String {
+    assert!(daily.iter().any(|(d, _)| *d == day));
+    date_of_secs(day)
+}
+
+/// `YYYY-MM-DD` of a unix second.
+fn date_of_secs(secs: i64) -> String {
+    ruaflow_schema::time::format_date(secs)
+}
+
+#[test]
+fn reporters_are_named_once_by_the_domain_of_their_address() {
+    let store = Store::build();
+    let report = store.json(&[]);
+    let reporters = report["reporters"].as_array().expect("reporters");
+    let google: Vec<&Value> = reporters
+        .iter()
+        .filter(|r| {
+            r["org_names"].as_array().expect("names").iter().any(|n| n == "Google Inc." || n == "google.com")
+        })
+        .collect();
+    // Google's DMARC reports say "google.com", its TLS reports "Google Inc.": one row.
+    assert_eq!(google.len(), 1, "{google:#?}");
+    let google = google[0];
+    assert_eq!(google["reporter"], "google.com");
+    let names = google["org_names"].as_array().expect("names");
+    assert!(
+        names.contains(&Value::from("google.com")) && names.contains(&Value::from("Google Inc.")),
+        "{names:?}"
+    );
+    assert!(google["dmarc_reports"].as_u64() > Some(0) && google["tlsrpt_reports"].as_u64() > Some(0));
+    assert_eq!(
+        google["reports"].as_u64(),
+        Some(google["dmarc_reports"].as_u64().expect("n") + google["tlsrpt_reports"].as_u64().expect("n"))
+    );
+    // Every reporter appears once, and the rows add up to every report in the store.
+    let keys: HashSet<&str> = reporters.iter().map(|r| r["reporter"].as_str().expect("reporter")).collect();
+    assert_eq!(keys.len(), reporters.len());
+    let sum: u64 = reporters.iter().map(|r| r["reports"].as_u64().expect("n")).sum();
+    let totals = &report["totals"];
+    assert_eq!(
+        sum,
+        totals["dmarc_reports"].as_u64().expect("n") + totals["tlsrpt_reports"].as_u64().expect("n")
+    );
 }
 
 #[test]
@@ -376,13 +508,140 @@ fn html_renders_in_headless_chromium() {
     );
 }
 
+fn find_chromium() -> PathBuf {
+    find_on_path("chromium").unwrap_or_else(|| {
+        panic!(
+            "chromium is not on PATH: install it with `apt-get install -y chromium` (tests/run installs it)"
+        )
+    })
+}
+
+/// A provider's morning after: 25 domains, three weeks, and a DKIM replay flood that
+/// makes one domain's worst day ~50 times its ordinary one. The page must stay a page:
+/// every domain in the overview (no scroll box), a contents line per domain, the flood
+/// chart cut with an inset to scale, every day of the range in a folded table, and a
+/// print that starts each domain on its own page.
+#[test]
+fn html_at_25_domains_after_a_flood() {
+    let chromium = find_chromium();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("synth");
+    let db = dir.path().join("flood.db");
+    ok(ruaflow(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--seed",
+        "5",
+        "--scenario",
+        "replay-flood",
+        "--scale",
+        "8.33",
+        "--days",
+        "21",
+    ]));
+    ok(ruaflow(&["run", "--once", "--offline", "--db", s(&db), s(&data)]));
+    let report: Value =
+        serde_json::from_str(&ok(ruaflow(&["report", "--db", s(&db), "--json"]))).expect("report JSON");
+    let domains = report["domains"].as_array().expect("domains");
+    assert_eq!(domains.len(), 25);
+    let flooded = &domains[0];
+    assert_eq!(flooded["domain"], "example.com");
+    let mut daily: Vec<u64> = flooded["daily"]
+        .as_array()
+        .expect("daily")
+        .iter()
+        .map(|d| d["messages"].as_u64().expect("n"))
+        .collect();
+    let peak = *daily.iter().max().expect("days");
+    daily.sort_unstable();
+    let median = daily[daily.len() / 2];
+    assert!(peak > 40 * median, "the flood day is ~50x the ordinary one: {peak} vs {median}");
+
+    let page_path = dir.path().join("report.html");
+    ok(ruaflow(&["report", "--db", s(&db), "--html", s(&page_path)]));
+    let page = std::fs::read_to_string(&page_path).expect("page");
+    assert!(!page.contains("scroll"), "no scroll boxes: the page reads and prints whole");
+    let overview =
+        page.split("<h3>Domains</h3>").nth(1).and_then(|p| p.split("</table>").next()).expect("overview");
+    assert_eq!(overview.matches("<tr>").count(), 26, "a header and all 25 domains");
+    let sections: Vec<&str> = page.split(r#"<section class="domain""#).skip(1).collect();
+    assert_eq!(sections.len(), 25);
+    for (i, section) in sections.iter().enumerate() {
+        assert!(section.contains(r#"<nav class="toc""#), "domain {i} has its contents line");
+        for link in section.split(r##"href="#"##).skip(1).map(|l| l.split('"').next().unwrap_or("")) {
+            assert!(page.contains(&format!(r#"id="{link}""#)), "domain {i}: link to #{link} goes nowhere");
+        }
+    }
+    let example = sections[0];
+    let volume =
+        example.split(r#"id="d0-volume""#).nth(1).and_then(|v| v.split("</details>").next()).expect("volume");
+    assert!(
+        volume.contains("data-inset") && volume.contains(r#"class="cut""#),
+        "the flood chart is cut, with an inset"
+    );
+    assert!(volume.contains("far above the ordinary days"), "and says so");
+    assert!(volume.contains("<details class=\"more\"><summary>Daily figures: 21 days"), "every day, folded");
+    assert_eq!(volume.split("<tbody>").nth(1).expect("rows").matches("<tr>").count(), 21);
+
+    // On screen: a page with charts, not a blank one.
+    let png = screenshot_sized(&chromium, &page_path, dir.path(), (1280, 4000));
+    let blank = dir.path().join("blank.html");
+    std::fs::write(&blank, "<!doctype html><html><body></body></html>").expect("write blank page");
+    let blank_png = screenshot_sized(&chromium, &blank, dir.path(), (1280, 4000));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 10 * blank_png.len(), "the screenshot looks blank: {} bytes", png.len());
+    // In print: a first page, then each domain from a page of its own.
+    let pdf = print_to_pdf(&chromium, &page_path, dir.path());
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    let pages = pdf_pages(&pdf);
+    assert!((26..=200).contains(&pages), "{pages} printed pages for 25 domains");
+}
+
+/// The page count of a PDF: the largest `/Count` of its page tree.
+fn pdf_pages(pdf: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(pdf);
+    text.split("/Count ")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 /// The inside of every `<…>` in `page`.
 fn tags(page: &str) -> Vec<&str> {
     page.split('<').skip(1).map(|t| t.split('>').next().unwrap_or(t)).collect()
 }
 
 fn screenshot(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
+    screenshot_sized(chromium, page, dir, (1280, 2400))
+}
+
+fn screenshot_sized(chromium: &Path, page: &Path, dir: &Path, (width, height): (u32, u32)) -> Vec<u8> {
     let png = page.with_extension("png");
+    headless(
+        chromium,
+        dir,
+        &[format!("--screenshot={}", png.display()), format!("--window-size={width},{height}")],
+        page,
+        &png,
+    )
+}
+
+/// The page printed to PDF by Chromium (its print stylesheet, no header or footer).
+fn print_to_pdf(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
+    let pdf = page.with_extension("pdf");
+    headless(
+        chromium,
+        dir,
+        &[format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer".into()],
+        page,
+        &pdf,
+    )
+}
+
+/// Runs headless Chromium on `page` with `extra` flags and returns the file it wrote.
+fn headless(chromium: &Path, dir: &Path, extra: &[String], page: &Path, written: &Path) -> Vec<u8> {
     let profile = tempfile::tempdir_in(dir).expect("profile dir");
     let output = Command::new(chromium)
         .args([
@@ -397,17 +656,12 @@ fn screenshot(chromium: &Path, page: &Path, dir: &Path) -> Vec<u8> {
             "--hide-scrollbars",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=1280,2400")
+        .args(extra)
         .arg(format!("file://{}", page.display()))
         .output()
         .expect("run chromium");
-    std::fs::read(&png).unwrap_or_else(|err| {
-        panic!(
-            "no screenshot {} ({err}); chromium said: {}",
-            png.display(),
-            String::from_utf8_lossy(&output.stderr)
-        )
+    std::fs::read(written).unwrap_or_else(|err| {
+        panic!("no {} ({err}); chromium said: {}", written.display(), String::from_utf8_lossy(&output.stderr))
     })
 }
 

@@ -20,6 +20,8 @@
 //! - [`detect`]: detectors, baselines, notices
 //! - [`sink`]: alert delivery (webhooks, Alertmanager, email)
 //! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
+//! - [`retention`]: old rows deleted by age, in two tiers (per-record rows, aggregates)
+//! - [`reprocess`]: dead-letter inputs read through the pipeline again from their kept bytes
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +33,8 @@ pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
 pub mod redact;
+pub mod reprocess;
+pub mod retention;
 pub mod sender;
 pub mod sink;
 pub mod sqlite;

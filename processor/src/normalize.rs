@@ -75,6 +75,33 @@ pub fn org_domain(name: &str) -> &str {
     psl::domain_str(name).unwrap_or(name)
 }
 
+/// Who sent a report, named once: the registrable domain of the reporting address
+/// (`email` of a DMARC report, `contact-info` of a TLS report: an address, a `mailto:`
+/// or an `https:` URI), so "Google Inc." (TLS) and "google.com" (DMARC), or "WEB.DE" and
+/// "web.de", are one reporter. Without a usable address, the registrable domain of the
+/// org name when it is a domain name; `None` when neither names a domain.
+pub fn reporter_domain(email: &str, org_name: &str) -> Option<String> {
+    let contact = email.trim();
+    let contact = contact.strip_prefix("mailto:").unwrap_or(contact);
+    let host = match contact.rsplit_once('@') {
+        Some((_, host)) => host,
+        None => contact.split_once("://").map_or("", |(_, rest)| rest),
+    };
+    // `host>` of `<a@host>`, `host/path`, `host:port`, `host?query`.
+    let host = host.split(['/', ':', '?', '>', ',', ';']).next().unwrap_or("");
+    domain_name(host).or_else(|| domain_name(org_name))
+}
+
+/// The registrable domain of `text` when it is a domain name (letters, digits, `-`,
+/// `.`, at least one dot), in lower case.
+fn domain_name(text: &str) -> Option<String> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let is_name = name.contains('.')
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    is_name.then(|| org_domain(&name).to_owned())
+}
+
 /// The UTC day (unix seconds of midnight) a report range belongs to: the day of its
 /// midpoint, so Outlook's midnight-to-midnight ranges and Google's 00:00–23:59:59 ones
 /// land on the same day.
@@ -102,6 +129,25 @@ pub fn network_of(ip: IpAddr) -> String {
 mod tests {
     use super::*;
     use ruaflow_schema::dmarc::Disposition;
+
+    #[test]
+    fn reporters_are_named_by_the_registrable_domain_of_their_address() {
+        let cases = [
+            ("noreply-dmarc-support@google.com", "google.com", Some("google.com")),
+            ("smtp-tls-reporting@google.com", "Google Inc.", Some("google.com")),
+            ("mailto:tlsrpt@mail.microsoft.com", "Microsoft Corporation", Some("microsoft.com")),
+            ("https://reports.example.co.uk/tlsrpt", "Example", Some("example.co.uk")),
+            ("<dmarc@Reports.WEB.DE>", "WEB.DE", Some("web.de")),
+            ("", "web.de", Some("web.de")),
+            ("", "WEB.DE", Some("web.de")),
+            ("not an address", "Mail.Ru", Some("mail.ru")),
+            ("", "  Enterprise Outlook ", None),
+            ("x@localhost", "Some Org", None),
+        ];
+        for (email, org, want) in cases {
+            assert_eq!(reporter_domain(email, org).as_deref(), want, "{email:?} / {org:?}");
+        }
+    }
 
     fn record(dkim: Option<DmarcResult>, spf: Option<DmarcResult>) -> Record {
         Record {

@@ -1,14 +1,17 @@
-//! `ruaflow alerts --db FILE [--json]`: the stored alerts, oldest first.
+//! `ruaflow alerts --db FILE [--json] [--domain D] [--since DATE] [--until DATE] [--days N]`:
+//! the stored alerts, oldest first.
 //!
 //! With `--json`, one JSON object per line: the alert's `body` column, which already is
 //! the whole alert as the detector wrote it. Without, a readable line per alert and its
 //! whole summary under it, wrapped to the terminal's width (100 columns when stdout is
-//! not a terminal).
+//! not a terminal). The range keeps the alerts whose window overlaps it (`crate::range`).
 
 use std::path::PathBuf;
 
 use clap::Args;
+use rusqlite::params;
 
+use crate::range::{DayRange, RangeArgs};
 use crate::report::{query, text, write_stdout};
 
 /// Arguments of `ruaflow alerts`.
@@ -23,28 +26,34 @@ pub struct AlertsArgs {
     /// Only alerts for this policy domain.
     #[arg(long, value_name = "D")]
     pub domain: Option<String>,
+    /// Only alerts whose window overlaps these report days.
+    #[command(flatten)]
+    pub range: RangeArgs,
 }
 
 /// Prints the alerts.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
     let conn = query::open(&args.db)?;
+    let range = args.range.resolve(|| query::newest_day(&conn, args.domain.as_deref()))?;
     if args.json {
         let mut out = String::new();
         let mut stmt = conn.prepare(
             "SELECT body FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
+             AND window_end >= ?2 AND window_start <= ?3
              ORDER BY window_start, id",
         )?;
-        let bodies = stmt.query_map([&args.domain], |r| r.get::<_, String>(0))?;
+        let bodies =
+            stmt.query_map(params![&args.domain, range.lo(), range.hi()], |r| r.get::<_, String>(0))?;
         for body in bodies {
             out.push_str(&one_line(&body?));
             out.push('\n');
         }
         return write_stdout(&out);
     }
-    let mut alerts = query::alerts(&conn, args.domain.as_deref(), i64::MIN, i64::MAX)?;
+    let mut alerts = query::alerts(&conn, args.domain.as_deref(), &range, i64::MAX)?;
     alerts.reverse();
     if alerts.is_empty() {
-        return write_stdout("no alerts\n");
+        return write_stdout(if range == DayRange::ALL { "no alerts\n" } else { "no alerts in the range\n" });
     }
     write_stdout(&text::alerts_list(&alerts, width(), text::Style { color: false }))
 }

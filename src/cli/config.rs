@@ -11,6 +11,7 @@ use ruaflow_ingest::imap::ImapConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
 use ruaflow_processor::redact::PrivacyConfig;
+use ruaflow_processor::retention::RetentionConfig;
 use ruaflow_processor::sink::SinkConfig;
 use ruaflow_schema::Limits;
 
@@ -34,6 +35,9 @@ pub struct Config {
     /// IMAP mailboxes to read reports from (`[[imap]]`, any number); watched by `ruaflow
     /// run` and `ruaflow ingest imap`, read once with `--once`.
     pub imap: Vec<ImapConfig>,
+    /// How long stored data is kept (`[retention]`); applied while `ruaflow run` runs
+    /// and by `ruaflow prune`.
+    pub retention: RetentionConfig,
     /// How input files and directories are walked (`[files]`).
     pub files: ruaflow_ingest::dir::DirConfig,
 }
@@ -52,10 +56,28 @@ impl Config {
         if let Some(http) = &config.http {
             http.validate().with_context(|| format!("invalid [http] in {}", path.display()))?;
         }
+        config.validate_retention().with_context(|| format!("invalid [retention] in {}", path.display()))?;
         for (i, imap) in config.imap.iter().enumerate() {
             imap.validate().with_context(|| format!("invalid [[imap]] #{} in {}", i + 1, path.display()))?;
         }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// `[retention]` on its own, and against detection: the baselines are learned from
+    /// the daily aggregates, so those must outlive the baseline window.
+    pub fn validate_retention(&self) -> anyhow::Result<()> {
+        self.retention.validate()?;
+        if let Some(days) = self.retention.aggregates_days {
+            if i64::from(days) < self.detect.baseline_days {
+                anyhow::bail!(
+                    "aggregates_days ({days}) must be at least [detect] baseline_days ({}): detection learns from those days",
+                    self.detect.baseline_days
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +107,12 @@ mod tests {
             toml::from_str::<Config>("[detect]\nreplay_min_mesages = 5\n").is_err(),
             "unknown keys are errors"
         );
+        let retention: Config =
+            toml::from_str("[retention]\nrecords_days = 30\naggregates_days = 20\n").expect("parses");
+        assert!(retention.validate_retention().is_err(), "aggregates kept shorter than records");
+        let retention: Config = toml::from_str("[retention]\naggregates_days = 7\n").expect("parses");
+        assert!(retention.validate_retention().is_err(), "aggregates kept shorter than the baseline");
+        assert!(example.validate_retention().is_ok());
         let empty: Config = toml::from_str("").expect("empty parses");
         assert_eq!(empty.limits, Limits::default());
         assert_eq!(empty.failure_reports, PrivacyConfig::default(), "redaction is on by default");
@@ -184,11 +212,25 @@ mod tests {
         for imap in &all.imap {
             imap.validate().unwrap_or_else(|e| panic!("the example mailbox {}: {e}", imap.host));
         }
+        all.validate_retention().expect("the retention example is valid");
+        assert!(all.retention.is_set());
+        // The values shown are the defaults.
+        assert_eq!(all.limits, Limits::default());
+        let defaults = DetectConfig::default();
+        assert_eq!(
+            format!(
+                "{:?}",
+                DetectConfig { known_senders: defaults.known_senders.clone(), ..all.detect.clone() }
+            ),
+            format!("{defaults:?}")
+        );
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 12] = [
+        let sections: [(&str, &[&str]); 14] = [
             ("", fields_of::<Config>()),
+            ("retention", fields_of::<RetentionConfig>()),
+            ("failure_reports", fields_of::<PrivacyConfig>()),
             ("limits", fields_of::<Limits>()),
             ("detect", fields_of::<DetectConfig>()),
             ("alerts", fields_of::<SinkConfig>()),

@@ -85,6 +85,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         &shutdown,
         health,
         Arc::new(Progress::default()),
+        false,
     );
     copied.trigger("the pipeline drained");
     if let Some(copier) = copier {

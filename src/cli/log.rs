@@ -16,11 +16,20 @@ pub struct SafeLines<W> {
     inner: W,
     /// Colours are on: the formatter's own ESC sequences pass.
     ansi: bool,
+    /// The events are JSON objects: escapes are JSON's own (`\u202e`), which keep the
+    /// line valid JSON (the formatter has already escaped every control character, so
+    /// what is left to escape can only sit inside a string).
+    json: bool,
 }
 
 impl<W: Write> SafeLines<W> {
     pub fn new(inner: W, ansi: bool) -> Self {
-        Self { inner, ansi }
+        Self { inner, ansi, json: false }
+    }
+
+    /// For JSON events (`--log-format json`).
+    pub fn json(inner: W) -> Self {
+        Self { inner, ansi: false, json: true }
     }
 }
 
@@ -33,7 +42,10 @@ impl<W: Write> Write for SafeLines<W> {
         let text = String::from_utf8_lossy(body);
         let mut out = String::with_capacity(text.len() + 1);
         for c in text.chars() {
-            if is_unsafe_char(c) && !(self.ansi && c == '\x1b') {
+            if self.json && is_unsafe_char(c) {
+                // Every unsafe character is in the Basic Multilingual Plane.
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else if is_unsafe_char(c) && !(self.ansi && c == '\x1b') {
                 out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
             } else {
                 out.push(c);
@@ -66,6 +78,11 @@ mod tests {
             text,
             "WARN input not read path=/in/evil\\u{a}INFO forged line\\u{d}\\u{1b}]8;;x\\u{7} \\u{202e}\n"
         );
+        let mut json = Vec::new();
+        SafeLines::json(&mut json).write_all("{\"message\":\"a\u{202e}b\"}\n".as_bytes()).expect("write");
+        assert_eq!(json, b"{\"message\":\"a\\u202eb\"}\n");
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("still JSON");
+        assert_eq!(value["message"], "a\u{202e}b");
         let mut coloured = Vec::new();
         SafeLines::new(&mut coloured, true).write_all(b"\x1b[33mWARN\x1b[0m x\n").expect("write");
         assert_eq!(coloured, b"\x1b[33mWARN\x1b[0m x\n");

@@ -1,9 +1,14 @@
-//! `ruaflow migrate --clickhouse URL`: creates the database and applies the versioned
-//! DDL under `schema/sql/clickhouse/` (idempotent; safe to run on every deploy).
+//! `ruaflow migrate --clickhouse URL [--config FILE]`: creates the database and applies
+//! the versioned DDL under `schema/sql/clickhouse/` (idempotent; safe to run on every
+//! deploy), then the config's `[retention]` (table TTLs where the server has them).
+
+use std::path::PathBuf;
 
 use clap::Args;
 
-use ruaflow_processor::clickhouse::{migrate, ClickHouseUrl};
+use ruaflow_processor::clickhouse::{migrate, retention, ClickHouseUrl};
+
+use super::config::Config;
 
 /// Arguments of `ruaflow migrate`.
 #[derive(Debug, Args)]
@@ -12,9 +17,13 @@ pub struct MigrateArgs {
     /// `ruaflow` by default; the password may come from RUAFLOW_CLICKHOUSE_PASSWORD).
     #[arg(long, env = "RUAFLOW_CLICKHOUSE")]
     pub clickhouse: ClickHouseUrl,
+    /// Configuration file; its `[retention]` ages become table TTLs.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
     let runtime = super::assemble::runtime()?;
     let applied = runtime
         .block_on(migrate(&args.clickhouse))
@@ -27,6 +36,19 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
             if versions.len() > 1 { "s" } else { "" },
             versions.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
         ),
+    }
+    if config.retention.is_set() {
+        let applied = runtime
+            .block_on(retention::apply(&args.clickhouse, &config.retention, ruaflow_schema::clock::now()))
+            .map_err(|e| anyhow::anyhow!("retention in {}: {e}", args.clickhouse))?;
+        if applied.ttl {
+            println!("{}: retention TTLs in force ({} set now)", args.clickhouse, applied.ttls_set.len());
+        } else {
+            println!(
+                "{}: this ClickHouse has no TTLs; old data is dropped by `ruaflow prune --clickhouse` (run it daily)",
+                args.clickhouse
+            );
+        }
     }
     Ok(())
 }

@@ -3,17 +3,23 @@
 
 mod alerts;
 mod assemble;
+mod backup;
 mod config;
+mod dead_letters;
 mod demo;
 mod detect;
+mod export;
 mod failures;
 mod ingest;
 mod inputs;
+mod list_sources;
 mod log;
 mod migrate;
 mod parse;
 mod process;
+mod prune;
 mod report;
+mod reprocess;
 mod run;
 mod sources;
 mod synth;
@@ -29,6 +35,10 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines on stderr as readable text, or one JSON object per line (for journald,
+    /// Loki, Elasticsearch …).
+    #[arg(long, value_enum, default_value = "text", global = true, env = "RUAFLOW_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +55,18 @@ enum Command {
     Report(report::ReportArgs),
     /// The stored alerts (one JSON object per line with --json).
     Alerts(alerts::AlertsArgs),
+    /// The sending sources of each domain, most messages first.
+    Sources(list_sources::SourcesArgs),
+    /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
+    Export(export::ExportArgs),
+    /// Every dead letter, with where it came from and why.
+    DeadLetters(dead_letters::DeadLettersArgs),
+    /// Read the dead letters' kept bytes through the pipeline again (after an upgrade or a fix).
+    Reprocess(reprocess::ReprocessArgs),
+    /// Delete what [retention] no longer keeps (SQLite or ClickHouse), once.
+    Prune(prune::PruneArgs),
+    /// Copy the SQLite store consistently, even while `run` writes to it.
+    Backup(backup::BackupArgs),
     /// The stored DMARC failure (forensic) reports, redacted (text, JSON lines or CSV).
     Failures(failures::FailuresArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
@@ -67,6 +89,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sources(args) => list_sources::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
+        Command::DeadLetters(args) => dead_letters::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Reprocess(args) => reprocess::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Prune(args) => prune::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Backup(args) => backup::run(args).map(|()| ExitCode::SUCCESS),
         Command::Failures(args) => failures::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
@@ -76,8 +104,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable text, fields first.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message` and the event's fields.
+    Json,
+}
+
 /// Logs go to stderr, fields first; `RUST_LOG` overrides the level.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn,ruaflow=info",
         1 => "debug",
@@ -85,6 +122,18 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if format == LogFormat::Json {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(|| log::SafeLines::json(std::io::stderr()))
+            .with_target(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
+        return;
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

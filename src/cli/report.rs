@@ -1,10 +1,12 @@
-//! `ruaflow report --db FILE [--json | --html OUT] [--domain D] [--days N]`: what the
-//! store holds, per policy domain. The work is in `crate::report`; this is the flags.
+//! `ruaflow report --db FILE [--json | --html OUT] [--domain D] [--since DATE] [--until DATE]
+//! [--days N]`: what the store holds, per policy domain. The work is in `crate::report`;
+//! this is the flags.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::range::RangeArgs;
 use crate::report::{self, Options};
 
 /// Arguments of `ruaflow report`.
@@ -22,15 +24,14 @@ pub struct ReportArgs {
     /// Only this policy domain.
     #[arg(long, value_name = "D")]
     pub domain: Option<String>,
-    /// Only the last N report days present in the data (not the last N calendar days
-    /// before now, so an old archive still shows its data).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub days: Option<u32>,
+    /// Only these report days.
+    #[command(flatten)]
+    pub range: RangeArgs,
 }
 
 /// Prints or writes the report the flags ask for.
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let options = Options { domain: args.domain, days: args.days };
+    let options = Options { domain: args.domain, range: args.range };
     if let Some(out) = &args.html {
         report::write_html_with(&args.db, out, &options)?;
         eprintln!("report written to {}", out.display());

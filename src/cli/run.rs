@@ -24,6 +24,7 @@ use clap::Args;
 use ruaflow_processor::detect::{self, DetectHook};
 use ruaflow_processor::enrich::{EnrichConfig, Enricher};
 use ruaflow_processor::pipeline::{PipelineConfig, Progress, Summary};
+use ruaflow_processor::retention::Pruner;
 use ruaflow_processor::sink::Sinks;
 use ruaflow_processor::sqlite::SqliteStore;
 use ruaflow_schema::alert::Alert;
@@ -75,7 +76,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     );
     println!("{line}");
     if summary.dead_letters > 0 {
-        println!("dead letters are in {} (table dead_letters), with the reason for each", args.db.display());
+        println!("dead letters, each with its reason: ruaflow dead-letters --db {}", args.db.display());
     }
     if summary.alerts > 0 {
         println!("{} alert notices raised: ruaflow alerts --db {}", summary.alerts, args.db.display());
@@ -112,7 +113,8 @@ pub fn run_pipeline(
     if !config.imap.is_empty() {
         sources.push(Box::new(ImapFeed::new(&config.imap, &config.limits, once)?));
     }
-    let detected = detecting(db, config, sources, &runtime, &shutdown, health, Arc::clone(&progress));
+    // Watching, each report is news: one info line each. A bulk load is summed up.
+    let detected = detecting(db, config, sources, &runtime, &shutdown, health, Arc::clone(&progress), !once);
     if let Some(bar) = bar.lock().ok().and_then(|mut b| b.take()) {
         bar.finish_and_clear();
     }
@@ -122,7 +124,10 @@ pub fn run_pipeline(
 /// The embedded pipeline with detection into the database at `db`, fed by `sources`
 /// until they are done or `shutdown` triggers; then the checks that need the whole
 /// picture run, sources are enriched and the alert sinks flushed. `run`, `demo` and
-/// `detect` are this with different sources.
+/// `detect` are this with different sources. With `log_reports`, each stored report gets
+/// an info line. `[retention]` is applied beside it (at start, hourly) and once more at
+/// the end.
+#[allow(clippy::too_many_arguments)]
 pub fn detecting(
     db: &Path,
     config: &Config,
@@ -131,10 +136,12 @@ pub fn detecting(
     shutdown: &Shutdown,
     health: Health,
     progress: Arc<Progress>,
+    log_reports: bool,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db)
         .with_context(|| format!("cannot open database {}", db.display()))?
         .with_rules(config.detect.clone());
+    let pruner = Pruner::start(db, &config.retention)?;
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
     let hook = {
@@ -154,6 +161,7 @@ pub fn detecting(
             limits: config.limits.clone(),
             privacy: config.failure_reports.clone(),
             health,
+            log_reports,
             ..PipelineConfig::default()
         },
         hook: Box::new(hook),
@@ -167,6 +175,9 @@ pub fn detecting(
         sinks.emit(&alert);
     }
     drop(store);
+    if let Some(pruner) = pruner {
+        pruner.finish();
+    }
     enrich(db, &config.enrich, runtime)?;
     if !sinks.flush(Duration::from_secs(30)) {
         tracing::error!(

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::format::{date, datetime, figure, html, pct, pct_text, share, thousands, DAY};
-use super::model::{Alert, DomainReport, Report, Source};
+use super::model::{Alert, DomainReport, Report, Reporter, Source};
 use super::svg::{self, DayStack, HBar, Marker, Series};
 
 /// Domains drawn with charts; the rest are listed in the overview table only (a
@@ -18,6 +18,8 @@ use super::svg::{self, DayStack, HBar, Marker, Series};
 const MAX_DOMAIN_SECTIONS: usize = 60;
 /// Series drawn separately in a categorical chart; the rest are summed as "other".
 const MAX_SERIES: usize = 7;
+/// Rows above which a list is folded (`<details>`) rather than shown whole.
+const LONG_LIST: usize = 12;
 
 const PASS_BOTH: &str = "#2f7d5b";
 const DKIM_ONLY: &str = "#e0a03a";
@@ -43,7 +45,7 @@ h3{font-size:15px;margin:0 0 2px;font-weight:600}
 h4{font-size:13px;margin:16px 0 0;font-weight:600}
 .muted{color:var(--muted)}
 .sub{color:var(--muted);font-size:12.5px;margin:0 0 10px}
-.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:10px;margin:0 0 16px}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(130px,1fr));gap:10px;margin:0 0 16px}
 .kpi{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .kpi .v{font-size:21px;font-weight:600;font-variant-numeric:tabular-nums;white-space:nowrap}
 .kpi .l{color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.03em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -54,8 +56,11 @@ section.domain{margin:32px 0 8px;padding-top:8px;border-top:3px solid var(--head
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;background:#eef2f6;color:#344054;white-space:nowrap}
 .sev-critical{background:#fde8e6;color:#a3261a}.sev-warning{background:#fff3dc;color:#8a5300}.sev-info{background:#eaf1fb;color:#2b5c99}
 .good{color:var(--good)}.warn{color:var(--warn)}.bad{color:var(--bad)}
-.tbl{overflow:auto;margin-top:10px}
-.tbl.scroll{max-height:300px}
+.tbl{overflow-x:auto;margin-top:10px}
+details.more{margin-top:10px}
+details.more>summary{cursor:pointer;color:#2f5d8a;font-size:12.5px}
+nav.toc{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12.5px;margin:-6px 0 14px}
+nav.toc .up{margin-left:auto}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums;font-size:13px}
 th{position:sticky;top:0;background:#fafbfc;color:var(--muted);font-weight:600;font-size:11.5px;text-transform:uppercase;letter-spacing:.04em}
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap;vertical-align:top}
@@ -71,6 +76,8 @@ svg.chart text{font-family:inherit;fill:#667085;font-size:11px}
 svg.chart .ylab{text-anchor:end}svg.chart .xlab{text-anchor:middle}
 svg.chart .hlab{fill:#1d2433;font-size:12px}svg.chart .hlab .note{fill:#98a2b3}
 svg.chart .hval{fill:#344054;font-size:11.5px}
+svg.chart .cutlab{fill:#1d2433;font-size:11px;font-weight:600;text-anchor:middle}
+svg.chart[data-inset]{margin-bottom:-2px}
 svg.chart .grid{stroke:#eef0f3}svg.chart .axis{stroke:#c9ced6}
 svg.chart rect:hover{opacity:.8}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:#475467}
@@ -81,7 +88,27 @@ svg.chart rect:hover{opacity:.8}
 .empty{color:var(--muted);font-style:italic;margin:6px 0 0}
 footer.wrap{color:var(--muted);font-size:12px;padding-top:0;padding-bottom:32px}
 @media (max-width:820px){.grid2{grid-template-columns:1fr}.wrap{padding:0 12px}.card{padding:12px}}
-@media print{body{background:#fff}.card{break-inside:avoid}header.top{background:#fff;color:#000}}
+@media print{
+@page{margin:12mm}
+body{background:#fff;font-size:12px}
+header.top{background:#fff;color:#000;padding:0 0 8px;border-bottom:2px solid #000}
+header.top .brand,header.top .meta{color:#333}
+.wrap{max-width:none;padding:0}
+.card{border-color:#c9ced6;padding:10px 14px;margin-bottom:10px}
+.grid2{grid-template-columns:1fr 1fr;gap:10px}
+svg.chart,.kpis,.dhead,tr,.legend{break-inside:avoid}
+h3,.sub,.legend,nav.toc{break-after:avoid}
+section.domain{break-before:page;border-top:none}
+.tbl{overflow:visible}
+th{position:static}
+thead{display:table-header-group}
+tr{break-inside:avoid}
+details.more>summary{display:none}
+details.more::details-content{content-visibility:visible;display:block}
+nav.toc .up{display:none}
+a{color:inherit}
+tr:hover td{background:none}
+}
 "#;
 
 /// Renders the page.
@@ -100,7 +127,7 @@ pub fn render(report: &Report) -> String {
 <meta name="generator" content="ruaflow {}">
 <title>DMARC report · {}</title>
 <style>{CSS}</style></head>
-<body><header class="top"><div class="wrap"><div class="brand">ruaflow</div><h1>DMARC &amp; TLS report</h1><div class="meta">{}</div></div></header>
+<body><header class="top" id="top"><div class="wrap"><div class="brand">ruaflow</div><h1>DMARC &amp; TLS report</h1><div class="meta">{}</div></div></header>
 <main class="wrap">
 "#,
         env!("CARGO_PKG_VERSION"),
@@ -136,11 +163,13 @@ pub fn render(report: &Report) -> String {
 
 fn window_text(report: &Report) -> String {
     let w = &report.window;
-    let scope = w.days.map_or_else(|| "All report days".to_owned(), |n| format!("Last {n} report days"));
+    let mut scope = w.scope();
+    scope[..1].make_ascii_uppercase();
     match (&w.first_date, &w.last_date) {
-        (Some(a), Some(b)) => {
-            html(&format!("{scope}: {a} to {b} ({} days with reports)", thousands(w.report_days)))
-        }
+        (Some(a), Some(b)) => html(&format!(
+            "{scope}: reports from {a} to {b} ({} days with reports)",
+            thousands(w.report_days)
+        )),
         _ => html(&format!("{scope}: no reports")),
     }
 }
@@ -227,7 +256,7 @@ fn overview(h: &mut String, r: &Report) {
             },
         ]);
     }
-    t.render(h, r.domains.len() > 15);
+    t.render(h);
     h.push_str("</div>");
 }
 
@@ -283,41 +312,80 @@ fn domain(h: &mut String, i: usize, d: &DomainReport) {
         kpi(h, "Rejected", &thousands(v.dispositions.reject), "");
         h.push_str("</div>");
     }
+    // The domain's own contents: its cards, in order, and the way back up.
+    let mut toc: Vec<(&str, &str)> = Vec::new();
     if !d.alerts.is_empty() {
-        h.push_str(r#"<div class="card"><h3>Alerts</h3><p class="sub">Newest first; also flagged on the daily chart.</p>"#);
+        toc.push(("alerts", "Alerts"));
+    }
+    if v.messages > 0 {
+        toc.extend([("volume", "Daily volume"), ("sources", "Sources"), ("dkim", "DKIM selectors")]);
+    }
+    if d.tls.is_some() {
+        toc.push(("tls", "TLS"));
+    }
+    if d.failure_reports.is_some() {
+        toc.push(("failures", "Failure reports"));
+    }
+    toc.push(("reporters", "Reporters"));
+    h.push_str(r#"<nav class="toc" aria-label="Contents">"#);
+    for (id, name) in &toc {
+        let _ = write!(h, r##"<a href="#d{i}-{id}">{name}</a>"##);
+    }
+    h.push_str(r##"<a class="up" href="#top">↑ All domains</a></nav>"##);
+    if !d.alerts.is_empty() {
+        let _ = write!(
+            h,
+            r#"<div class="card" id="d{i}-alerts"><h3>Alerts</h3><p class="sub">Newest first; also flagged on the daily chart.</p>"#
+        );
         alerts_table(h, &d.alerts, false);
         h.push_str("</div>");
     }
     if v.messages > 0 {
-        volume_chart(h, d);
-        h.push_str(r#"<div class="grid2">"#);
+        volume_chart(h, i, d);
+        let _ = write!(h, r#"<div class="grid2" id="d{i}-sources">"#);
         sources_card(h, "Top sources", "By messages; bar split by DMARC result.", &d.top_sources, false);
         sources_card(h, "Top failing sources", "By DMARC-failing messages.", &d.top_failing_sources, true);
         h.push_str("</div>");
-        selectors_card(h, d);
+        selectors_card(h, i, d);
     }
-    tls_card(h, d);
-    failures_card(h, d);
-    h.push_str(r#"<div class="card"><h3>Reporters</h3><p class="sub">Who reported on this domain in the window.</p>"#);
+    tls_card(h, i, d);
+    failures_card(h, i, d);
+    let _ = write!(
+        h,
+        r#"<div class="card" id="d{i}-reporters"><h3>Reporters</h3><p class="sub">Who reported on this domain in the window.</p>"#
+    );
+    reporters_table(h, &d.reporters);
+    h.push_str("</div></section>\n");
+}
+
+/// Reporters named once (the registrable domain of their address), with the org names
+/// their reports carry beneath when those say something else.
+fn reporters_table(h: &mut String, reporters: &[Reporter]) {
     let mut t = Table::new(&[
         ("Reporter", false),
         ("DMARC reports", true),
         ("TLS reports", true),
         ("Messages", true),
     ]);
-    for r in &d.reporters {
-        t.row(vec![
-            html(&r.org_name),
-            thousands(r.dmarc_reports),
-            thousands(r.tlsrpt_reports),
-            thousands(r.messages),
-        ]);
+    for r in reporters {
+        let names: Vec<&str> =
+            r.org_names.iter().map(String::as_str).filter(|n| !n.eq_ignore_ascii_case(&r.reporter)).collect();
+        let cell = if names.is_empty() {
+            html(&r.reporter)
+        } else {
+            let names = names.join(" · ");
+            format!(r#"{}<div class="small" title="{n}">{n}</div>"#, html(&r.reporter), n = html(&names))
+        };
+        t.row(vec![cell, thousands(r.dmarc_reports), thousands(r.tlsrpt_reports), thousands(r.messages)]);
     }
-    t.render(h, d.reporters.len() > 10);
-    h.push_str("</div></section>\n");
+    if reporters.len() > LONG_LIST {
+        t.render_collapsed(h, &format!("All {} reporters", thousands(reporters.len() as u64)));
+    } else {
+        t.render(h);
+    }
 }
 
-fn volume_chart(h: &mut String, d: &DomainReport) {
+fn volume_chart(h: &mut String, i: usize, d: &DomainReport) {
     let series = vec![
         Series { name: "DKIM + SPF aligned".into(), color: PASS_BOTH },
         Series { name: "DKIM only".into(), color: DKIM_ONLY },
@@ -334,12 +402,13 @@ fn volume_chart(h: &mut String, d: &DomainReport) {
         markers: d.alerts.iter().map(alert_marker).collect(),
         unit: "messages",
     };
-    h.push_str(r#"<div class="card"><h3>Daily volume by result</h3>"#);
+    let _ = write!(h, r#"<div class="card" id="d{i}-volume"><h3>Daily volume by result</h3>"#);
     let _ = write!(
         h,
-        r#"<p class="sub">DMARC messages per report day.{}{}</p>"#,
+        r#"<p class="sub">DMARC messages per report day.{}{}{}</p>"#,
         if d.alerts.is_empty() { "" } else { " Flags mark alerts (hover for details)." },
-        axis_note(&chart.days)
+        axis_note(&chart.days),
+        cut_note(&chart)
     );
     h.push_str(&svg::legend(&series));
     h.push_str(&svg::day_stack(&chart, &format!("Daily DMARC volume for {}", domain_name(d))));
@@ -352,19 +421,57 @@ fn volume_chart(h: &mut String, d: &DomainReport) {
         ("Fail", true),
         ("Pass", true),
     ]);
-    for x in d.daily.iter().rev() {
-        t.row(vec![
-            date(x.day),
-            thousands(x.messages),
-            thousands(x.pass_both),
-            thousands(x.dkim_only),
-            thousands(x.spf_only),
-            thousands(x.fail),
-            pct_text(pct(x.messages - x.fail, x.messages)),
-        ]);
+    // Every day of the chart, newest first; a day without reports says so.
+    let by_day: HashMap<i64, &super::model::DayVolume> = d.daily.iter().map(|x| (x.day, x)).collect();
+    for day in chart.days.iter().rev() {
+        t.row(match by_day.get(day) {
+            Some(x) => vec![
+                date(x.day),
+                thousands(x.messages),
+                thousands(x.pass_both),
+                thousands(x.dkim_only),
+                thousands(x.spf_only),
+                thousands(x.fail),
+                pct_text(pct(x.messages - x.fail, x.messages)),
+            ],
+            None => no_reports(*day, 7),
+        });
     }
-    t.render(h, true);
+    t.render_collapsed(h, &days_summary(&chart.days));
     h.push_str("</div>");
+}
+
+/// A table row for a day without reports: its date, then dashes.
+fn no_reports(day: i64, columns: usize) -> Vec<String> {
+    let mut row = vec![date(day), r#"<span class="empty">no reports</span>"#.to_owned()];
+    row.extend(std::iter::repeat_n("–".to_owned(), columns.saturating_sub(2)));
+    row
+}
+
+/// The summary line of a collapsed daily table.
+fn days_summary(days: &[i64]) -> String {
+    match (days.first(), days.last()) {
+        (Some(first), Some(last)) => {
+            format!(
+                "Daily figures: {} days, {} to {}",
+                thousands(days.len() as u64),
+                date(*first),
+                date(*last)
+            )
+        }
+        _ => "Daily figures".to_owned(),
+    }
+}
+
+/// Says so when a chart is cut above its ordinary days (a flood; see `svg::flood_cut`).
+fn cut_note(chart: &DayStack) -> String {
+    let Some(cut) = svg::flood_cut(chart) else { return String::new() };
+    let peak = chart.values.iter().map(|v| v.iter().sum::<u64>()).max().unwrap_or(0);
+    format!(
+        " The highest day ({}) is far above the ordinary days: the chart is cut above {} so they stay readable; cut bars end in a zigzag under their total, and the strip above shows every day to one scale.",
+        thousands(peak),
+        thousands(cut)
+    )
 }
 
 /// Says so when a day axis skips days (a long, sparse span; see `svg::day_axis`).
@@ -463,12 +570,15 @@ fn sources_card(h: &mut String, title: &str, sub: &str, sources: &[Source], fail
         row.push(if failing { thousands(s.dmarc_fail) } else { colored_pct(s.dmarc_pass_pct) });
         t.row(row);
     }
-    t.render(h, false);
+    t.render(h);
     h.push_str("</div>");
 }
 
-fn selectors_card(h: &mut String, d: &DomainReport) {
-    h.push_str(r#"<div class="card"><h3>DKIM-only pass by selector</h3><p class="sub">DKIM-aligned pass without SPF alignment, per signing domain and selector: the volume a DKIM replay flood shows up in. A surge here names the key to rotate.</p>"#);
+fn selectors_card(h: &mut String, i: usize, d: &DomainReport) {
+    let _ = write!(
+        h,
+        r#"<div class="card" id="d{i}-dkim"><h3>DKIM-only pass by selector</h3><p class="sub">DKIM-aligned pass without SPF alignment, per signing domain and selector: the volume a DKIM replay flood shows up in. A surge here names the key to rotate.</p>"#
+    );
     let key = |dkim_domain: &str, selector: &str| {
         if selector.is_empty() {
             format!("d={dkim_domain}")
@@ -486,9 +596,9 @@ fn selectors_card(h: &mut String, d: &DomainReport) {
     } else {
         let days = svg::day_axis(d.daily.iter().map(|x| x.day), points.iter().map(|p| p.1));
         let chart = categorical(&points, days, "messages");
-        let note = axis_note(&chart.days).trim_start();
+        let note = format!("{}{}", axis_note(&chart.days), cut_note(&chart));
         if !note.is_empty() {
-            let _ = write!(h, r#"<p class="sub">{note}</p>"#);
+            let _ = write!(h, r#"<p class="sub">{}</p>"#, note.trim_start());
         }
         h.push_str(&svg::legend(&chart.series));
         h.push_str(&svg::day_stack(&chart, "DKIM-only pass by selector"));
@@ -509,15 +619,15 @@ fn selectors_card(h: &mut String, d: &DomainReport) {
             thousands(s.dkim_only_pass),
         ]);
     }
-    t.render(h, d.selectors.len() > 10);
+    t.render(h);
     h.push_str("</div>");
 }
 
-fn tls_card(h: &mut String, d: &DomainReport) {
+fn tls_card(h: &mut String, i: usize, d: &DomainReport) {
     let Some(tls) = &d.tls else { return };
     let _ = write!(
         h,
-        r#"<div class="card"><h3>TLS failures per day by result type</h3><p class="sub">SMTP TLS reports (RFC 8460): {} reports, {} sessions, {} successful.</p>"#,
+        r#"<div class="card" id="d{i}-tls"><h3>TLS failures per day by result type</h3><p class="sub">SMTP TLS reports (RFC 8460): {} reports, {} sessions, {} successful.</p>"#,
         thousands(tls.reports),
         thousands(tls.successful_sessions + tls.failed_sessions),
         pct_text(tls.success_pct)
@@ -532,11 +642,15 @@ fn tls_card(h: &mut String, d: &DomainReport) {
             points.push(("(no details)".into(), day.day, day.failed_sessions - detailed));
         }
     }
+    let days = svg::day_axis(tls.daily.iter().map(|x| x.day), []);
     if points.is_empty() {
         h.push_str(r#"<p class="empty">No failed TLS sessions in the window.</p>"#);
     } else {
-        let days = svg::day_axis(tls.daily.iter().map(|x| x.day), []);
-        let chart = categorical(&points, days, "failed sessions");
+        let chart = categorical(&points, days.clone(), "failed sessions");
+        let note = cut_note(&chart);
+        if !note.is_empty() {
+            let _ = write!(h, r#"<p class="sub">{}</p>"#, note.trim_start());
+        }
         h.push_str(&svg::legend(&chart.series));
         h.push_str(&svg::day_stack(&chart, "TLS failures per day"));
     }
@@ -545,7 +659,7 @@ fn tls_card(h: &mut String, d: &DomainReport) {
     for f in &tls.failures {
         t.row(vec![html(&f.result_type), thousands(f.failed_sessions), share(f.failed_sessions, sessions).1]);
     }
-    t.render(h, false);
+    t.render(h);
     if !tls.by_mx.is_empty() {
         h.push_str(r#"<h4>TLS by MX</h4>"#);
         let mut t = Table::new(&[
@@ -571,28 +685,32 @@ fn tls_card(h: &mut String, d: &DomainReport) {
                 html(&m.additional_information),
             ]);
         }
-        t.render(h, tls.by_mx.len() > 10);
+        t.render(h);
     }
     let mut t = Table::new(&[("Day", false), ("Successful", true), ("Failed", true), ("Success", true)]);
-    for x in tls.daily.iter().rev() {
-        t.row(vec![
-            date(x.day),
-            thousands(x.successful_sessions),
-            thousands(x.failed_sessions),
-            colored_pct(pct(x.successful_sessions, x.successful_sessions + x.failed_sessions)),
-        ]);
+    let by_day: HashMap<i64, &super::model::TlsDay> = tls.daily.iter().map(|x| (x.day, x)).collect();
+    for day in days.iter().rev() {
+        t.row(match by_day.get(day) {
+            Some(x) => vec![
+                date(x.day),
+                thousands(x.successful_sessions),
+                thousands(x.failed_sessions),
+                colored_pct(pct(x.successful_sessions, x.successful_sessions + x.failed_sessions)),
+            ],
+            None => no_reports(*day, 4),
+        });
     }
-    t.render(h, true);
+    t.render_collapsed(h, &days_summary(&days));
     h.push_str("</div>");
 }
 
 /// DMARC failure reports: per source (with its sender status) and the latest reports,
 /// as stored (redacted unless the configuration allowed more).
-fn failures_card(h: &mut String, d: &DomainReport) {
+fn failures_card(h: &mut String, i: usize, d: &DomainReport) {
     let Some(f) = &d.failure_reports else { return };
     let _ = write!(
         h,
-        r#"<div class="card"><h3>Failure reports</h3><p class="sub">DMARC failure (forensic) reports: {} in the window, {} about sources that are not known senders of the domain.</p>"#,
+        r#"<div class="card" id="d{i}-failures"><h3>Failure reports</h3><p class="sub">DMARC failure (forensic) reports: {} in the window, {} about sources that are not known senders of the domain.</p>"#,
         thousands(f.count),
         thousands(f.from_unknown_sources)
     );
@@ -605,7 +723,7 @@ fn failures_card(h: &mut String, d: &DomainReport) {
         };
         t.row(vec![html(&s.ip), sender, thousands(s.reports), datetime(s.last_arrival)]);
     }
-    t.render(h, false);
+    t.render(h);
     h.push_str(r#"<h4>Latest failure reports</h4>"#);
     let mut t = Table::new(&[
         ("Arrival", false),
@@ -646,7 +764,7 @@ fn failures_card(h: &mut String, d: &DomainReport) {
             html(e.message_id.as_deref().unwrap_or_default()),
         ]);
     }
-    t.render(h, false);
+    t.render(h);
     h.push_str("</div>");
 }
 
@@ -700,34 +818,20 @@ fn alerts_table(h: &mut String, alerts: &[Alert], with_domain: bool) {
         t.row(row);
     }
     t.wrap = 1;
-    t.render(h, alerts.len() > 10);
+    t.render(h);
 }
 
 fn others(h: &mut String, r: &Report) {
     // With one domain its own Reporters card already says it all.
     if r.domains.len() > 1 {
         h.push_str(r#"<div class="card"><h3>Reporters</h3><p class="sub">All domains in this report.</p>"#);
-        let mut t = Table::new(&[
-            ("Reporter", false),
-            ("DMARC reports", true),
-            ("TLS reports", true),
-            ("Messages", true),
-        ]);
-        for x in &r.reporters {
-            t.row(vec![
-                html(&x.org_name),
-                thousands(x.dmarc_reports),
-                thousands(x.tlsrpt_reports),
-                thousands(x.messages),
-            ]);
-        }
-        t.render(h, r.reporters.len() > 12);
+        reporters_table(h, &r.reporters);
         h.push_str("</div>");
     }
     let dl = &r.dead_letters;
     let _ = write!(
         h,
-        r#"<div class="card"><h3>Dead letters</h3><p class="sub">{} inputs held no readable report{}. They are kept in table <code>dead_letters</code> with their bytes, for replay.</p>"#,
+        r#"<div class="card"><h3>Dead letters</h3><p class="sub">{} inputs held no readable report{}. The store keeps each with its input's bytes: <code>ruaflow dead-letters</code> lists them all, <code>ruaflow reprocess</code> reads them again after an upgrade or a fix.</p>"#,
         thousands(dl.count),
         if dl.latest.is_empty() { "" } else { "; the latest are below" }
     );
@@ -738,7 +842,7 @@ fn others(h: &mut String, r: &Report) {
         t.row(vec![html(&datetime(l.received_at)), html(&origin), html(&l.reason)]);
     }
     t.wrap = 2;
-    t.render(h, false);
+    t.render(h);
     h.push_str("</div>");
 }
 
@@ -759,12 +863,12 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Appends the table; `scroll` caps its height (long day lists).
-    fn render(&self, h: &mut String, scroll: bool) {
+    /// Appends the table whole (no scroll box: the page prints as it reads).
+    fn render(&self, h: &mut String) {
         if self.rows.is_empty() {
             return;
         }
-        let _ = write!(h, r#"<div class="tbl{}"><table><thead><tr>"#, if scroll { " scroll" } else { "" });
+        h.push_str(r#"<div class="tbl"><table><thead><tr>"#);
         for (name, right) in &self.headers {
             let _ = write!(h, "<th{}>{}</th>", if *right { r#" class="n""# } else { "" }, html(name));
         }
@@ -783,5 +887,16 @@ impl Table {
             h.push_str("</tr>");
         }
         h.push_str("</tbody></table></div>");
+    }
+
+    /// Appends the table folded under `summary` (long lists: every day of the range),
+    /// closed on screen and printed open.
+    fn render_collapsed(&self, h: &mut String, summary: &str) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let _ = write!(h, r#"<details class="more"><summary>{}</summary>"#, html(summary));
+        self.render(h);
+        h.push_str("</details>");
     }
 }

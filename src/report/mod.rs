@@ -19,7 +19,7 @@
 //! - `text`: the terminal view;
 //! - `html` + `svg`: the page and its charts.
 
-mod format;
+pub mod format;
 mod html;
 pub mod model;
 pub mod query;

@@ -4,7 +4,8 @@
 //! Field names are snake_case and stable (scripts depend on them). Shape:
 //!
 //! ```text
-//! { "window":   { days, domain, first_day, last_day, first_date, last_date, report_days },
+//! { "window":   { days, since, until, domain, first_day, last_day, first_date, last_date,
+//!                 report_days },
 //!   "totals":   { domains, dmarc_reports, tlsrpt_reports, messages, dmarc_pass, dmarc_pass_pct,
 //!                 tls_successful_sessions, tls_failed_sessions, failure_reports, alerts,
 //!                 dead_letters },
@@ -43,24 +44,47 @@ pub struct Report {
     pub dead_letters: DeadLetters,
 }
 
-/// The time window. Days are the report days present in the data (never the wall
-/// clock), so an old corpus still shows its data.
+/// The time window: a range of report days (`--since`, `--until`, `--days`), and the
+/// report days with data in it. `--days` counts back from the newest report day in the
+/// data (never the wall clock), so an old corpus still shows its data.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Window {
-    /// `--days N` as asked: the last N report days present in the data; `null` = all.
+    /// `--days N` as asked: N calendar days ending at the newest report day (or at
+    /// `--until`); `null` = not asked.
     pub days: Option<u32>,
+    /// First day of the range (`YYYY-MM-DD`); `null` = open.
+    pub since: Option<String>,
+    /// Last day of the range (`YYYY-MM-DD`); `null` = open.
+    pub until: Option<String>,
     /// `--domain D` as asked; `null` = all domains.
     pub domain: Option<String>,
-    /// First report day in the window (unix seconds), `null` when there is no data.
+    /// First report day with data in the range (unix seconds), `null` when there is none.
     pub first_day: Option<i64>,
-    /// Last report day in the window (unix seconds).
+    /// Last report day with data in the range (unix seconds).
     pub last_day: Option<i64>,
     /// `first_day` as `YYYY-MM-DD`.
     pub first_date: Option<String>,
     /// `last_day` as `YYYY-MM-DD`.
     pub last_date: Option<String>,
-    /// How many distinct report days the window holds.
+    /// How many distinct report days with data the range holds.
     pub report_days: u64,
+}
+
+impl Window {
+    /// The range as asked, in words: `last 7 days (2026-09-29 … 2026-10-05)`,
+    /// `2026-09-01 … 2026-09-30`, `from 2026-09-01`, `all report days`.
+    pub fn scope(&self) -> String {
+        let span = match (&self.since, &self.until) {
+            (Some(a), Some(b)) => format!("{a} … {b}"),
+            (Some(a), None) => format!("from {a}"),
+            (None, Some(b)) => format!("up to {b}"),
+            (None, None) => return "all report days".to_owned(),
+        };
+        match self.days {
+            Some(n) => format!("last {n} days ({span})"),
+            None => span,
+        }
+    }
 }
 
 /// Totals over the domains in the report.
@@ -410,11 +434,18 @@ pub struct TlsFailureDay {
     pub failed_sessions: u64,
 }
 
-/// A reporting organization.
+/// A reporting organization, named once: reports are grouped by the registrable domain
+/// of the reporting address, whatever org names they carry.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Reporter {
-    /// `org_name` (or `organization-name` of a TLS report).
+    /// The registrable domain of the reporting address (`google.com`); the org name
+    /// (grouped without regard to case) when neither address nor name is a domain.
+    pub reporter: String,
+    /// The org name most of its reports carry (`org_name`, or `organization-name` of a
+    /// TLS report).
     pub org_name: String,
+    /// Every org name its reports carry, as reported, most reports first.
+    pub org_names: Vec<String>,
     /// Reports of both kinds.
     pub reports: u64,
     /// DMARC aggregate reports.

@@ -4,12 +4,14 @@
 //! writes). Output: the [`Report`] model. Invariants: every figure is read inside one
 //! read transaction, so the report is one consistent snapshot; volumes come from the
 //! aggregate tables (`agg_source_day`, `agg_selector_day`), which hold exactly the
-//! stored records; the window is made of report days present in the data, never the
-//! wall clock.
+//! stored records; the window is a range of report days (`crate::range`), anchored on
+//! the data, never the wall clock.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
+use ruaflow_processor::normalize::reporter_domain;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use ruaflow_processor::detect::known::{sender_status, SenderStatus};
@@ -17,13 +19,14 @@ use ruaflow_processor::detect::DetectConfig;
 
 use super::format::{date, pct, share};
 use super::model::*;
+use crate::range::{DayRange, RangeArgs};
 
 /// Sources listed per domain (by messages, and by failing messages).
 pub const TOP_SOURCES: i64 = 10;
 /// DKIM signing domain + selector pairs listed per domain.
 pub const TOP_SELECTORS: i64 = 12;
 /// Reporters listed per domain.
-pub const TOP_REPORTERS: i64 = 20;
+pub const TOP_REPORTERS: usize = 20;
 /// Alerts listed (overall, and per domain).
 pub const RECENT_ALERTS: i64 = 20;
 /// Failure reports listed per domain (the latest).
@@ -38,8 +41,8 @@ pub const LATEST_DEAD_LETTERS: i64 = 5;
 pub struct Options {
     /// Only this policy domain (compared without regard to case).
     pub domain: Option<String>,
-    /// Only the last N report days present in the data.
-    pub days: Option<u32>,
+    /// Only these report days (`--since`, `--until`, `--days`).
+    pub range: RangeArgs,
 }
 
 /// Opens the store read-only. A missing file is an error (opening would otherwise
@@ -92,17 +95,18 @@ pub fn load(conn: &Connection, options: &Options) -> anyhow::Result<Report> {
 }
 
 fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report> {
-    let (since, window) = window(conn, options)?;
+    let (range, window) = window(conn, options)?;
     let mut domains = Vec::new();
-    for name in domain_names(conn, since, options.domain.as_deref())? {
-        domains.push(domain(conn, &name, since)?);
+    for name in domain_names(conn, &range, options.domain.as_deref())? {
+        domains.push(domain(conn, &name, &range)?);
     }
     domains.sort_by(|a, b| b.volume.messages.cmp(&a.volume.messages).then_with(|| a.domain.cmp(&b.domain)));
     let filter = options.domain.as_deref();
-    let alerts = alerts(conn, filter, since, RECENT_ALERTS)?;
+    let alerts = alerts(conn, filter, &range, RECENT_ALERTS)?;
     let alert_count: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2",
-        params![filter, since],
+        "SELECT COUNT(*) FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
+         AND window_end >= ?2 AND window_start <= ?3",
+        params![filter, range.lo(), range.hi()],
         |r| r.get(0),
     )?;
     let dead_letters = dead_letters(conn)?;
@@ -125,14 +129,14 @@ fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report>
     let (dmarc_reports, tlsrpt_reports): (i64, i64) = conn.query_row(
         &format!(
             "SELECT COALESCE(SUM(kind = 'dmarc'), 0), COALESCE(SUM(kind = 'tlsrpt'), 0) FROM reports r
-             WHERE r.day >= ?1 AND {REPORT_OF_DOMAIN}"
+             WHERE r.day BETWEEN ?1 AND ?3 AND {REPORT_OF_DOMAIN}"
         ),
-        params![since, filter],
+        params![range.lo(), filter, range.hi()],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     totals.dmarc_reports = n(dmarc_reports);
     totals.tlsrpt_reports = n(tlsrpt_reports);
-    let reporters = reporters(conn, since, filter, REPORT_OF_DOMAIN, i64::MAX)?;
+    let reporters = reporters(conn, &range, filter, REPORT_OF_DOMAIN, usize::MAX)?;
     Ok(Report { window, totals, domains, alerts, reporters, dead_letters })
 }
 
@@ -147,89 +151,103 @@ const REPORT_OF_DOMAIN: &str = "(?2 IS NULL OR lower(r.domain) = lower(?2)
 const REPORT_OF_STORED_DOMAIN: &str =
     "(r.domain = ?2 OR r.id IN (SELECT report FROM tlsrpt_policies WHERE policy_domain = ?2))";
 
-/// The first day of the window (`i64::MIN` for everything) and its description.
-fn window(conn: &Connection, options: &Options) -> anyhow::Result<(i64, Window)> {
-    let limit = options.days.map_or(-1, i64::from);
-    let days: Vec<i64> = conn
-        .prepare(&format!(
-            "SELECT DISTINCT r.day FROM reports r WHERE {REPORT_OF_DOMAIN} ORDER BY r.day DESC LIMIT ?1"
-        ))?
-        .query_map(params![limit, options.domain], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let since = if options.days.is_some() { days.last().copied().unwrap_or(i64::MIN) } else { i64::MIN };
-    let first = days.last().copied();
-    let last = days.first().copied();
+/// The newest report day in the store (of `domain`, any case, when given): where
+/// `--days N` counts back from.
+pub fn newest_day(conn: &Connection, domain: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        &format!("SELECT MAX(r.day) FROM reports r WHERE {REPORT_OF_DOMAIN}"),
+        params![Option::<i64>::None, domain],
+        |r| r.get(0),
+    )
+}
+
+/// The range the options ask for, and its description: the report days with data in it.
+fn window(conn: &Connection, options: &Options) -> anyhow::Result<(DayRange, Window)> {
+    let range = options.range.resolve(|| newest_day(conn, options.domain.as_deref()))?;
+    let (first, last, days): (Option<i64>, Option<i64>, i64) = conn.query_row(
+        &format!(
+            "SELECT MIN(r.day), MAX(r.day), COUNT(DISTINCT r.day) FROM reports r
+             WHERE r.day BETWEEN ?1 AND ?3 AND {REPORT_OF_DOMAIN}"
+        ),
+        params![range.lo(), options.domain, range.hi()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let window = Window {
-        days: options.days,
+        days: options.range.days,
+        since: range.since_date(),
+        until: range.until_date(),
         domain: options.domain.clone(),
         first_day: first,
         last_day: last,
         first_date: first.map(date),
         last_date: last.map(date),
-        report_days: days.len() as u64,
+        report_days: n(days),
     };
-    Ok((since, window))
+    Ok((range, window))
 }
 
-/// Policy domains with data in the window: DMARC report domains and TLS policy domains.
-fn domain_names(conn: &Connection, since: i64, filter: Option<&str>) -> anyhow::Result<Vec<String>> {
+/// Policy domains with data in the range: DMARC report domains and TLS policy domains.
+fn domain_names(conn: &Connection, range: &DayRange, filter: Option<&str>) -> anyhow::Result<Vec<String>> {
     let names = conn
         .prepare(
-            "SELECT domain FROM reports WHERE kind = 'dmarc' AND day >= ?1
+            "SELECT domain FROM reports WHERE kind = 'dmarc' AND day BETWEEN ?1 AND ?2
              UNION
-             SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report WHERE r.day >= ?1
+             SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
+             WHERE r.day BETWEEN ?1 AND ?2
              UNION
-             SELECT domain FROM failure_reports WHERE day >= ?1",
+             SELECT domain FROM failure_reports WHERE day BETWEEN ?1 AND ?2",
         )?
-        .query_map([since], |r| r.get::<_, String>(0))?
+        .query_map([range.lo(), range.hi()], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(names.into_iter().filter(|d| filter.is_none_or(|f| d.eq_ignore_ascii_case(f))).collect())
 }
 
-fn domain(conn: &Connection, name: &str, since: i64) -> anyhow::Result<DomainReport> {
+fn domain(conn: &Connection, name: &str, range: &DayRange) -> anyhow::Result<DomainReport> {
     let mut d = DomainReport { domain: name.to_owned(), ..DomainReport::default() };
+    let (lo, hi) = (range.lo(), range.hi());
     let (dmarc_reports, tlsrpt_reports): (i64, i64) = conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc' AND domain = ?1 AND day >= ?2),
+        "SELECT (SELECT COUNT(*) FROM reports WHERE kind = 'dmarc' AND domain = ?1 AND day BETWEEN ?2 AND ?3),
                 (SELECT COUNT(DISTINCT p.report) FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
-                  WHERE p.policy_domain = ?1 AND r.day >= ?2)",
-        params![name, since],
+                  WHERE p.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?3)",
+        params![name, lo, hi],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     d.dmarc_reports = n(dmarc_reports);
     d.tlsrpt_reports = n(tlsrpt_reports);
     d.policy = conn
         .query_row(
-            "SELECT policy_p, policy_sp, pct FROM reports WHERE kind = 'dmarc' AND domain = ?1 AND day >= ?2
+            "SELECT policy_p, policy_sp, pct FROM reports
+             WHERE kind = 'dmarc' AND domain = ?1 AND day BETWEEN ?2 AND ?3
              ORDER BY day DESC, id DESC LIMIT 1",
-            params![name, since],
+            params![name, lo, hi],
             |r| Ok(Policy { p: r.get(0)?, sp: r.get(1)?, pct: r.get(2)? }),
         )
         .optional()?;
-    d.volume = volume(conn, name, since)?;
+    d.volume = volume(conn, name, range)?;
     d.sources = n(conn.query_row(
-        "SELECT COUNT(DISTINCT source_ip) FROM agg_source_day WHERE domain = ?1 AND day >= ?2",
-        params![name, since],
+        "SELECT COUNT(DISTINCT source_ip) FROM agg_source_day WHERE domain = ?1 AND day BETWEEN ?2 AND ?3",
+        params![name, lo, hi],
         |r| r.get(0),
     )?);
-    d.daily = daily(conn, name, since)?;
-    d.top_sources = sources(conn, name, since, "messages")?;
-    d.top_failing_sources = sources(conn, name, since, "failing")?;
-    d.selectors = selectors(conn, name, since)?;
-    d.selector_daily = selector_daily(conn, name, since)?;
-    d.tls = tls(conn, name, since)?;
-    d.failure_reports = failure_summary(conn, name, since)?;
-    d.reporters = reporters(conn, since, Some(name), REPORT_OF_STORED_DOMAIN, TOP_REPORTERS)?;
-    d.alerts = alerts(conn, Some(name), since, RECENT_ALERTS)?;
+    d.daily = daily(conn, name, range)?;
+    d.top_sources = sources(conn, name, range, "messages")?;
+    d.top_failing_sources = sources(conn, name, range, "failing")?;
+    d.selectors = selectors(conn, name, range)?;
+    d.selector_daily = selector_daily(conn, name, range)?;
+    d.tls = tls(conn, name, range)?;
+    d.failure_reports = failure_summary(conn, name, range)?;
+    d.reporters = reporters(conn, range, Some(name), REPORT_OF_STORED_DOMAIN, TOP_REPORTERS)?;
+    d.alerts = alerts(conn, Some(name), range, RECENT_ALERTS)?;
     Ok(d)
 }
 
-fn volume(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Volume> {
+fn volume(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Volume> {
     let v = conn.query_row(
         "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(dmarc_pass), 0), COALESCE(SUM(dkim_aligned_pass), 0),
                 COALESCE(SUM(spf_aligned_pass), 0), COALESCE(SUM(dkim_only_pass), 0),
                 COALESCE(SUM(disp_none), 0), COALESCE(SUM(disp_quarantine), 0), COALESCE(SUM(disp_reject), 0)
-         FROM agg_source_day WHERE domain = ?1 AND day >= ?2",
-        params![domain, since],
+         FROM agg_source_day WHERE domain = ?1 AND day BETWEEN ?2 AND ?3",
+        params![domain, range.lo(), range.hi()],
         |r| {
             let messages = n(r.get(0)?);
             let (dmarc_pass, dkim_aligned, spf_aligned) = (n(r.get(1)?), n(r.get(2)?), n(r.get(3)?));
@@ -249,13 +267,13 @@ fn volume(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Volume>
     Ok(v)
 }
 
-fn daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<DayVolume>> {
+fn daily(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Vec<DayVolume>> {
     let rows = conn
         .prepare(
             "SELECT day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned_pass), SUM(dkim_only_pass)
-             FROM agg_source_day WHERE domain = ?1 AND day >= ?2 GROUP BY day ORDER BY day",
+             FROM agg_source_day WHERE domain = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY day ORDER BY day",
         )?
-        .query_map(params![domain, since], |r| {
+        .query_map(params![domain, range.lo(), range.hi()], |r| {
             let (day, messages, pass, dkim, dkim_only): (i64, i64, i64, i64, i64) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
             let (messages, pass, dkim, dkim_only) = (n(messages), n(pass), n(dkim), n(dkim_only));
@@ -276,7 +294,7 @@ fn daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<DayV
 
 /// Top sources of a domain ordered by `"messages"` or by failing messages (`"failing"`,
 /// sources without failures left out).
-fn sources(conn: &Connection, domain: &str, since: i64, order: &str) -> anyhow::Result<Vec<Source>> {
+fn sources(conn: &Connection, domain: &str, range: &DayRange, order: &str) -> anyhow::Result<Vec<Source>> {
     let (having, order_by) = match order {
         "failing" => ("HAVING SUM(a.messages) > SUM(a.dmarc_pass)", "SUM(a.messages) - SUM(a.dmarc_pass)"),
         _ => ("", "SUM(a.messages)"),
@@ -285,13 +303,13 @@ fn sources(conn: &Connection, domain: &str, since: i64, order: &str) -> anyhow::
         "SELECT a.source_ip, MAX(a.network), SUM(a.messages), SUM(a.dmarc_pass), SUM(a.dkim_aligned_pass),
                 SUM(a.spf_aligned_pass), s.ptr, s.asn, s.as_org, s.country
          FROM agg_source_day a LEFT JOIN sources s ON s.ip = a.source_ip
-         WHERE a.domain = ?1 AND a.day >= ?2
+         WHERE a.domain = ?1 AND a.day BETWEEN ?2 AND ?4
          GROUP BY a.source_ip {having}
          ORDER BY {order_by} DESC, a.source_ip LIMIT ?3"
     );
     let rows = conn
         .prepare(&sql)?
-        .query_map(params![domain, since, TOP_SOURCES], |r| {
+        .query_map(params![domain, range.lo(), TOP_SOURCES, range.hi()], |r| {
             let messages = n(r.get(2)?);
             let dmarc_pass = n(r.get(3)?);
             Ok(Source {
@@ -313,14 +331,14 @@ fn sources(conn: &Connection, domain: &str, since: i64, order: &str) -> anyhow::
     Ok(rows)
 }
 
-fn selectors(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<Selector>> {
+fn selectors(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Vec<Selector>> {
     let rows = conn
         .prepare(
             "SELECT dkim_domain, selector, SUM(messages), SUM(dkim_pass), SUM(dkim_only_pass)
-             FROM agg_selector_day WHERE domain = ?1 AND day >= ?2
+             FROM agg_selector_day WHERE domain = ?1 AND day BETWEEN ?2 AND ?4
              GROUP BY dkim_domain, selector ORDER BY SUM(messages) DESC, dkim_domain, selector LIMIT ?3",
         )?
-        .query_map(params![domain, since, TOP_SELECTORS], |r| {
+        .query_map(params![domain, range.lo(), TOP_SELECTORS, range.hi()], |r| {
             Ok(Selector {
                 dkim_domain: r.get(0)?,
                 selector: r.get(1)?,
@@ -333,14 +351,14 @@ fn selectors(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<
     Ok(rows)
 }
 
-fn selector_daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Vec<SelectorDay>> {
+fn selector_daily(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Vec<SelectorDay>> {
     let rows = conn
         .prepare(
             "SELECT day, dkim_domain, selector, SUM(dkim_only_pass) FROM agg_selector_day
-             WHERE domain = ?1 AND day >= ?2 AND dkim_only_pass > 0
+             WHERE domain = ?1 AND day BETWEEN ?2 AND ?3 AND dkim_only_pass > 0
              GROUP BY day, dkim_domain, selector ORDER BY day, dkim_domain, selector",
         )?
-        .query_map(params![domain, since], |r| {
+        .query_map(params![domain, range.lo(), range.hi()], |r| {
             let day = r.get(0)?;
             Ok(SelectorDay {
                 day,
@@ -354,14 +372,15 @@ fn selector_daily(conn: &Connection, domain: &str, since: i64) -> anyhow::Result
     Ok(rows)
 }
 
-fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls>> {
+fn tls(conn: &Connection, domain: &str, range: &DayRange) -> anyhow::Result<Option<Tls>> {
+    let bounds = params![domain, range.lo(), range.hi()];
     let daily: Vec<TlsDay> = conn
         .prepare(
             "SELECT r.day, SUM(p.successful_sessions), SUM(p.failed_sessions)
              FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
-             WHERE p.policy_domain = ?1 AND r.day >= ?2 GROUP BY r.day ORDER BY r.day",
+             WHERE p.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?3 GROUP BY r.day ORDER BY r.day",
         )?
-        .query_map(params![domain, since], |r| {
+        .query_map(bounds, |r| {
             let day = r.get(0)?;
             Ok(TlsDay {
                 day,
@@ -376,34 +395,32 @@ fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls
     }
     let reports: i64 = conn.query_row(
         "SELECT COUNT(DISTINCT p.report) FROM tlsrpt_policies p JOIN reports r ON r.id = p.report
-         WHERE p.policy_domain = ?1 AND r.day >= ?2",
-        params![domain, since],
+         WHERE p.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?3",
+        bounds,
         |r| r.get(0),
     )?;
     let failures = conn
         .prepare(
             "SELECT f.result_type, SUM(f.failed_sessions) FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
-             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             WHERE f.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?3
              GROUP BY f.result_type ORDER BY SUM(f.failed_sessions) DESC, f.result_type",
         )?
-        .query_map(params![domain, since], |r| {
-            Ok(TlsFailure { result_type: r.get(0)?, failed_sessions: n(r.get(1)?) })
-        })?
+        .query_map(bounds, |r| Ok(TlsFailure { result_type: r.get(0)?, failed_sessions: n(r.get(1)?) }))?
         .collect::<Result<_, _>>()?;
     let failures_daily = conn
         .prepare(
             "SELECT r.day, f.result_type, SUM(f.failed_sessions) FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
-             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             WHERE f.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?3
              GROUP BY r.day, f.result_type ORDER BY r.day, f.result_type",
         )?
-        .query_map(params![domain, since], |r| {
+        .query_map(bounds, |r| {
             let day = r.get(0)?;
             Ok(TlsFailureDay { day, date: date(day), result_type: r.get(1)?, failed_sessions: n(r.get(2)?) })
         })?
         .collect::<Result<_, _>>()?;
     let successful_sessions = daily.iter().map(|d| d.successful_sessions).sum();
     let failed_sessions = daily.iter().map(|d| d.failed_sessions).sum();
-    let by_mx = tls_by_mx(conn, domain, since, successful_sessions + failed_sessions)?;
+    let by_mx = tls_by_mx(conn, domain, range, successful_sessions + failed_sessions)?;
     Ok(Some(Tls {
         reports: n(reports),
         successful_sessions,
@@ -418,7 +435,7 @@ fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls
 
 /// Failed sessions per receiving MX × result type × sending and receiving IP, with the
 /// share of all the domain's sessions in the window.
-fn tls_by_mx(conn: &Connection, domain: &str, since: i64, sessions: u64) -> anyhow::Result<Vec<TlsMx>> {
+fn tls_by_mx(conn: &Connection, domain: &str, range: &DayRange, sessions: u64) -> anyhow::Result<Vec<TlsMx>> {
     let rows = conn
         .prepare(
             "SELECT COALESCE(f.receiving_mx_hostname, ''), f.result_type, COALESCE(f.sending_mta_ip, ''),
@@ -426,10 +443,10 @@ fn tls_by_mx(conn: &Connection, domain: &str, since: i64, sessions: u64) -> anyh
                     COALESCE(GROUP_CONCAT(DISTINCT f.failure_reason_code), ''),
                     COALESCE(GROUP_CONCAT(DISTINCT f.additional_information), '')
              FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
-             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             WHERE f.policy_domain = ?1 AND r.day BETWEEN ?2 AND ?4
              GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?3",
         )?
-        .query_map(params![domain, since, TOP_TLS_MX], |r| {
+        .query_map(params![domain, range.lo(), TOP_TLS_MX, range.hi()], |r| {
             let failed_sessions = n(r.get(4)?);
             let (share_pct, share) = share(failed_sessions, sessions);
             Ok(TlsMx {
@@ -464,65 +481,92 @@ pub struct FailureFilter {
 /// Stored failure reports matching `filter`, newest first, each with the sender status
 /// of its source.
 pub fn failure_entries(conn: &Connection, filter: &FailureFilter) -> anyhow::Result<Vec<FailureEntry>> {
-    let config = DetectConfig::default();
-    let rows: Vec<(FailureEntry, i64)> = conn
-        .prepare(
-            "SELECT arrival, reporter, domain, source_ip, feedback_type, auth_failures, delivery_result,
-                    dkim_domain, dkim_selector, spf_domain, identity_alignment, mail_from, rcpt_to,
-                    authentication_results, header_from, header_to, subject, date, message_id,
-                    original_authentication_results, redacted, day
-             FROM failure_reports
-             WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND (?2 IS NULL OR arrival >= ?2)
-               AND (?3 IS NULL OR arrival <= ?3)
-             ORDER BY arrival DESC, id DESC LIMIT ?4",
-        )?
-        .query_map(params![filter.domain, filter.since, filter.until, filter.limit.unwrap_or(-1)], |r| {
-            let arrival = r.get(0)?;
-            let entry = FailureEntry {
-                arrival,
-                arrival_time: ruaflow_schema::time::format_datetime(arrival),
-                reporter: r.get(1)?,
-                domain: r.get(2)?,
-                source_ip: r.get(3)?,
-                sender: String::new(),
-                feedback_type: r.get(4)?,
-                auth_failures: r.get(5)?,
-                delivery_result: r.get(6)?,
-                dkim_domain: r.get(7)?,
-                dkim_selector: r.get(8)?,
-                spf_domain: r.get(9)?,
-                identity_alignment: r.get(10)?,
-                mail_from: r.get(11)?,
-                rcpt_to: r.get(12)?,
-                authentication_results: r.get(13)?,
-                header_from: r.get(14)?,
-                header_to: r.get(15)?,
-                subject: r.get(16)?,
-                date: r.get(17)?,
-                message_id: r.get(18)?,
-                original_authentication_results: r.get(19)?,
-                redacted: r.get(20)?,
-            };
-            Ok((entry, r.get(21)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for (mut entry, day) in rows {
-        let status = match &entry.source_ip {
-            Some(ip) => sender_status(conn, &config, &entry.domain, ip, day)?,
-            None => SenderStatus::Unknown,
-        };
-        entry.sender = status.as_str().to_owned();
+    let mut entries = Vec::new();
+    for_each_failure(conn, filter, true, |entry| {
         entries.push(entry);
-    }
+        Ok(())
+    })?;
     Ok(entries)
 }
 
-/// The failure reports of one domain over the window; `None` when there are none.
-fn failure_summary(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<FailureReports>> {
+/// Calls `each` with every stored failure report matching `filter`, each with the sender
+/// status of its source, one at a time: newest first, or in stored order (which SQLite
+/// reads without sorting, for exports of any size).
+pub fn for_each_failure(
+    conn: &Connection,
+    filter: &FailureFilter,
+    newest_first: bool,
+    mut each: impl FnMut(FailureEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let config = DetectConfig::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT arrival, reporter, domain, source_ip, feedback_type, auth_failures, delivery_result,
+                dkim_domain, dkim_selector, spf_domain, identity_alignment, mail_from, rcpt_to,
+                authentication_results, header_from, header_to, subject, date, message_id,
+                original_authentication_results, redacted, day
+         FROM failure_reports
+         WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND (?2 IS NULL OR arrival >= ?2)
+           AND (?3 IS NULL OR arrival <= ?3)
+         ORDER BY {} LIMIT ?4",
+        if newest_first { "arrival DESC, id DESC" } else { "id" }
+    ))?;
+    let mut rows =
+        stmt.query(params![filter.domain, filter.since, filter.until, filter.limit.unwrap_or(-1)])?;
+    while let Some(r) = rows.next()? {
+        let arrival = r.get(0)?;
+        let (domain, source_ip, day): (String, Option<String>, i64) = (r.get(2)?, r.get(3)?, r.get(21)?);
+        let status = match &source_ip {
+            Some(ip) => sender_status(conn, &config, &domain, ip, day)?,
+            None => SenderStatus::Unknown,
+        };
+        each(FailureEntry {
+            arrival,
+            arrival_time: ruaflow_schema::time::format_datetime(arrival),
+            reporter: r.get(1)?,
+            domain,
+            source_ip,
+            sender: status.as_str().to_owned(),
+            feedback_type: r.get(4)?,
+            auth_failures: r.get(5)?,
+            delivery_result: r.get(6)?,
+            dkim_domain: r.get(7)?,
+            dkim_selector: r.get(8)?,
+            spf_domain: r.get(9)?,
+            identity_alignment: r.get(10)?,
+            mail_from: r.get(11)?,
+            rcpt_to: r.get(12)?,
+            authentication_results: r.get(13)?,
+            header_from: r.get(14)?,
+            header_to: r.get(15)?,
+            subject: r.get(16)?,
+            date: r.get(17)?,
+            message_id: r.get(18)?,
+            original_authentication_results: r.get(19)?,
+            redacted: r.get(20)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// The newest day a failure report's message arrived on (of `domain`, any case, when
+/// given): where `ruaflow failures --days N` counts back from.
+pub fn newest_failure_day(conn: &Connection, domain: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MAX(day) FROM failure_reports WHERE ?1 IS NULL OR lower(domain) = lower(?1)",
+        [domain],
+        |r| r.get(0),
+    )
+}
+
+/// The failure reports of one domain over the range; `None` when there are none.
+fn failure_summary(
+    conn: &Connection,
+    domain: &str,
+    range: &DayRange,
+) -> anyhow::Result<Option<FailureReports>> {
     let count: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM failure_reports WHERE domain = ?1 AND day >= ?2",
-        params![domain, since],
+        "SELECT COUNT(*) FROM failure_reports WHERE domain = ?1 AND day BETWEEN ?2 AND ?3",
+        params![domain, range.lo(), range.hi()],
         |r| r.get(0),
     )?;
     if count == 0 {
@@ -532,9 +576,11 @@ fn failure_summary(conn: &Connection, domain: &str, since: i64) -> anyhow::Resul
     let rows: Vec<(String, i64, i64, i64)> = conn
         .prepare(
             "SELECT COALESCE(source_ip, ''), COUNT(*), MAX(arrival), MAX(day) FROM failure_reports
-             WHERE domain = ?1 AND day >= ?2 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1",
+             WHERE domain = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1",
         )?
-        .query_map(params![domain, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![domain, range.lo(), range.hi()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut summary = FailureReports { count: n(count), ..FailureReports::default() };
     for (ip, reports, last_arrival, day) in rows {
@@ -550,54 +596,89 @@ fn failure_summary(conn: &Connection, domain: &str, since: i64) -> anyhow::Resul
             summary.sources.push(FailureSource { ip, sender, reports: n(reports), last_arrival });
         }
     }
-    let since = (since > i64::MIN).then_some(since);
-    let filter =
-        FailureFilter { domain: Some(domain.to_owned()), since, until: None, limit: Some(LATEST_FAILURES) };
+    // The latest of the range's reports, by when their messages arrived.
+    let filter = FailureFilter {
+        domain: Some(domain.to_owned()),
+        since: range.first_day,
+        until: range.last_day.map(|_| range.hi()),
+        limit: Some(LATEST_FAILURES),
+    };
     summary.latest = failure_entries(conn, &filter)?;
     Ok(Some(summary))
 }
 
-/// Reporters over the window, for one domain or (`None`) all; `of_domain` is
-/// [`REPORT_OF_DOMAIN`] or [`REPORT_OF_STORED_DOMAIN`].
+/// Reporters over the range, for one domain or (`None`) all; `of_domain` is
+/// [`REPORT_OF_DOMAIN`] or [`REPORT_OF_STORED_DOMAIN`]. Grouped by
+/// [`reporter_domain`], so one receiver's DMARC and TLS reports (with different org
+/// names) count as one reporter.
 fn reporters(
     conn: &Connection,
-    since: i64,
+    range: &DayRange,
     domain: Option<&str>,
     of_domain: &str,
-    limit: i64,
+    limit: usize,
 ) -> anyhow::Result<Vec<Reporter>> {
     let sql = format!(
-        "SELECT r.org_name, COUNT(*), SUM(r.kind = 'dmarc'), SUM(r.kind = 'tlsrpt'),
+        "SELECT r.org_name, COALESCE(r.email, ''), COUNT(*), SUM(r.kind = 'dmarc'), SUM(r.kind = 'tlsrpt'),
                 SUM(CASE WHEN r.kind = 'dmarc' THEN r.message_count ELSE 0 END)
-         FROM reports r WHERE r.day >= ?1 AND {of_domain}
-         GROUP BY r.org_name ORDER BY COUNT(*) DESC, 5 DESC, r.org_name LIMIT ?3"
+         FROM reports r WHERE r.day BETWEEN ?1 AND ?3 AND {of_domain}
+         GROUP BY r.org_name, r.email"
     );
-    let rows = conn
-        .prepare(&sql)?
-        .query_map(params![since, domain, limit], |r| {
-            Ok(Reporter {
-                org_name: r.get(0)?,
-                reports: n(r.get(1)?),
-                dmarc_reports: n(r.get(2)?),
-                tlsrpt_reports: n(r.get(3)?),
-                messages: n(r.get(4)?),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+    let mut by_domain: HashMap<String, (Reporter, HashMap<String, u64>)> = HashMap::new();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params![range.lo(), domain, range.hi()])?;
+    while let Some(r) = rows.next()? {
+        let (org_name, email): (String, String) = (r.get(0)?, r.get(1)?);
+        // Without a domain to go by, reports are one reporter when their org names
+        // differ only in case; it is then named by its most common org name (below).
+        let domain = reporter_domain(&email, &org_name);
+        let key = domain.clone().unwrap_or_else(|| org_name.trim().to_lowercase());
+        let (reporter, names) = by_domain.entry(key).or_insert_with(|| {
+            (Reporter { reporter: domain.unwrap_or_default(), ..Reporter::default() }, HashMap::new())
+        });
+        let reports = n(r.get(2)?);
+        reporter.reports += reports;
+        reporter.dmarc_reports += n(r.get(3)?);
+        reporter.tlsrpt_reports += n(r.get(4)?);
+        reporter.messages += n(r.get(5)?);
+        *names.entry(org_name).or_default() += reports;
+    }
+    let mut reporters: Vec<Reporter> = by_domain
+        .into_values()
+        .map(|(mut reporter, names)| {
+            let mut names: Vec<(String, u64)> = names.into_iter().collect();
+            names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            reporter.org_names = names.into_iter().map(|(name, _)| name).collect();
+            reporter.org_name = reporter.org_names.first().cloned().unwrap_or_default();
+            if reporter.reporter.is_empty() {
+                reporter.reporter = reporter.org_name.clone();
+            }
+            reporter
+        })
+        .collect();
+    reporters.sort_by(|a, b| {
+        b.reports.cmp(&a.reports).then(b.messages.cmp(&a.messages)).then_with(|| a.reporter.cmp(&b.reporter))
+    });
+    reporters.truncate(limit);
+    Ok(reporters)
 }
 
-/// Alerts whose window reaches into the report window, newest first. `domain = None`
-/// means every domain.
-pub fn alerts(conn: &Connection, domain: Option<&str>, since: i64, limit: i64) -> anyhow::Result<Vec<Alert>> {
+/// Alerts whose window overlaps the range, newest first. `domain = None` means every
+/// domain.
+pub fn alerts(
+    conn: &Connection,
+    domain: Option<&str>,
+    range: &DayRange,
+    limit: i64,
+) -> anyhow::Result<Vec<Alert>> {
     let rows = conn
         .prepare(
             "SELECT id, kind, domain, severity, state, window_start, window_end, observed, baseline,
                     first_seen, raised_at, summary
-             FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2
+             FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2 AND window_start <= ?4
              ORDER BY window_start DESC, id DESC LIMIT ?3",
         )?
-        .query_map(params![domain, since, limit], |r| {
+        .query_map(params![domain, range.lo(), limit, range.hi()], |r| {
             Ok(Alert {
                 id: r.get(0)?,
                 kind: r.get(1)?,

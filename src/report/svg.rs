@@ -46,53 +46,110 @@ pub struct DayStack {
     pub unit: &'static str,
 }
 
-/// Draws a [`DayStack`]; `title` is the accessible name.
+/// A day at least this many times the typical day (the median of the days with
+/// volume) is a flood: drawn to scale, it would flatten every other day to nothing.
+const FLOOD_RATIO: f64 = 8.0;
+
+/// Where a chart is cut when some days are floods: just above the highest day that is
+/// not one (so no ordinary day is cut), or `None` when no day is a flood (or there are
+/// too few days to tell).
+pub fn flood_cut(chart: &DayStack) -> Option<u64> {
+    let mut days: Vec<u64> = chart.values.iter().map(|v| v.iter().sum::<u64>()).filter(|t| *t > 0).collect();
+    if days.len() < 5 {
+        return None;
+    }
+    days.sort_unstable();
+    let median = days[days.len() / 2] as f64;
+    let flood = |t: u64| t as f64 >= FLOOD_RATIO * median;
+    let highest_ordinary = days.iter().rev().copied().find(|t| !flood(*t))?;
+    flood(days[days.len() - 1]).then(|| highest_ordinary + highest_ordinary / 10)
+}
+
+/// Draws a [`DayStack`]; `title` is the accessible name. When some days are floods
+/// ([`flood_cut`]), the chart is cut above the ordinary days, so they stay readable: a
+/// cut bar ends in a zigzag with its day's total above it, and a small inset above the
+/// chart shows every day to one scale.
 pub fn day_stack(chart: &DayStack, title: &str) -> String {
-    const HEIGHT: f64 = 260.0;
+    match flood_cut(chart) {
+        None => draw_days(chart, title, Layout::MAIN, None),
+        Some(cut) => {
+            let inset = draw_days(chart, &format!("{title}, to scale"), Layout::INSET, None);
+            format!("{inset}{}", draw_days(chart, title, Layout::MAIN, Some(cut)))
+        }
+    }
+}
+
+/// The geometry of a day chart.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    height: f64,
+    top: f64,
+    bottom: f64,
+    /// Grid lines, axis labels and markers (the inset has only bars and its top value).
+    full: bool,
+}
+
+impl Layout {
+    const MAIN: Layout = Layout { height: 260.0, top: 26.0, bottom: 30.0, full: true };
+    const INSET: Layout = Layout { height: 64.0, top: 14.0, bottom: 4.0, full: false };
+}
+
+fn draw_days(chart: &DayStack, title: &str, layout: Layout, cut: Option<u64>) -> String {
     const LEFT: f64 = 56.0;
     const RIGHT: f64 = 12.0;
-    const TOP: f64 = 26.0;
-    const BOTTOM: f64 = 30.0;
+    /// Room above the plot for the totals of cut bars (above the alert flags).
+    const CUT_LABELS: f64 = 16.0;
     /// Widest a bar gets (few days would otherwise draw slabs).
     const MAX_BAR: f64 = 56.0;
+    let top_margin = layout.top + if cut.is_some() { CUT_LABELS } else { 0.0 };
     let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
+    let plot_h = layout.height - top_margin - layout.bottom;
     let n = chart.days.len().max(1);
     let max = chart.values.iter().map(|v| v.iter().sum::<u64>()).max().unwrap_or(0);
-    let (step, top) = nice_scale(max);
-    let y = |v: f64| TOP + plot_h - v / top as f64 * plot_h;
+    let (step, top) = nice_scale(cut.unwrap_or(max));
+    let y = |v: f64| top_margin + plot_h - v.min(top as f64) / top as f64 * plot_h;
 
-    let mut s = open(WIDTH, HEIGHT, title);
-    // Grid and y labels.
-    let mut tick = 0;
+    let mut s = open(WIDTH, layout.height, title);
+    if !layout.full {
+        s.insert_str(s.len() - 1, r#" data-inset="to scale""#);
+    }
+    // Grid and y labels (the inset: its top value only).
+    let mut tick = if layout.full { 0 } else { top };
     while tick <= top {
         let ty = y(tick as f64);
+        if layout.full {
+            let _ = write!(
+                s,
+                r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{ty:.1}" y2="{ty:.1}"/>"#,
+                WIDTH - RIGHT
+            );
+        }
         let _ = write!(
             s,
-            r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{ty:.1}" y2="{ty:.1}"/><text class="ylab" x="{:.1}" y="{:.1}">{}</text>"#,
-            WIDTH - RIGHT,
+            r#"<text class="ylab" x="{:.1}" y="{:.1}">{}</text>"#,
             LEFT - 8.0,
             ty + 4.0,
             compact(tick)
         );
         tick += step;
     }
-    // Bars.
+    // Bars, cut at the top of the axis.
     let band = plot_w / n as f64;
     let gap = if band >= 4.0 { (band * 0.22).max(band - MAX_BAR) } else { 0.0 };
     let with_year = years_differ(&chart.days);
     for (i, (day, values)) in chart.days.iter().zip(&chart.values).enumerate() {
         let x = LEFT + i as f64 * band + gap / 2.0;
+        let w = (band - gap).max(0.5);
         let mut base = 0u64;
         for (series, &v) in chart.series.iter().zip(values) {
-            if v == 0 {
+            if v == 0 || base >= top {
+                base += v;
                 continue;
             }
             let (y1, y0) = (y((base + v) as f64), y(base as f64));
             let _ = write!(
                 s,
-                r#"<rect x="{x:.1}" y="{y1:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} · {}: {} {}</title></rect>"#,
-                (band - gap).max(0.5),
+                r#"<rect x="{x:.1}" y="{y1:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} · {}: {} {}</title></rect>"#,
                 (y0 - y1).max(0.5),
                 series.color,
                 day_label(*day, true),
@@ -102,40 +159,69 @@ pub fn day_stack(chart: &DayStack, title: &str) -> String {
             );
             base += v;
         }
+        if cut.is_some() && base > top {
+            // A zigzag across the bar's top says it goes on; its total stands above.
+            let zy = top_margin + 7.0;
+            let _ = write!(
+                s,
+                r##"<path class="cut" d="M{x:.1} {:.1} l{:.1} -4 l{:.1} 8 l{:.1} -8 l{:.1} 4" fill="none" stroke="#fff" stroke-width="3"><title>{} · {} {} (cut; the inset shows it to scale)</title></path>"##,
+                zy + 2.0,
+                w / 4.0,
+                w / 4.0,
+                w / 4.0,
+                w / 4.0,
+                day_label(*day, true),
+                thousands(base),
+                chart.unit
+            );
+            if band >= 24.0 {
+                let _ = write!(
+                    s,
+                    r#"<text class="cutlab" x="{:.1}" y="{:.1}">{}</text>"#,
+                    x + w / 2.0,
+                    top_margin - 15.0,
+                    compact(base)
+                );
+            }
+        }
     }
-    // X labels, spaced so they never overlap.
-    let label_w = if with_year { 84.0 } else { 54.0 };
-    let stride = ((label_w / band).ceil() as usize).max(1);
-    for (i, day) in chart.days.iter().enumerate().step_by(stride) {
-        let cx = LEFT + (i as f64 + 0.5) * band;
-        let _ = write!(
-            s,
-            r#"<text class="xlab" x="{cx:.1}" y="{:.1}">{}</text>"#,
-            HEIGHT - BOTTOM + 18.0,
-            day_label(*day, with_year)
-        );
+    if layout.full {
+        // X labels, spaced so they never overlap.
+        let label_w = if with_year { 84.0 } else { 54.0 };
+        let stride = ((label_w / band).ceil() as usize).max(1);
+        for (i, day) in chart.days.iter().enumerate().step_by(stride) {
+            let cx = LEFT + (i as f64 + 0.5) * band;
+            let _ = write!(
+                s,
+                r#"<text class="xlab" x="{cx:.1}" y="{:.1}">{}</text>"#,
+                layout.height - layout.bottom + 18.0,
+                day_label(*day, with_year)
+            );
+        }
     }
     let _ = write!(
         s,
         r#"<line class="axis" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/>"#,
         WIDTH - RIGHT,
-        TOP + plot_h,
-        TOP + plot_h
+        top_margin + plot_h,
+        top_margin + plot_h
     );
-    // Markers: a dashed rule through the day and a flag above the plot.
-    for m in &chart.markers {
-        let i = chart.days.iter().position(|d| *d >= m.day).unwrap_or(n - 1);
-        let cx = LEFT + (i as f64 + 0.5) * band;
-        let _ = write!(
-            s,
-            r#"<g class="marker"><title>{}</title><line x1="{cx:.1}" x2="{cx:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="4 3"/><path d="M{:.1} {:.1} l6 -9 h-12 z" fill="{c}"/></g>"#,
-            html(&m.label),
-            TOP - 4.0,
-            TOP + plot_h,
-            cx,
-            TOP - 3.0,
-            c = m.color
-        );
+    if layout.full {
+        // Markers: a dashed rule through the day and a flag above the plot.
+        for m in &chart.markers {
+            let i = chart.days.iter().position(|d| *d >= m.day).unwrap_or(n - 1);
+            let cx = LEFT + (i as f64 + 0.5) * band;
+            let _ = write!(
+                s,
+                r#"<g class="marker"><title>{}</title><line x1="{cx:.1}" x2="{cx:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="4 3"/><path d="M{:.1} {:.1} l6 -9 h-12 z" fill="{c}"/></g>"#,
+                html(&m.label),
+                top_margin - 4.0,
+                top_margin + plot_h,
+                cx,
+                top_margin - 3.0,
+                c = m.color
+            );
+        }
     }
     s.push_str("</svg>");
     s
@@ -303,6 +389,66 @@ mod tests {
     fn short_spans_are_contiguous_long_ones_sparse() {
         assert_eq!(day_axis([0, 3 * DAY], []), vec![0, DAY, 2 * DAY, 3 * DAY]);
         assert_eq!(day_axis([0], [1000 * DAY + 5]), vec![0, 1000 * DAY]);
+    }
+
+    /// The heights of the bars of `svg` per day label, summed over the stack.
+    fn bar_heights(svg: &str) -> Vec<f64> {
+        let mut heights: Vec<(String, f64)> = Vec::new();
+        for rect in svg.split("<rect ").skip(1) {
+            let attr = |name: &str| -> f64 {
+                let at = rect.find(&format!(" {name}=\"")).map(|i| i + name.len() + 3).expect("attribute");
+                rect[at..].split('"').next().expect("value").parse().expect("number")
+            };
+            let day =
+                rect.split("<title>").nth(1).and_then(|t| t.split(" · ").next()).expect("title").to_owned();
+            match heights.last_mut() {
+                Some((d, h)) if *d == day => *h += attr("height"),
+                _ => heights.push((day, attr("height"))),
+            }
+        }
+        heights.into_iter().map(|(_, h)| h).collect()
+    }
+
+    fn stack(totals: &[u64]) -> DayStack {
+        DayStack {
+            days: (0..totals.len() as i64).map(|d| d * DAY).collect(),
+            series: vec![
+                Series { name: "a".into(), color: "#000" },
+                Series { name: "b".into(), color: "#111" },
+            ],
+            values: totals.iter().map(|t| vec![t / 2, t - t / 2]).collect(),
+            markers: Vec::new(),
+            unit: "messages",
+        }
+    }
+
+    #[test]
+    fn a_flood_is_cut_so_ordinary_days_stay_readable() {
+        // Three weeks of ~100k a day, then one day 50 times that.
+        let mut totals: Vec<u64> = (0..21).map(|i| 90_000 + (i * 7_919) % 20_000).collect();
+        totals[17] = 5_000_000;
+        let chart = stack(&totals);
+        let cut = flood_cut(&chart).expect("a flood");
+        assert!((109_000..150_000).contains(&cut), "cut just above the highest ordinary day: {cut}");
+        let svg = day_stack(&chart, "t");
+        assert_eq!(svg.matches("<svg").count(), 2, "an inset and the cut chart");
+        let main = svg.split("<svg").nth(2).expect("main chart");
+        let heights = bar_heights(main);
+        let plot = 260.0 - 26.0 - 16.0 - 30.0;
+        let ordinary = heights.iter().enumerate().filter(|(i, _)| *i != 17).map(|(_, h)| *h);
+        assert!(
+            ordinary.clone().all(|h| h > 0.5 * plot),
+            "ordinary days use half the plot or more: {heights:?}"
+        );
+        assert!(heights[17] <= plot + 0.1, "the flood day is cut at the top");
+        assert!(main.contains(r#"class="cut""#) && main.contains(">5M</text>"), "the cut bar says its total");
+        // Drawn to scale, the ordinary days would be slivers: what the inset shows.
+        let inset = bar_heights(svg.split("<svg").nth(1).expect("inset"));
+        assert!(inset[0] < 0.05 * inset[17]);
+        // No flood, no cut: a steady series and a short one.
+        assert_eq!(flood_cut(&stack(&[100, 120, 90, 110, 130, 95])), None);
+        assert_eq!(flood_cut(&stack(&[1, 1000])), None);
+        assert_eq!(day_stack(&stack(&[100, 120, 90, 110, 130, 95]), "t").matches("<svg").count(), 1);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn header(out: &mut String, report: &Report, st: Style) {
         (Some(first), Some(last)) => format!("{first} … {last}, {}", plural(w.report_days, "report day")),
         _ => "no report days".to_owned(),
     };
-    let scope = w.days.map_or_else(|| "all report days".to_owned(), |n| format!("last {n} report days"));
+    let scope = terminal_safe(&w.scope());
     let filter = w.domain.as_deref().map(|d| format!(" · domain {}", terminal_safe(d))).unwrap_or_default();
     let _ = writeln!(out, "{}", st.dim(&format!("window: {scope} ({span}){filter}")));
 }
@@ -236,15 +236,20 @@ fn reporters_table(reporters: &[Reporter]) -> Table {
         ("DMARC reports", true),
         ("TLS reports", true),
         ("messages", true),
+        ("as reported", false),
     ]);
     for r in reporters {
+        let names: Vec<&str> =
+            r.org_names.iter().map(String::as_str).filter(|n| !n.eq_ignore_ascii_case(&r.reporter)).collect();
         t.row(vec![
-            r.org_name.clone(),
+            r.reporter.clone(),
             thousands(r.dmarc_reports),
             thousands(r.tlsrpt_reports),
             thousands(r.messages),
+            names.join(", "),
         ]);
     }
+    t.drop_empty_columns();
     t
 }
 

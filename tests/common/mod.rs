@@ -16,6 +16,22 @@ pub fn ruaflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ruaflow"))
 }
 
+/// Runs `ruaflow ARGS…` to completion.
+pub fn run_args(args: &[&str]) -> std::process::Output {
+    ruaflow().args(args).output().expect("run ruaflow")
+}
+
+/// The stdout of a run that must have succeeded (its stderr in the panic otherwise).
+pub fn ok(output: std::process::Output) -> String {
+    assert!(output.status.success(), "exit {:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+/// A path as a command-line argument.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
 /// The shared corpus of real reports (`../shared/corpus`).
 pub fn corpus() -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");

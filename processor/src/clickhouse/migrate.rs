@@ -199,7 +199,7 @@ pub async fn migrate(url: &super::ClickHouseUrl) -> Result<Vec<u32>, StoreError>
 
 /// The statements of a migration file: comment lines dropped, split after each line
 /// that ends with `;`. `?` is escaped: the client treats it as a bind placeholder.
-fn statements(sql: &str) -> Vec<String> {
+pub(super) fn statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for line in sql.lines() {

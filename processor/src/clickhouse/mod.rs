@@ -17,6 +17,7 @@
 mod alerts;
 mod insert;
 mod migrate;
+pub mod retention;
 mod rows;
 
 use std::collections::HashSet;

@@ -62,6 +62,9 @@ pub struct PipelineConfig {
     /// Marked failing, with the reason, the moment the writer cannot go on (the sources
     /// then refuse new work and `/healthz` says why).
     pub health: Health,
+    /// One info line per stored report, once its batch is committed (a watching run: a
+    /// report at a time is news; a bulk load of thousands is not).
+    pub log_reports: bool,
     /// What of a failure report's original message may be stored.
     pub privacy: crate::redact::PrivacyConfig,
 }
@@ -74,6 +77,7 @@ impl Default for PipelineConfig {
             batch_interval: Duration::from_millis(500),
             limits: Limits::default(),
             health: Health::default(),
+            log_reports: false,
             privacy: crate::redact::PrivacyConfig::default(),
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ruaflow_schema::Limits;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
@@ -39,8 +39,13 @@ pub(super) fn run<S: Store>(
     progress: &Progress,
     hook: &mut dyn CommitHook<S>,
 ) -> Result<(), StoreError> {
-    let mut writer =
-        Writer { store, limits: &config.limits, batch: Batch::default(), inputs: HashMap::new() };
+    let mut writer = Writer {
+        store,
+        limits: &config.limits,
+        log_reports: config.log_reports,
+        batch: Batch::default(),
+        inputs: HashMap::new(),
+    };
     let mut barrier = Barrier::default();
     let mut batch_started = Instant::now();
     loop {
@@ -85,6 +90,24 @@ struct Batch {
     summary: Summary,
     records: u64,
     touched: Vec<(String, i64)>,
+    /// With [`PipelineConfig::log_reports`]: the reports stored, logged after the commit.
+    stored: Vec<StoredReport>,
+}
+
+/// A report stored in the open batch, for its log line.
+struct StoredReport {
+    reporter: String,
+    report_id: String,
+    domain: String,
+    day: i64,
+    counts: StoredCounts,
+    origin: Arc<Origin>,
+}
+
+/// What a stored report counted.
+enum StoredCounts {
+    Dmarc { records: u64, messages: u64 },
+    Tls { sessions: u64, failed: u64 },
 }
 
 impl Batch {
@@ -108,6 +131,7 @@ struct Input {
 struct Writer<'a, S> {
     store: &'a mut S,
     limits: &'a Limits,
+    log_reports: bool,
     batch: Batch,
     inputs: HashMap<usize, Input>,
 }
@@ -135,6 +159,19 @@ impl<S: Store> Writer<'_, S> {
         add(&progress.messages, s.summary.messages);
         add(&progress.dead_letters, s.summary.dead_letters);
         add(&progress.failure_reports, s.summary.failure_reports);
+        for r in &s.stored {
+            let day = ruaflow_schema::time::format_date(r.day);
+            match r.counts {
+                StoredCounts::Dmarc { records, messages } => info!(
+                    kind = "dmarc", reporter = %r.reporter, report_id = %r.report_id, domain = %r.domain,
+                    day = %day, records, messages, origin = %r.origin.origin, "report stored"
+                ),
+                StoredCounts::Tls { sessions, failed } => info!(
+                    kind = "tlsrpt", reporter = %r.reporter, report_id = %r.report_id, domain = %r.domain,
+                    day = %day, sessions, failed, origin = %r.origin.origin, "report stored"
+                ),
+            }
+        }
         if !s.touched.is_empty() {
             let mut touched = s.touched;
             touched.sort();
@@ -234,6 +271,11 @@ impl<S: Store> Writer<'_, S> {
                         Err(err) => return self.refused(origin, location, err),
                     };
                     self.stored(origin, totals.records, totals.messages);
+                    self.note(
+                        &facts,
+                        origin,
+                        StoredCounts::Dmarc { records: totals.records, messages: totals.messages },
+                    );
                     self.batch.touched.push((facts.key.domain.clone(), facts.day));
                     return Ok(());
                 }
@@ -264,6 +306,12 @@ impl<S: Store> Writer<'_, S> {
         match self.store.tlsrpt(&facts, report) {
             Ok(true) => {
                 self.stored(origin, 0, 0);
+                let failed = report.failed_sessions();
+                self.note(
+                    &facts,
+                    origin,
+                    StoredCounts::Tls { sessions: report.successful_sessions() + failed, failed },
+                );
                 if !facts.key.domain.is_empty() {
                     self.batch.touched.push((facts.key.domain.clone(), facts.day));
                 }
@@ -274,6 +322,21 @@ impl<S: Store> Writer<'_, S> {
                 Ok(())
             }
             Err(err) => self.refused(origin, location, err),
+        }
+    }
+
+    /// With [`PipelineConfig::log_reports`], keeps what the report's log line says for
+    /// after the commit.
+    fn note(&mut self, facts: &ReportFacts<'_>, origin: &Arc<Origin>, counts: StoredCounts) {
+        if self.log_reports {
+            self.batch.stored.push(StoredReport {
+                reporter: facts.key.reporter.clone(),
+                report_id: facts.key.report_id.clone(),
+                domain: facts.key.domain.clone(),
+                day: facts.day,
+                counts,
+                origin: Arc::clone(origin),
+            });
         }
     }
 

@@ -1,4 +1,5 @@
-//! `ruaflow parse [--json] PATH…`: every report in the inputs, one line each.
+//! `ruaflow parse [--json | --csv] PATH…`: every report in the inputs, one line each
+//! (with `--csv`, one row per DMARC record, see [`csv`]).
 //!
 //! JSON lines follow the contract in DESIGN.md "CLI" (see [`json`] for how a report of
 //! any size is streamed). Files are parsed on all cores and printed in input order
@@ -7,6 +8,7 @@
 //! Exit status 0 when every input held a report, 1 when some held none (their lines say
 //! why), 2 on a usage error.
 
+mod csv;
 mod json;
 mod ordered;
 
@@ -30,11 +32,24 @@ use super::inputs;
 #[derive(Debug, Args)]
 pub struct ParseArgs {
     /// One JSON object per line per report (the stable machine format).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// One CSV line per DMARC aggregate record, in parsedmarc's columns (those of
+    /// `ruaflow export --what records`); other kinds of report are left out and inputs
+    /// without a report are named on stderr.
+    #[arg(long)]
+    csv: bool,
     /// Files or directories (walked recursively): xml, gz, zip, json, eml, mbox.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+}
+
+/// What a file's output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Text,
+    Json,
+    Csv,
 }
 
 /// Output held per file before it streams (a report larger than this is printed as it is
@@ -55,15 +70,24 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         SPILL_BYTES,
         WINDOW_FILES,
     );
+    let mode = match (args.json, args.csv) {
+        (_, true) => Mode::Csv,
+        (true, false) => Mode::Json,
+        (false, false) => Mode::Text,
+    };
     let any_error = AtomicBool::new(!scan.problems.is_empty());
-    // What could not be walked comes first, as error lines.
+    // What could not be walked comes first, as error lines (CSV: the header, and the
+    // errors on stderr).
     let mut problems = Vec::new();
+    if mode == Mode::Csv {
+        csv::header(&mut problems)?;
+    }
     for (path, reason) in &scan.problems {
         let file = path.display().to_string();
-        if args.json {
-            json::error(&mut problems, &file, "", reason)?;
-        } else {
-            writeln!(problems, "{}: error: {}", escape_unsafe(&file), escape_unsafe(reason))?;
+        match mode {
+            Mode::Json => json::error(&mut problems, &file, "", reason)?,
+            Mode::Text => writeln!(problems, "{}: error: {}", escape_unsafe(&file), escape_unsafe(reason))?,
+            Mode::Csv => eprintln!("{}: error: {}", escape_unsafe(&file), escape_unsafe(reason)),
         }
     }
     let next = AtomicUsize::new(0);
@@ -78,7 +102,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
                         if index == 0 {
                             slot.write_all(&problems)?;
                         }
-                        let had_error = render_file(&mut slot, path, &limits, args.json)?;
+                        let had_error = render_file(&mut slot, path, &limits, mode)?;
                         any_error.fetch_or(had_error, Ordering::Relaxed);
                         slot.finish()?;
                     }
@@ -108,12 +132,17 @@ fn render_file<W: Write>(
     out: &mut Slot<'_, W>,
     path: &Path,
     limits: &Limits,
-    json: bool,
+    mode: Mode,
 ) -> std::io::Result<bool> {
     let file = path.display().to_string();
+    let json = mode == Mode::Json;
     let bytes = match inputs::read_capped(path, limits.max_input_bytes) {
         Ok(bytes) => bytes,
         Err(err) if json => return json::error(out, &file, "", &err.to_string()).map(|()| true),
+        Err(err) if mode == Mode::Csv => {
+            eprintln!("{}: error: {}", escape_unsafe(&file), escape_unsafe(&err.to_string()));
+            return Ok(true);
+        }
         Err(err) => {
             return writeln!(out, "{}: error: {}", escape_unsafe(&file), escape_unsafe(&err.to_string()))
                 .map(|()| true)
@@ -122,6 +151,10 @@ fn render_file<W: Write>(
     let mut had_error = false;
     unpack(&bytes, limits, &mut |found| {
         let location = found.location.as_str();
+        if mode == Mode::Csv {
+            had_error |= csv::rows(out, &file, location, found.content, limits)?;
+            return Ok(());
+        }
         if json {
             had_error |= match found.content {
                 Content::Xml(reader) => json::dmarc(out, &file, location, reader, limits)?,
