@@ -27,6 +27,7 @@
 
 pub mod aggregate;
 pub mod barrier;
+pub mod cidr;
 pub mod clickhouse;
 pub mod detect;
 pub mod enrich;

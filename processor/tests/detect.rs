@@ -2,7 +2,7 @@
 //! exercises (auth regression, reporter silence), and notice bookkeeping when the days of
 //! one episode arrive in any order.
 
-use ruaflow_processor::detect::{evaluate, sweep, DetectConfig};
+use ruaflow_processor::detect::{evaluate, sweep, DeclaredSender, DetectConfig};
 use ruaflow_processor::normalize::DAY;
 use ruaflow_processor::pipeline::ReportWriter;
 use ruaflow_processor::sqlite::{Origin, SqliteStore};
@@ -93,6 +93,11 @@ fn day(n: i64) -> (String, i64) {
     ("example.com".to_owned(), START + n * DAY)
 }
 
+/// The wall clock while day `n`'s reports arrive: the morning after.
+fn now(n: i64) -> i64 {
+    START + (n + 1) * DAY + 6 * 3600
+}
+
 #[test]
 fn a_known_senders_dkim_failing_raises_auth_regression_once() {
     let mut store = SqliteStore::in_memory().expect("store");
@@ -100,7 +105,7 @@ fn a_known_senders_dkim_failing_raises_auth_regression_once() {
     for d in 0..12 {
         let dkim_ok = d < 10;
         store_report(&mut store, "google.com", "example.com", d, &[row("192.0.2.10", 1000, dkim_ok, true)]);
-        let alerts = evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+        let alerts = evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate");
         let regressions: Vec<_> = alerts.iter().filter(|a| a.kind == AlertKind::AuthRegression).collect();
         if d < 10 {
             assert!(regressions.is_empty(), "day {d}: {regressions:?}");
@@ -116,13 +121,13 @@ fn a_known_senders_dkim_failing_raises_auth_regression_once() {
     }
     // DKIM works again: the open alert is resolved, once.
     store_report(&mut store, "google.com", "example.com", 12, &[row("192.0.2.10", 1000, true, true)]);
-    let alerts = evaluate(store.conn(), &config, &[day(12)]).expect("evaluate");
+    let alerts = evaluate(&mut store.detect_state(), &config, &[day(12)], now(12)).expect("evaluate");
     assert!(
         alerts.iter().any(|a| a.kind == AlertKind::AuthRegression && a.state == AlertState::Resolved),
         "{alerts:?}"
     );
     assert!(
-        evaluate(store.conn(), &config, &[day(12)]).expect("evaluate").is_empty(),
+        evaluate(&mut store.detect_state(), &config, &[day(12)], now(12)).expect("evaluate").is_empty(),
         "evaluating again raises nothing"
     );
 }
@@ -137,17 +142,17 @@ fn a_daily_reporter_that_stops_raises_reporter_silence() {
             store_report(&mut store, "Yahoo", "example.com", d, &[row("192.0.2.10", 50, true, true)]);
         }
     }
-    let alerts = sweep(store.conn(), &config).expect("sweep");
+    let alerts = sweep(&mut store.detect_state(), &config, now(19)).expect("sweep");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].kind, AlertKind::ReporterSilence);
     assert_eq!(alerts[0].reporters[0].org, "Yahoo");
     assert_eq!(alerts[0].window_start, START + 14 * DAY, "the first missing day");
-    assert!(sweep(store.conn(), &config).expect("sweep").is_empty(), "not repeated");
+    assert!(sweep(&mut store.detect_state(), &config, now(19)).expect("sweep").is_empty(), "not repeated");
 
     // Yahoo resumes: resolved.
     store_report(&mut store, "Yahoo", "example.com", 18, &[row("192.0.2.10", 50, true, true)]);
     store_report(&mut store, "google.com", "example.com", 18, &[row("192.0.2.10", 100, true, true)]);
-    let alerts = sweep(store.conn(), &config).expect("sweep");
+    let alerts = sweep(&mut store.detect_state(), &config, now(19)).expect("sweep");
     assert!(
         alerts.iter().any(|a| a.kind == AlertKind::ReporterSilence && a.state == AlertState::Resolved),
         "{alerts:?}"
@@ -163,7 +168,7 @@ fn one_episode_one_alert_whatever_the_arrival_order() {
     let normal = [row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)];
     for d in 0..20 {
         store_report(&mut store, "google.com", "example.com", d, &normal);
-        evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+        evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate");
     }
     let flood_ips = ["198.51.100.1", "198.51.100.2", "203.0.113.3", "203.0.113.4"];
     let mut raised = Vec::new();
@@ -171,7 +176,7 @@ fn one_episode_one_alert_whatever_the_arrival_order() {
         let mut rows: Vec<Row> = flood_ips.iter().map(|ip| row(ip, 40_000, true, false)).collect();
         rows.extend([row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)]);
         store_report(&mut store, "google.com", "example.com", d, &rows);
-        raised.extend(evaluate(store.conn(), &config, &[day(d)]).expect("evaluate"));
+        raised.extend(evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate"));
     }
     let replays: Vec<_> = raised.iter().filter(|a| a.kind == AlertKind::DkimReplaySuspected).collect();
     assert_eq!(replays.len(), 1, "{replays:?}");
@@ -180,12 +185,17 @@ fn one_episode_one_alert_whatever_the_arrival_order() {
 
     // The same traffic from a configured network is known, not a replay.
     let mut config = DetectConfig::default();
-    config.known_senders.insert("example.com".into(), vec!["198.51.100.0/24".parse().expect("cidr")]);
+    config.senders.push(DeclaredSender {
+        domain: "example.com".into(),
+        networks: vec!["198.51.100.0/24".parse().expect("cidr")],
+        services: vec![],
+        note: "our relays".into(),
+    });
     let mut store = SqliteStore::in_memory().expect("store");
     for d in 0..8 {
         let rows = [row("192.0.2.10", 5000, true, true), row("198.51.100.1", 40_000, true, false)];
         store_report(&mut store, "google.com", "example.com", d, &rows);
-        let alerts = evaluate(store.conn(), &config, &[day(d)]).expect("evaluate");
+        let alerts = evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate");
         assert!(alerts.iter().all(|a| a.kind != AlertKind::DkimReplaySuspected), "day {d}: {alerts:?}");
     }
 }

@@ -118,6 +118,8 @@ fn replay_alert() -> Alert {
             asn: Some(64500),
             as_org: Some("Example Transit".into()),
             country: Some("NL".into()),
+            service: None,
+            status: None,
         }],
         selectors: vec![AlertSelector {
             domain: "example.com".into(),
@@ -126,6 +128,8 @@ fn replay_alert() -> Alert {
         }],
         reporters: vec![AlertReporter { org: "google.com".into(), messages: 48_000 }],
         first_seen: DAY_2026_10_01 + 3600,
+        episode: None,
+        historical: false,
         summary: REPLAY_SUMMARY.into(),
         details,
     }

@@ -173,6 +173,8 @@ fn replay_alert() -> Alert {
                 asn: Some(64500),
                 as_org: Some("Example Transit".into()),
                 country: Some("NL".into()),
+                service: None,
+                status: None,
             },
             AlertSource {
                 ip: "2001:db8::25".into(),
@@ -182,6 +184,8 @@ fn replay_alert() -> Alert {
                 asn: None,
                 as_org: None,
                 country: None,
+                service: None,
+                status: None,
             },
         ],
         selectors: vec![AlertSelector {
@@ -191,6 +195,8 @@ fn replay_alert() -> Alert {
         }],
         reporters: vec![AlertReporter { org: "google.com".into(), messages: 48_000 }],
         first_seen: DAY_2026_10_01 + 3600,
+        episode: None,
+        historical: false,
         summary: "48000 DKIM-signed messages from unknown sources; rotate selector s2024".into(),
         details: serde_json::Map::new(),
     }

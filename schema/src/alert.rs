@@ -101,6 +101,29 @@ pub struct AlertSource {
     /// Country code, when known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub country: Option<String>,
+    /// The mail service behind the address, when identified.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<String>,
+    /// How the source stands with the domain on the alert's day (`unknown`, `familiar`, …).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+}
+
+impl AlertSource {
+    /// A source with its figure and nothing else known yet.
+    pub fn new(ip: &str, network: &str, messages: u64) -> Self {
+        AlertSource {
+            ip: ip.to_owned(),
+            network: network.to_owned(),
+            messages,
+            ptr: None,
+            asn: None,
+            as_org: None,
+            country: None,
+            service: None,
+            status: None,
+        }
+    }
 }
 
 /// A DKIM signing domain and selector named in an alert.
@@ -155,4 +178,84 @@ pub struct Alert {
     /// Detector-specific details (result type, pass rates, …).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// The whole episode the notice belongs to: every day it fired on, so far (firing) or
+    /// in all (resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<Episode>,
+    /// True when the window was already older than the notification age when it was
+    /// evaluated (a backfill): stored and shown, never sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub historical: bool,
+}
+
+impl Alert {
+    /// A firing alert of `kind` for `domain` on the report day starting at `day`, with
+    /// no figures yet.
+    pub fn firing(kind: AlertKind, domain: &str, severity: Severity, day: i64) -> Self {
+        Alert {
+            kind,
+            state: AlertState::Firing,
+            domain: domain.to_owned(),
+            severity,
+            window_start: day,
+            window_end: day + 86_400,
+            observed: 0.0,
+            baseline: 0.0,
+            sources: Vec::new(),
+            selectors: Vec::new(),
+            reporters: Vec::new(),
+            first_seen: day,
+            summary: String::new(),
+            details: serde_json::Map::new(),
+            episode: None,
+            historical: false,
+        }
+    }
+}
+
+/// The days one incident fired on, and its figures over all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// The first report day it fired on.
+    pub first_day: i64,
+    /// The last report day it fired on.
+    pub last_day: i64,
+    /// The largest daily value.
+    pub peak: f64,
+    /// The daily values added up (messages; meaningless for shares).
+    pub total: f64,
+    /// Each day's value, by day, ascending (the newest [`Episode::MAX_DAYS`]).
+    pub daily: Vec<(i64, f64)>,
+}
+
+impl Episode {
+    /// Daily values remembered per episode.
+    pub const MAX_DAYS: usize = 400;
+
+    /// An episode of one day.
+    pub fn starting(day: i64, value: f64) -> Self {
+        Episode { first_day: day, last_day: day, peak: value, total: value, daily: vec![(day, value)] }
+    }
+
+    /// Records the value of `day` (replacing an earlier evaluation of the same day).
+    pub fn record(&mut self, day: i64, value: f64) {
+        match self.daily.binary_search_by_key(&day, |(d, _)| *d) {
+            Ok(at) => self.daily[at].1 = value,
+            Err(at) => {
+                self.daily.insert(at, (day, value));
+                if self.daily.len() > Self::MAX_DAYS {
+                    self.daily.remove(0);
+                }
+            }
+        }
+        self.first_day = self.first_day.min(day);
+        self.last_day = self.last_day.max(day);
+        self.peak = self.daily.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
+        self.total = self.daily.iter().map(|(_, v)| v).sum();
+    }
+
+    /// Days it fired on.
+    pub fn days(&self) -> usize {
+        self.daily.len()
+    }
 }

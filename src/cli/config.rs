@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use ruaflow_ingest::http::HttpConfig;
 use ruaflow_ingest::imap::ImapConfig;
-use ruaflow_processor::detect::DetectConfig;
+use ruaflow_processor::detect::{DeclaredSender, DetectConfig};
 use ruaflow_processor::enrich::EnrichConfig;
 use ruaflow_processor::redact::PrivacyConfig;
 use ruaflow_processor::retention::RetentionConfig;
@@ -21,8 +21,10 @@ use ruaflow_schema::Limits;
 pub struct Config {
     /// Caps on untrusted input (`[limits]`).
     pub limits: Limits,
-    /// Detector thresholds and known senders (`[detect]`).
+    /// Detector thresholds (`[detect]`).
     pub detect: DetectConfig,
+    /// The senders the owner declares per domain (`[[senders]]`, any number).
+    pub senders: Vec<DeclaredSender>,
     /// Where alerts go besides the store and the log (`[alerts]`).
     pub alerts: SinkConfig,
     /// Reverse DNS and MaxMind databases (`[enrich]`).
@@ -49,9 +51,15 @@ impl Config {
         let Some(path) = path else { return Ok(Self::default()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         config.alerts.validate().with_context(|| format!("invalid [alerts] in {}", path.display()))?;
+        for (i, sender) in config.senders.iter().enumerate() {
+            sender
+                .validate()
+                .map_err(|e| anyhow::anyhow!("invalid [[senders]] #{} in {}: {e}", i + 1, path.display()))?;
+        }
+        config.detect.senders = config.senders.clone();
         config.enrich.validate().with_context(|| format!("invalid [enrich] in {}", path.display()))?;
         if let Some(http) = &config.http {
             http.validate().with_context(|| format!("invalid [http] in {}", path.display()))?;
@@ -92,7 +100,9 @@ mod tests {
         let example: Config =
             toml::from_str(include_str!("../../ruaflow.example.toml")).expect("example parses");
         example.alerts.validate().expect("valid alerts");
-        assert_eq!(example.detect.known_networks("example.com").len(), 2);
+        assert_eq!(example.senders.len(), 1);
+        example.senders[0].validate().expect("valid sender");
+        assert_eq!(example.senders[0].networks.len(), 2);
         assert!(example.alerts.webhooks.is_empty(), "the example sends nothing anywhere as it is");
         assert!(example.http.is_none(), "the example starts no server as it is");
         let with_http: Config =
@@ -217,22 +227,17 @@ mod tests {
         // The values shown are the defaults.
         assert_eq!(all.limits, Limits::default());
         let defaults = DetectConfig::default();
-        assert_eq!(
-            format!(
-                "{:?}",
-                DetectConfig { known_senders: defaults.known_senders.clone(), ..all.detect.clone() }
-            ),
-            format!("{defaults:?}")
-        );
+        assert_eq!(all.detect, defaults);
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 14] = [
+        let sections: [(&str, &[&str]); 15] = [
             ("", fields_of::<Config>()),
             ("retention", fields_of::<RetentionConfig>()),
             ("failure_reports", fields_of::<PrivacyConfig>()),
             ("limits", fields_of::<Limits>()),
             ("detect", fields_of::<DetectConfig>()),
+            ("senders", fields_of::<DeclaredSender>()),
             ("alerts", fields_of::<SinkConfig>()),
             ("alerts.webhooks", fields_of::<ruaflow_processor::sink::WebhookConfig>()),
             ("alerts.alertmanager", fields_of::<ruaflow_processor::sink::AlertmanagerConfig>()),

@@ -167,10 +167,10 @@ pub fn detecting(
         hook: Box::new(hook),
         progress: Arc::clone(&progress),
     };
-    let store = assemble(|queue| pipeline.start(queue), sources, shutdown, runtime.handle())
+    let mut store = assemble(|queue| pipeline.start(queue), sources, shutdown, runtime.handle())
         .context("storing reports failed")?;
     // Checks that need the whole picture (reporter silence) run once everything is in.
-    for alert in detect::sweep(store.conn(), &config.detect)? {
+    for alert in detect::sweep(&mut store.detect_state(), &config.detect, ruaflow_schema::clock::now())? {
         alerts_raised.fetch_add(1, Ordering::Relaxed);
         sinks.emit(&alert);
     }

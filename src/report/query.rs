@@ -14,8 +14,9 @@ use anyhow::Context;
 use ruaflow_processor::normalize::reporter_domain;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use ruaflow_processor::detect::known::{sender_status, SenderStatus};
 use ruaflow_processor::detect::DetectConfig;
+use ruaflow_processor::sender::Status as SenderStatus;
+use ruaflow_processor::sqlite::sender_status;
 
 use super::format::{date, pct, share};
 use super::model::*;
@@ -516,7 +517,7 @@ pub fn for_each_failure(
         let arrival = r.get(0)?;
         let (domain, source_ip, day): (String, Option<String>, i64) = (r.get(2)?, r.get(3)?, r.get(21)?);
         let status = match &source_ip {
-            Some(ip) => sender_status(conn, &config, &domain, ip, day)?,
+            Some(ip) => sender_status(conn, &config, &domain, ip, day)?.0,
             None => SenderStatus::Unknown,
         };
         each(FailureEntry {
@@ -586,7 +587,7 @@ fn failure_summary(
     for (ip, reports, last_arrival, day) in rows {
         let status = match ip.as_str() {
             "" => SenderStatus::Unknown,
-            ip => sender_status(conn, &config, domain, ip, day)?,
+            ip => sender_status(conn, &config, domain, ip, day)?.0,
         };
         if status == SenderStatus::Unknown {
             summary.from_unknown_sources += n(reports);

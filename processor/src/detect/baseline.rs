@@ -1,11 +1,12 @@
 //! Robust baselines: median and MAD of a signal's daily history, weekday-aware.
 //!
-//! Input: the stored daily values of one signal (`detector_signals`). Output: a
+//! Input: the stored daily values of a domain's signals ([`History`]). Output: a
 //! [`Baseline`] for one day. Invariant: only days strictly before the evaluated day
 //! count, so a surge never raises its own baseline.
 
-use rusqlite::{params, Connection};
+use std::collections::HashMap;
 
+use super::store::StoredSignal;
 use crate::normalize::DAY;
 
 /// A robust summary of a signal's trailing history.
@@ -33,48 +34,69 @@ pub fn is_weekend(day: i64) -> bool {
     weekday >= 5
 }
 
-/// Stores the value of `signal` for (domain, subject, day), replacing an earlier one.
-pub fn record(
-    conn: &Connection,
-    domain: &str,
-    signal: &str,
-    subject: &str,
-    day: i64,
-    value: f64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO detector_signals (domain, signal, subject, day, value) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (domain, signal, subject, day) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![domain, signal, subject, day, value])?;
-    Ok(())
+/// A domain's stored signal values over the trailing window, as read before the day
+/// is evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    values: HashMap<(String, String), Vec<(i64, f64)>>,
 }
 
-/// The baseline of `signal` for `day` from the `window_days` before it. Days of the same
-/// kind (weekday or weekend) are used when there are at least `min_days` of them, all
-/// days otherwise. `None` when fewer than `min_days` days have a value.
-pub fn of(
-    conn: &Connection,
-    domain: &str,
-    signal: &str,
-    subject: &str,
-    day: i64,
-    window_days: i64,
-    min_days: usize,
-) -> rusqlite::Result<Option<Baseline>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT day, value FROM detector_signals
-         WHERE domain = ?1 AND signal = ?2 AND subject = ?3 AND day < ?4 AND day >= ?5",
-    )?;
-    let rows: Vec<(i64, f64)> = stmt
-        .query_map(params![domain, signal, subject, day, day - window_days * DAY], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let same_kind: Vec<f64> =
-        rows.iter().filter(|(d, _)| is_weekend(*d) == is_weekend(day)).map(|(_, v)| *v).collect();
-    let values = if same_kind.len() >= min_days { same_kind } else { rows.iter().map(|(_, v)| *v).collect() };
-    Ok(robust(&values).filter(|b| b.days >= min_days))
+impl History {
+    /// The history made of these stored values.
+    pub fn new(signals: Vec<StoredSignal>) -> Self {
+        let mut values: HashMap<(String, String), Vec<(i64, f64)>> = HashMap::new();
+        for s in signals {
+            values.entry((s.signal, s.subject)).or_default().push((s.day, s.value));
+        }
+        History { values }
+    }
+
+    fn of(&self, signal: &str, subject: &str) -> &[(i64, f64)] {
+        self.values.get(&(signal.to_owned(), subject.to_owned())).map_or(&[], Vec::as_slice)
+    }
+
+    /// The baseline of `signal` for `day` from the `window_days` before it. Days of the
+    /// same kind (weekday or weekend) are used when there are at least `min_days` of
+    /// them, all days otherwise. `None` when fewer than `min_days` days have a value.
+    pub fn baseline(
+        &self,
+        signal: &str,
+        subject: &str,
+        day: i64,
+        window_days: i64,
+        min_days: usize,
+    ) -> Option<Baseline> {
+        let rows: Vec<(i64, f64)> = self
+            .of(signal, subject)
+            .iter()
+            .copied()
+            .filter(|(d, _)| *d < day && *d >= day - window_days * DAY)
+            .collect();
+        let same_kind: Vec<f64> =
+            rows.iter().filter(|(d, _)| is_weekend(*d) == is_weekend(day)).map(|(_, v)| *v).collect();
+        let values =
+            if same_kind.len() >= min_days { same_kind } else { rows.iter().map(|(_, v)| *v).collect() };
+        robust(&values).filter(|b| b.days >= min_days)
+    }
+
+    /// Days before `day` (within `window_days`) that have a value of `signal`.
+    pub fn days_before(&self, signal: &str, subject: &str, day: i64, window_days: i64) -> usize {
+        self.of(signal, subject).iter().filter(|(d, _)| *d < day && *d >= day - window_days * DAY).count()
+    }
+
+    /// The subjects of `signal` with a value before `day` (within `window_days`).
+    pub fn subjects_before(&self, signal: &str, day: i64, window_days: i64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .values
+            .iter()
+            .filter(|((s, _), v)| {
+                s == signal && v.iter().any(|(d, _)| *d < day && *d >= day - window_days * DAY)
+            })
+            .map(|((_, subject), _)| subject.clone())
+            .collect();
+        out.sort();
+        out
+    }
 }
 
 /// Median and scaled MAD of a sample; `None` when it is empty.

@@ -1,42 +1,52 @@
 //! Detect: reputation anomalies, evaluated as each batch of reports is stored.
 //!
-//! Input: the (policy domain, report day) pairs a committed batch touched, and the store.
-//! Output: alerts, written to the `alerts` table and handed to the sinks. Invariants:
-//! evaluation is streaming (after every commit, never a nightly job) and idempotent: the
-//! same data evaluated twice raises nothing new, because each notice is keyed by
-//! (kind, domain, subject, day, state) and suppressed within the cooldown of an open one.
-//! It needs no configuration: known senders and baselines are learned from the store.
+//! Input: the (policy domain, report day) pairs a committed batch touched, read through
+//! a [`DetectStore`]. Output: notices, stored through it and returned for the sinks.
+//! Invariants: evaluation is streaming (after every commit, never a nightly job) and
+//! idempotent: the same data evaluated twice raises nothing new (see [`notice`]). It
+//! needs no configuration: who the domain's senders are is the sender model's answer
+//! ([`crate::sender`]), baselines are learned from the stored signals.
 //!
 //! ```text
-//! touched (domain, day) ─┬─> replay      dkim_replay_suspected   (DKIM-only volume from unknown sources)
-//!                        ├─> spoofing    spoofing_spike          (DMARC-fail volume)
-//!                        ├─> new_source  new_authenticated_source (new SPF-authorized networks)
-//!                        ├─> regression  auth_regression         (known senders' pass rates)
-//!                        └─> tls         tls_failure_spike       (TLSRPT failure share per result type)
-//! sweep (end of a run, periodically) ──>  reporter_silence
+//! touched (domain, day) ─> DayFold (day's sources + sender model, bounded) ─> Day
+//!   Day + History ─┬─> replay      dkim_replay_suspected    (unknown DKIM-only mail on the domain's keys)
+//!                  ├─> spoofing    spoofing_spike           (DMARC-fail volume)
+//!                  ├─> new_source  new_authenticated_source (new networks with aligned mail, new signers)
+//!                  └─> regression  auth_regression          (regular senders' pass rates)
+//!   TlsDay + History ─> tls        tls_failure_spike        (TLSRPT failure share per result type)
+//! sweep (end of a run, periodically) ─> silence reporter_silence
 //! ```
 //!
-//! Layout: [`baseline`] (robust statistics over `detector_signals`), [`known`] (known
-//! senders), one module per detector, [`notice`] (dedup, cooldown, resolution).
+//! Layout: [`store`] (the storage trait and its rows), [`day`] (the fold), [`baseline`]
+//! (robust statistics over the signal history), one module per detector — pure functions
+//! of their inputs, no storage inside — and [`notice`] (episodes, cooldown, resolution,
+//! backfills, acknowledgements).
 
 pub mod baseline;
-pub mod known;
+pub mod day;
 mod new_source;
 pub mod notice;
 mod regression;
-mod replay;
+pub mod replay;
 mod silence;
-mod spoofing;
-mod tls;
+pub mod spoofing;
+pub mod store;
+#[cfg(test)]
+mod testing;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde::Deserialize;
 
-use ruaflow_schema::alert::{Alert, AlertKind};
+use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter};
 
-pub use known::Cidr;
+pub use crate::cidr::Cidr;
+use crate::normalize::DAY;
+use baseline::History;
+use day::{DayFold, Volume};
+pub use store::DetectStore;
+use store::Signal;
 
 /// Detector thresholds. Every field has a documented default; `[detect]` in the
 /// configuration file overrides any of them.
@@ -51,10 +61,15 @@ pub struct DetectConfig {
     pub familiar_after_days: i64,
     /// … and seen on at least this many days of the window (3).
     pub familiar_min_days: i64,
-    /// Known sender networks per policy domain, e.g. `"example.com" = ["192.0.2.0/24"]`.
-    pub known_senders: BTreeMap<String, Vec<Cidr>>,
+    /// The senders the owner declares per domain (`[[senders]]` at the top level of the
+    /// configuration file).
+    #[serde(skip)]
+    pub senders: Vec<DeclaredSender>,
     /// Suppress a repeat of an open alert for this many report days (3).
     pub cooldown_days: i64,
+    /// Notices about windows that ended more than this many days before they were
+    /// evaluated (backfills) are stored as historical and sent nowhere (3).
+    pub notify_max_age_days: i64,
     /// Replay: fewest unknown DKIM-only messages in a day worth an alert (500).
     pub replay_min_messages: u64,
     /// Replay: times the baseline median that counts as a surge (10).
@@ -65,6 +80,9 @@ pub struct DetectConfig {
     pub replay_min_share: f64,
     /// Replay: share of the domain's mail that is alarming even without a baseline (0.5).
     pub replay_dominant_share: f64,
+    /// Replay: DKIM-only mail under a key no known sender uses counts as a replay when it
+    /// comes from at least this many networks (8); fewer is a new signer (an ESP).
+    pub replay_min_networks: u64,
     /// Spoofing: fewest DMARC-fail messages in a day worth an alert (200).
     pub spoofing_min_messages: u64,
     /// Spoofing: times the baseline median that counts as a surge (5).
@@ -100,13 +118,15 @@ impl Default for DetectConfig {
             min_baseline_days: 7,
             familiar_after_days: 7,
             familiar_min_days: 3,
-            known_senders: BTreeMap::new(),
+            senders: Vec::new(),
             cooldown_days: 3,
+            notify_max_age_days: 3,
             replay_min_messages: 500,
             replay_ratio: 10.0,
             replay_deviations: 8.0,
             replay_min_share: 0.2,
             replay_dominant_share: 0.5,
+            replay_min_networks: 8,
             spoofing_min_messages: 200,
             spoofing_ratio: 5.0,
             spoofing_deviations: 6.0,
@@ -124,19 +144,56 @@ impl Default for DetectConfig {
     }
 }
 
-impl DetectConfig {
-    /// Configured known networks of a domain.
-    pub fn known_networks(&self, domain: &str) -> &[Cidr] {
-        self.known_senders.get(domain).map_or(&[], Vec::as_slice)
-    }
+/// A sender the owner declares for a domain: networks it sends from, or mail services
+/// it uses, with a note shown wherever the source is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredSender {
+    /// The policy domain.
+    pub domain: String,
+    /// Networks in CIDR notation.
+    #[serde(default)]
+    pub networks: Vec<Cidr>,
+    /// Mail services by name, as service identification names them (`Mailchimp`).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Why: shown with the source.
+    #[serde(default)]
+    pub note: String,
+}
 
-    /// The note of the network declared for `domain` that holds `ip`, if one does
-    /// (`known_senders`).
-    pub fn declared(&self, domain: &str, ip: std::net::IpAddr) -> Option<String> {
-        self.known_networks(domain)
-            .iter()
-            .find(|net| net.contains(ip))
-            .map(|net| format!("known_senders {net}"))
+impl DeclaredSender {
+    /// A declaration names a domain and at least one network or service.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.domain.trim().is_empty() || self.domain.contains(char::is_whitespace) {
+            return Err(format!("domain {:?} is not a domain name", self.domain));
+        }
+        if self.networks.is_empty() && self.services.is_empty() {
+            return Err(format!("{}: declares neither networks nor services", self.domain));
+        }
+        Ok(())
+    }
+}
+
+impl DetectConfig {
+    /// The note of the declaration for `domain` that covers the source — its address
+    /// inside a declared network, or its identified service among the declared ones.
+    pub fn declared(
+        &self,
+        domain: &str,
+        ip: Option<std::net::IpAddr>,
+        service: Option<&str>,
+    ) -> Option<String> {
+        self.senders.iter().filter(|s| s.domain.eq_ignore_ascii_case(domain)).find_map(|s| {
+            let network =
+                ip.and_then(|ip| s.networks.iter().find(|n| n.contains(ip)).map(ToString::to_string));
+            let service = service
+                .and_then(|name| s.services.iter().find(|d| d.eq_ignore_ascii_case(name)))
+                .map(|name| format!("service {name}"));
+            network
+                .or(service)
+                .map(|what| if s.note.is_empty() { what } else { format!("{what}: {}", s.note) })
+        })
     }
 }
 
@@ -148,58 +205,43 @@ pub(crate) enum Finding {
     Quiet(AlertKind, String),
 }
 
-/// One row of a domain's per-source aggregates for a day (one per source and reporter,
-/// as stored). Loaded once per evaluated (domain, day) and shared by the volume detectors.
-pub(crate) struct SourceDay {
-    pub ip: String,
-    pub network: String,
-    pub reporter: String,
-    pub messages: u64,
-    pub dmarc_fail: u64,
-    pub dkim_only: u64,
-    pub blocked: u64,
+/// What the detectors produced for one (domain, day): today's signal values and their
+/// findings.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub signals: Vec<Signal>,
+    pub findings: Vec<Finding>,
 }
 
-impl SourceDay {
-    fn load(conn: &Connection, domain: &str, day: i64) -> rusqlite::Result<Vec<SourceDay>> {
-        conn.prepare_cached(
-            "SELECT source_ip, network, reporter, messages, messages - dmarc_pass, dkim_only_pass,
-                    disp_reject + disp_quarantine
-             FROM agg_source_day WHERE domain = ?1 AND day = ?2",
-        )?
-        .query_map(rusqlite::params![domain, day], |r| {
-            Ok(SourceDay {
-                ip: r.get(0)?,
-                network: r.get(1)?,
-                reporter: r.get(2)?,
-                messages: r.get(3)?,
-                dmarc_fail: r.get(4)?,
-                dkim_only: r.get(5)?,
-                blocked: r.get(6)?,
-            })
-        })?
-        .collect()
-    }
-}
-
-/// Evaluates every detector for the touched (domain, day) pairs and returns the notices
-/// that are new (firing or resolved), already written to the `alerts` table.
-pub fn evaluate(
-    conn: &Connection,
+/// Evaluates every detector for the touched (domain, day) pairs at time `now`, stores
+/// signals and notices, and returns the notices to send.
+pub fn evaluate<S: DetectStore + ?Sized>(
+    store: &mut S,
     config: &DetectConfig,
     touched: &[(String, i64)],
-) -> rusqlite::Result<Vec<Alert>> {
+    now: i64,
+) -> Result<Vec<Alert>, S::Error> {
     let mut notices = Vec::new();
     for (domain, day) in touched {
-        let mut findings = Vec::new();
-        let sources = SourceDay::load(conn, domain, *day)?;
-        replay::detect(conn, config, domain, *day, &sources, &mut findings)?;
-        spoofing::detect(conn, config, domain, *day, &sources, &mut findings)?;
-        new_source::detect(conn, config, domain, *day, &mut findings)?;
-        regression::detect(conn, config, domain, *day, &mut findings)?;
-        tls::detect(conn, config, domain, *day, &mut findings)?;
-        for finding in findings {
-            notices.extend(notice::apply(conn, config, domain, *day, finding)?);
+        let day = *day;
+        let mut fold = DayFold::new(config, domain, day);
+        store.day_sources(domain, day, &mut |source| fold.add(source))?;
+        let mut facts = fold.finish();
+        facts.first_seen = store.first_report(domain, day)?.unwrap_or(day);
+        let history = History::new(store.signals(domain, day - config.baseline_days * DAY, day)?);
+        let tls = store.tls_day(domain, day)?;
+        let mut out = Outcome::default();
+        replay::detect(config, &facts, &history, &mut out);
+        spoofing::detect(config, &facts, &history, &mut out);
+        new_source::detect(config, &facts, &history, &mut out);
+        regression::detect(config, &facts, &mut out);
+        tls::detect(config, domain, day, &tls, &history, &mut out);
+        store.record_signals(domain, &out.signals)?;
+        for mut finding in out.findings {
+            if let Finding::Firing(alert, _) = &mut finding {
+                store.enrich_sources(&mut alert.sources)?;
+            }
+            notices.extend(notice::apply(store, config, now, (domain, day), finding)?);
         }
     }
     Ok(notices)
@@ -207,10 +249,15 @@ pub fn evaluate(
 
 /// The checks that need the whole picture rather than one new report: reporter silence.
 /// Run after a batch run and periodically while watching.
-pub fn sweep(conn: &Connection, config: &DetectConfig) -> rusqlite::Result<Vec<Alert>> {
+pub fn sweep<S: DetectStore + ?Sized>(
+    store: &mut S,
+    config: &DetectConfig,
+    now: i64,
+) -> Result<Vec<Alert>, S::Error> {
+    let activity = store.reporter_activity(silence::REGULAR_WINDOW_DAYS * DAY)?;
     let mut notices = Vec::new();
-    for (domain, day, finding) in silence::detect(conn, config)? {
-        notices.extend(notice::apply(conn, config, &domain, day, finding)?);
+    for (domain, day, finding) in silence::detect(config, activity) {
+        notices.extend(notice::apply(store, config, now, (&domain, day), finding)?);
     }
     Ok(notices)
 }
@@ -222,34 +269,18 @@ pub(crate) fn percent(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
-/// An [`ruaflow_schema::alert::AlertSource`] with what enrichment knows about the IP.
-pub(crate) fn source_info(
-    conn: &Connection,
-    ip: &str,
-    network: &str,
-    messages: u64,
-) -> rusqlite::Result<ruaflow_schema::alert::AlertSource> {
-    use rusqlite::OptionalExtension;
-    let known = conn
-        .prepare_cached("SELECT ptr, asn, as_org, country FROM sources WHERE ip = ?1")?
-        .query_row([ip], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    let (ptr, asn, as_org, country) = known.unwrap_or((None, None, None, None));
-    Ok(ruaflow_schema::alert::AlertSource {
-        ip: ip.to_owned(),
-        network: network.to_owned(),
-        messages,
-        ptr,
-        asn,
-        as_org,
-        country,
-    })
-}
-
-/// The start of the earliest aggregate report range stored for (domain, day).
-pub(crate) fn first_seen(conn: &Connection, domain: &str, day: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(MIN(begin_ts), ?2) FROM reports WHERE domain = ?1 AND day = ?2")?
-        .query_row(rusqlite::params![domain, day], |r| r.get(0))
+/// The reporters of some volumes, added up, most messages first.
+pub(crate) fn reporters<'a>(volumes: impl IntoIterator<Item = &'a Volume>) -> Vec<AlertReporter> {
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for volume in volumes {
+        for (org, n) in &volume.reporters {
+            *by.entry(org).or_default() += n;
+        }
+    }
+    let mut out: Vec<AlertReporter> =
+        by.into_iter().map(|(org, messages)| AlertReporter { org: org.to_owned(), messages }).collect();
+    out.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.org.cmp(&b.org)));
+    out
 }
 
 /// Runs detection after every commit of the pipeline and hands new notices to `notify`.
@@ -265,7 +296,9 @@ impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook<crate::sqlite::SqliteS
         use crate::store::Store;
         // Evaluation writes signals and notices; one transaction keeps that cheap and atomic.
         let result = store.begin().map_err(|e| e.to_string()).and_then(|()| {
-            let notices = evaluate(store.conn(), &self.config, touched).map_err(|e| e.to_string())?;
+            let now = ruaflow_schema::clock::now();
+            let notices =
+                evaluate(&mut store.detect_state(), &self.config, touched, now).map_err(|e| e.to_string())?;
             store.commit(crate::barrier::Sealed::empty()).map_err(|e| e.to_string())?;
             Ok(notices)
         });

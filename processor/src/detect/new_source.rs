@@ -1,100 +1,117 @@
 //! `new_authenticated_source` (informational): a network never seen before for the
-//! domain sends SPF-aligned passing mail in volume — usually a new ESP or a new
-//! outbound server, sometimes an SPF record that authorizes too much.
+//! domain sends aligned passing mail in volume. SPF-aligned: its SPF record authorizes
+//! the network — usually a new ESP or outbound server, sometimes an SPF record that
+//! authorizes too much. DKIM-aligned only, under a key none of the domain's known senders
+//! use: a new signer — an ESP that signs with the domain's key under its own selector and
+//! bounces with its own domain (so SPF never aligns).
 //!
-//! Input: the day's per-source aggregates and each source's first day. Output: one
-//! firing alert per new /24 (or /48) network. DKIM-only mail from new sources is the
-//! replay detector's concern, not this one's.
+//! Input: the [`Day`] (networks new that day) and the signal history. Output: one firing
+//! alert per new /24 (or /48). Unknown DKIM-only mail under the domain's established keys
+//! is the replay detector's concern, not this one's.
 
-use std::collections::BTreeMap;
+use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, Severity};
 
-use rusqlite::{params, Connection};
+use super::baseline::History;
+use super::day::{Day, NewNetwork};
+use super::{replay, spoofing, thousands, DetectConfig, Finding, Outcome};
 
-use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertState, Severity};
-
-use super::{first_seen, source_info, thousands, DetectConfig, Finding};
-use crate::normalize::DAY;
-
-/// Messages of one new network, by source IP and by reporter.
-type NewNetwork<'a> = (BTreeMap<&'a str, u64>, BTreeMap<&'a str, u64>);
-
-pub(super) fn detect(
-    conn: &Connection,
-    config: &DetectConfig,
-    domain: &str,
-    day: i64,
-    findings: &mut Vec<Finding>,
-) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.source_ip, t.network, t.reporter, t.spf_aligned_pass,
-                (SELECT MIN(h.day) FROM agg_source_day h WHERE h.domain = t.domain AND h.source_ip = t.source_ip)
-         FROM agg_source_day t WHERE t.domain = ?1 AND t.day = ?2",
-    )?;
-    let rows: Vec<(String, String, String, u64, i64)> = stmt
-        .query_map(params![domain, day], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
+pub(super) fn detect(config: &DetectConfig, day: &Day, history: &History, out: &mut Outcome) {
     // Everything is new on a domain's first days: wait until it has a history.
-    let history_days: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM detector_signals WHERE domain = ?1 AND signal = 'dmarc_fail' AND subject = ''
-             AND day < ?2 AND day >= ?3",
-        )?
-        .query_row(params![domain, day, day - config.baseline_days * DAY], |r| r.get(0))?;
-    if history_days < config.min_baseline_days as i64 {
-        return Ok(());
+    if history.days_before(spoofing::SIGNAL, "", day.day, config.baseline_days) < config.min_baseline_days {
+        return;
     }
-    let total: u64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(messages), 0) FROM agg_source_day WHERE domain = ?1 AND day = ?2",
-        )?
-        .query_row(params![domain, day], |r| r.get(0))?;
-    let mut networks: BTreeMap<&str, NewNetwork<'_>> = BTreeMap::new();
-    for (ip, network, reporter, spf_pass, first_day) in &rows {
-        if *first_day == day && *spf_pass > 0 {
-            let entry = networks.entry(network).or_default();
-            *entry.0.entry(ip).or_default() += spf_pass;
-            *entry.1.entry(reporter).or_default() += spf_pass;
-        }
-    }
-    for (network, (ips, reporters)) in networks {
-        let observed: u64 = ips.values().sum();
-        if observed < config.new_source_min_messages
-            || (observed as f64) < config.new_source_min_share * total as f64
-        {
+    let suspect: Vec<&str> = replay::suspect_keys(config, day).into_iter().map(|(key, _)| key).collect();
+    let least =
+        (config.new_source_min_share * day.totals.messages as f64).max(config.new_source_min_messages as f64);
+    for network in &day.new_networks {
+        let signer: Vec<(&str, u64)> = network
+            .dkim_only_by_key
+            .iter()
+            .filter(|(key, _)| !suspect.contains(&key.as_str()))
+            .map(|(key, n)| (key.as_str(), *n))
+            .collect();
+        let signed: u64 = signer.iter().map(|(_, n)| n).sum();
+        let summary = if network.spf_aligned_pass as f64 >= least {
+            spf_summary(day, network)
+        } else if signed as f64 >= least {
+            signer_summary(day, network, &signer, signed)
+        } else {
             continue;
-        }
-        let mut sources =
-            ips.iter().map(|(ip, n)| source_info(conn, ip, network, *n)).collect::<Result<Vec<_>, _>>()?;
-        sources.sort_by_key(|s| std::cmp::Reverse(s.messages));
-        sources.truncate(10);
-        let summary = format!(
-            "New sender for {domain} on {}: network {network} ({} addresses) sent {} messages that passed SPF \
-             aligned with the domain, so its SPF record authorizes them. Expected if a new ESP or server was set up; \
-             otherwise check what the SPF record includes.",
-            ruaflow_schema::time::format_date(day),
-            ips.len(),
-            thousands(observed)
-        );
-        let alert = Alert {
-            kind: AlertKind::NewAuthenticatedSource,
-            state: AlertState::Firing,
-            domain: domain.to_owned(),
-            severity: Severity::Info,
-            window_start: day,
-            window_end: day + DAY,
-            observed: observed as f64,
-            baseline: 0.0,
-            sources,
-            selectors: Vec::new(),
-            reporters: reporters
-                .into_iter()
-                .map(|(org, messages)| AlertReporter { org: org.to_owned(), messages })
-                .collect(),
-            first_seen: first_seen(conn, domain, day)?,
-            summary,
-            details: serde_json::Map::new(),
         };
-        findings.push(Finding::Firing(Box::new(alert), network.to_owned()));
+        let mut alert =
+            Alert::firing(AlertKind::NewAuthenticatedSource, &day.domain, Severity::Info, day.day);
+        alert.observed = network.spf_aligned_pass.max(signed) as f64;
+        alert.sources = network.top.clone();
+        alert.reporters = network
+            .reporters
+            .iter()
+            .map(|(org, messages)| AlertReporter { org: org.clone(), messages: *messages })
+            .collect();
+        alert.first_seen = day.first_seen;
+        alert.summary = summary;
+        out.findings.push(Finding::Firing(Box::new(alert), network.network.clone()));
     }
-    Ok(())
+}
+
+fn spf_summary(day: &Day, network: &NewNetwork) -> String {
+    format!(
+        "New sender for {} on {}: network {} ({} addresses) sent {} messages that passed SPF aligned with the \
+         domain, so its SPF record authorizes them. Expected if a new ESP or server was set up; otherwise check what \
+         the SPF record includes.",
+        day.domain,
+        ruaflow_schema::time::format_date(day.day),
+        network.network,
+        network.sources,
+        thousands(network.spf_aligned_pass)
+    )
+}
+
+fn signer_summary(day: &Day, network: &NewNetwork, keys: &[(&str, u64)], signed: u64) -> String {
+    let key = keys.iter().max_by_key(|(_, n)| *n).map_or("", |(k, _)| k);
+    let (domain, selector) = key.split_once('/').unwrap_or((key, ""));
+    let named = if selector.is_empty() {
+        format!("{domain}'s DKIM key")
+    } else {
+        format!("selector {selector} of {domain}")
+    };
+    format!(
+        "New DKIM signer for {} on {}: network {} ({} addresses) sent {} messages signed with {named}, a key none of \
+         the domain's known senders use, without aligned SPF. Expected when an ESP signs for the domain and bounces \
+         with its own domain: declare it in [[senders]]. Otherwise someone holds a key of yours: find who the \
+         selector was issued to.",
+        day.domain,
+        ruaflow_schema::time::format_date(day.day),
+        network.network,
+        network.sources,
+        thousands(signed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{day_with, known, signals, unknown};
+    use super::*;
+    use crate::normalize::DAY;
+
+    #[test]
+    fn a_new_esp_network_is_announced_once_the_domain_has_a_history() {
+        let config = DetectConfig::default();
+        let d = 60 * DAY;
+        let history = History::new(signals(spoofing::SIGNAL, d, 10, 5.0));
+        let mut sources = vec![known("192.0.2.1", 20_000, 20_000, 0, "example.com/s1")];
+        sources
+            .extend((0..3).map(|i| unknown(&format!("203.0.113.{i}"), 1_500, 0, 1_500, "example.com/esp")));
+        let day = day_with(&config, d, sources);
+        let mut out = Outcome::default();
+        detect(&config, &day, &history, &mut out);
+        let [Finding::Firing(alert, subject)] = &out.findings[..] else {
+            panic!("{} findings", out.findings.len())
+        };
+        assert_eq!(subject, "203.0.113.0/24");
+        assert_eq!(alert.severity, Severity::Info);
+        assert!(alert.summary.contains("selector esp of example.com"), "{}", alert.summary);
+        let mut quiet = Outcome::default();
+        detect(&config, &day, &History::default(), &mut quiet);
+        assert!(quiet.findings.is_empty(), "no history yet");
+    }
 }

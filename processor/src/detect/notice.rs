@@ -1,153 +1,152 @@
-//! Notices: turning findings into alerts without repeating them.
+//! Notices: turning findings into alerts a postmaster can work with.
 //!
-//! Input: a [`Finding`] for (kind, domain, subject, day). Output: at most one new notice,
-//! written to `alerts`. A firing finding is suppressed while an alert for the same key is
-//! open (fired within `cooldown_days` and not resolved since); a quiet finding resolves
-//! an open alert from an earlier day with a `resolved` notice.
+//! Input: a [`Finding`] for (kind, domain, subject, day) and the notices stored for that
+//! key. Output: at most one new notice, stored through the [`DetectStore`], and returned
+//! when it is to be sent. The rules:
+//! - one incident, one firing notice: a firing finding on a day an open episode covers
+//!   (within `cooldown_days` of its firing notice, or after it and before its resolution)
+//!   adds that day's figure to the episode ([`Episode`]) and notifies nobody;
+//! - the same day evaluated again with more reports refreshes the notice's figures;
+//! - a quiet finding after an episode's last day resolves it, with the episode's own
+//!   figures (first and last day, peak, total);
+//! - a window older than `notify_max_age_days` when evaluated (a backfill) is stored as
+//!   historical and sent nowhere; an acknowledged episode sends nothing more.
 
-use rusqlite::{params, Connection};
+use ruaflow_schema::alert::{Alert, AlertKind, AlertState, Episode};
 
-use ruaflow_schema::alert::{Alert, AlertKind, AlertState};
-
-use super::{DetectConfig, Finding};
+use super::store::{DetectStore, StoredNotice};
+use super::{percent, thousands, DetectConfig, Finding};
 use crate::normalize::DAY;
-use ruaflow_schema::clock::now;
 
-/// Applies one finding; returns the notice it produced, if any.
-pub(crate) fn apply(
-    conn: &Connection,
+/// Applies one finding for `domain` on `day`; returns the notice to send, if any.
+pub(crate) fn apply<S: DetectStore + ?Sized>(
+    store: &mut S,
     config: &DetectConfig,
-    domain: &str,
-    day: i64,
+    now: i64,
+    (domain, day): (&str, i64),
     finding: Finding,
-) -> rusqlite::Result<Option<Alert>> {
+) -> Result<Option<Alert>, S::Error> {
     match finding {
-        Finding::Firing(alert, subject) => {
-            let history = History::load(conn, alert.kind, domain, &subject)?;
-            if history.fired.contains(&day) {
-                // Re-evaluated with more reports for the same day: keep the fuller picture,
-                // without notifying again.
-                update(conn, &alert, &subject)?;
-                return Ok(None);
-            }
-            if history.covers(day, config.cooldown_days * DAY) {
-                return Ok(None);
-            }
-            Ok(insert(conn, &alert, &subject)?.then_some(*alert))
-        }
-        Finding::Quiet(kind, subject) => {
-            let history = History::load(conn, kind, domain, &subject)?;
-            let Some(open) = history.open_before(day) else { return Ok(None) };
-            let body: String = conn.query_row(
-                "SELECT body FROM alerts WHERE kind = ?1 AND domain = ?2 AND subject = ?3 AND window_start = ?4 AND state = 'firing'",
-                params![kind.as_str(), domain, subject, open],
-                |r| r.get(0),
-            )?;
-            let Ok(mut alert) = serde_json::from_str::<Alert>(&body) else { return Ok(None) };
-            alert.state = AlertState::Resolved;
-            alert.summary = format!(
-                "Resolved: {} for {domain}{} is back at its baseline on {} (it fired on {}).",
-                kind.as_str(),
-                if subject.is_empty() { String::new() } else { format!(" ({subject})") },
-                ruaflow_schema::time::format_date(day),
-                ruaflow_schema::time::format_date(open),
-            );
-            alert.window_start = day;
-            alert.window_end = day + DAY;
-            Ok(insert(conn, &alert, &subject)?.then_some(alert))
-        }
+        Finding::Firing(alert, subject) => fire(store, config, now, *alert, &subject),
+        Finding::Quiet(kind, subject) => quiet(store, config, now, kind, &subject, (domain, day)),
     }
 }
 
-/// The notices already raised for one (kind, domain, subject): days fired and resolved.
-struct History {
-    fired: Vec<i64>,
-    resolved: Vec<i64>,
+fn fire<S: DetectStore + ?Sized>(
+    store: &mut S,
+    config: &DetectConfig,
+    now: i64,
+    mut alert: Alert,
+    subject: &str,
+) -> Result<Option<Alert>, S::Error> {
+    let day = alert.window_start;
+    let notices = store.notices(alert.kind, &alert.domain, subject)?;
+    if let Some(same) = notices.iter().find(|n| n.firing && n.day == day) {
+        // Re-evaluated with more reports for the same day: keep the fuller picture.
+        let mut updated = if alert.observed >= same.alert.observed { alert } else { same.alert.clone() };
+        let mut episode =
+            same.alert.episode.clone().unwrap_or_else(|| Episode::starting(day, updated.observed));
+        episode.record(day, updated.observed.max(same.alert.observed));
+        updated.episode = Some(episode);
+        updated.historical = same.alert.historical;
+        store.update_notice(same.id, &updated)?;
+        return Ok(None);
+    }
+    if let Some(open) = covering(&notices, day, config.cooldown_days * DAY) {
+        let mut kept = open.alert.clone();
+        let mut episode = kept.episode.take().unwrap_or_else(|| Episode::starting(open.day, kept.observed));
+        episode.record(day, alert.observed);
+        kept.episode = Some(episode);
+        store.update_notice(open.id, &kept)?;
+        return Ok(None);
+    }
+    alert.episode = Some(Episode::starting(day, alert.observed));
+    alert.historical = is_historical(config, now, alert.window_end);
+    if alert.historical {
+        alert.summary = format!("Historical (evaluated after the fact, not sent): {}", alert.summary);
+    }
+    let inserted = store.insert_notice(&alert, subject)?;
+    Ok((inserted && !alert.historical).then_some(alert))
 }
 
-impl History {
-    fn load(conn: &Connection, kind: AlertKind, domain: &str, subject: &str) -> rusqlite::Result<Self> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT window_start, state FROM alerts WHERE kind = ?1 AND domain = ?2 AND subject = ?3",
-        )?;
-        let mut history = History { fired: Vec::new(), resolved: Vec::new() };
-        let rows = stmt.query_map(params![kind.as_str(), domain, subject], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            let (day, state) = row?;
-            if state == "firing" {
-                history.fired.push(day)
-            } else {
-                history.resolved.push(day)
-            }
-        }
-        Ok(history)
-    }
+fn quiet<S: DetectStore + ?Sized>(
+    store: &mut S,
+    config: &DetectConfig,
+    now: i64,
+    kind: AlertKind,
+    subject: &str,
+    (domain, day): (&str, i64),
+) -> Result<Option<Alert>, S::Error> {
+    let notices = store.notices(kind, domain, subject)?;
+    let Some(open) = open_before(&notices, day) else { return Ok(None) };
+    let mut alert = open.alert.clone();
+    let episode = alert.episode.clone().unwrap_or_else(|| Episode::starting(open.day, alert.observed));
+    alert.state = AlertState::Resolved;
+    alert.summary = format!(
+        "Resolved: {} for {domain}{} is back at its baseline on {}. {}",
+        kind.as_str(),
+        if subject.is_empty() { String::new() } else { format!(" ({subject})") },
+        ruaflow_schema::time::format_date(day),
+        episode_figures(kind, &episode),
+    );
+    alert.window_start = day;
+    alert.window_end = day + DAY;
+    alert.observed = episode.peak;
+    alert.episode = Some(episode);
+    alert.historical = is_historical(config, now, alert.window_end);
+    let inserted = store.insert_notice(&alert, subject)?;
+    Ok((inserted && !alert.historical && !open.acknowledged).then_some(alert))
+}
 
-    /// True when `day` belongs to an episode already notified: within the cooldown of a
-    /// firing notice, or after one and before its resolution (reports of one episode can
-    /// arrive in any order).
-    fn covers(&self, day: i64, cooldown: i64) -> bool {
-        self.fired.iter().any(|&f| {
-            (f - day).abs() <= cooldown || (f <= day && !self.resolved.iter().any(|&r| r > f && r <= day))
+/// True when a window that ended at `window_end` is too old to notify anyone of.
+fn is_historical(config: &DetectConfig, now: i64, window_end: i64) -> bool {
+    window_end < now - config.notify_max_age_days * DAY
+}
+
+/// The firing notice whose episode covers `day`: fired within the cooldown of it, or
+/// before it and not resolved since (reports of one episode arrive in any order).
+fn covering(notices: &[StoredNotice], day: i64, cooldown: i64) -> Option<&StoredNotice> {
+    let resolved: Vec<i64> = notices.iter().filter(|n| !n.firing).map(|n| n.day).collect();
+    notices
+        .iter()
+        .filter(|n| n.firing)
+        .filter(|f| {
+            (f.day - day).abs() <= cooldown
+                || (f.day <= day && !resolved.iter().any(|&r| r > f.day && r <= day))
         })
-    }
-
-    /// The latest firing notice before `day` that no resolved notice followed.
-    fn open_before(&self, day: i64) -> Option<i64> {
-        let latest = self.fired.iter().copied().filter(|&f| f < day).max()?;
-        (!self.resolved.iter().any(|&r| r > latest)).then_some(latest)
-    }
+        .max_by_key(|f| f.day)
 }
 
-/// Replaces a firing notice's figures when a re-evaluation of its day saw more reports.
-fn update(conn: &Connection, alert: &Alert, subject: &str) -> rusqlite::Result<()> {
-    let body = serde_json::to_string(alert).unwrap_or_default();
-    conn.prepare_cached(
-        "UPDATE alerts SET observed = ?5, baseline = ?6, summary = ?7, body = ?8, severity = ?9
-         WHERE kind = ?1 AND domain = ?2 AND subject = ?3 AND window_start = ?4 AND state = 'firing' AND observed <= ?5",
-    )?
-    .execute(params![
-        alert.kind.as_str(),
-        alert.domain,
-        subject,
-        alert.window_start,
-        alert.observed,
-        alert.baseline,
-        alert.summary,
-        body,
-        alert.severity.as_str()
-    ])?;
-    Ok(())
+/// The latest firing notice before `day` that no resolution followed and whose episode
+/// ended before `day` (a quiet day inside an episode, reported late, resolves nothing).
+fn open_before(notices: &[StoredNotice], day: i64) -> Option<&StoredNotice> {
+    let latest = notices.iter().filter(|n| n.firing && n.day < day).max_by_key(|n| n.day)?;
+    let resolved = notices.iter().any(|n| !n.firing && n.day > latest.day);
+    let last_day = latest.alert.episode.as_ref().map_or(latest.day, |e| e.last_day);
+    (!resolved && last_day < day).then_some(latest)
 }
 
-fn insert(conn: &Connection, alert: &Alert, subject: &str) -> rusqlite::Result<bool> {
-    let state = match alert.state {
-        AlertState::Firing => "firing",
-        AlertState::Resolved => "resolved",
+/// "It fired on N days, FIRST to LAST; peak X, Y in all."
+fn episode_figures(kind: AlertKind, episode: &Episode) -> String {
+    let share = kind == AlertKind::TlsFailureSpike;
+    let days = episode.days();
+    let span = if episode.first_day == episode.last_day {
+        format!("It fired on {}", ruaflow_schema::time::format_date(episode.first_day))
+    } else {
+        format!(
+            "It fired on {days} day{} from {} to {}",
+            if days == 1 { "" } else { "s" },
+            ruaflow_schema::time::format_date(episode.first_day),
+            ruaflow_schema::time::format_date(episode.last_day)
+        )
     };
-    let body = serde_json::to_string(alert).unwrap_or_default();
-    let n = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO alerts (kind, domain, subject, severity, window_start, window_end, observed, baseline,
-                first_seen, raised_at, state, summary, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![
-            alert.kind.as_str(),
-            alert.domain,
-            subject,
-            alert.severity.as_str(),
-            alert.window_start,
-            alert.window_end,
-            alert.observed,
-            alert.baseline,
-            alert.first_seen,
-            now(),
-            state,
-            alert.summary,
-            body
-        ])?;
-    Ok(n == 1)
+    match kind {
+        AlertKind::ReporterSilence => format!("{span}."),
+        _ if share => format!("{span}; peak {}.", percent(episode.peak)),
+        _ => format!(
+            "{span}; peak {} messages a day, {} in all.",
+            thousands(episode.peak.round() as u64),
+            thousands(episode.total.round() as u64)
+        ),
+    }
 }

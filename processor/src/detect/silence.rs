@@ -8,36 +8,19 @@
 //! day any reporter covered for the domain, not the clock, so backfills of old reports
 //! are judged on their own timeline.
 
-use rusqlite::Connection;
+use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, Severity};
 
-use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertState, Severity};
-
+use super::store::ReporterActivity;
 use super::{DetectConfig, Finding};
 use crate::normalize::DAY;
 
 /// Days of history that decide whether a reporter is a daily one.
-const REGULAR_WINDOW_DAYS: i64 = 14;
+pub const REGULAR_WINDOW_DAYS: i64 = 14;
 
-pub(super) fn detect(
-    conn: &Connection,
-    config: &DetectConfig,
-) -> rusqlite::Result<Vec<(String, i64, Finding)>> {
-    let mut stmt = conn.prepare_cached(
-        "WITH latest AS (SELECT domain, MAX(day) AS max_day FROM reports WHERE kind = 'dmarc' GROUP BY domain),
-              last AS (SELECT domain, org_name, MAX(day) AS last_day FROM reports WHERE kind = 'dmarc' GROUP BY domain, org_name)
-         SELECT last.domain, last.org_name, last.last_day, latest.max_day,
-                (SELECT COUNT(DISTINCT r.day) FROM reports r
-                 WHERE r.kind = 'dmarc' AND r.domain = last.domain AND r.org_name = last.org_name
-                   AND r.day > last.last_day - ?1 AND r.day <= last.last_day)
-         FROM last JOIN latest USING (domain)",
-    )?;
-    let rows: Vec<(String, String, i64, i64, i64)> = stmt
-        .query_map([REGULAR_WINDOW_DAYS * DAY], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<Result<_, _>>()?;
+/// One finding per regular reporter: firing while it is silent, quiet once it reports.
+pub(super) fn detect(config: &DetectConfig, activity: Vec<ReporterActivity>) -> Vec<(String, i64, Finding)> {
     let mut out = Vec::new();
-    for (domain, reporter, last_day, max_day, recent_days) in rows {
+    for ReporterActivity { domain, reporter, last_day, latest_day: max_day, recent_days } in activity {
         if recent_days < config.silence_regular_days {
             continue;
         }
@@ -53,23 +36,12 @@ pub(super) fn detect(
              the rua= mailbox accepts mail and that the domain's DMARC record is unchanged.",
             ruaflow_schema::time::format_date(last_day),
         );
-        let alert = Alert {
-            kind: AlertKind::ReporterSilence,
-            state: AlertState::Firing,
-            domain: domain.clone(),
-            severity: Severity::Warning,
-            window_start: day,
-            window_end: max_day + DAY,
-            observed: 0.0,
-            baseline: recent_days as f64,
-            sources: Vec::new(),
-            selectors: Vec::new(),
-            reporters: vec![AlertReporter { org: reporter.clone(), messages: 0 }],
-            first_seen: day,
-            summary,
-            details: serde_json::Map::new(),
-        };
+        let mut alert = Alert::firing(AlertKind::ReporterSilence, &domain, Severity::Warning, day);
+        alert.window_end = max_day + DAY;
+        alert.baseline = recent_days as f64;
+        alert.reporters = vec![AlertReporter { org: reporter.clone(), messages: 0 }];
+        alert.summary = summary;
         out.push((domain, day, Finding::Firing(Box::new(alert), reporter)));
     }
-    Ok(out)
+    out
 }

@@ -8,79 +8,51 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection};
+use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, Severity};
 
-use ruaflow_schema::alert::{Alert, AlertKind, AlertReporter, AlertState, Severity};
+use super::baseline::History;
+use super::store::{Signal, TlsDay};
+use super::{percent, thousands, DetectConfig, Finding, Outcome};
 
-use super::{baseline, percent, thousands, DetectConfig, Finding};
-use crate::normalize::DAY;
-
-const SIGNAL: &str = "tls_failure_share";
+/// The stored daily signal, one subject per result type.
+pub const SIGNAL: &str = "tls_failure_share";
 
 /// Failed sessions of one result type: in all, by MX host, by reporter.
 type Failures = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
 
 pub(super) fn detect(
-    conn: &Connection,
     config: &DetectConfig,
     domain: &str,
     day: i64,
-    findings: &mut Vec<Finding>,
-) -> rusqlite::Result<()> {
-    let (total, first_seen): (u64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(p.successful_sessions + p.failed_sessions), 0), MIN(r.begin_ts)
-             FROM tlsrpt_policies p JOIN reports r ON p.report = r.id WHERE p.policy_domain = ?1 AND r.day = ?2",
-        )?
-        .query_row(params![domain, day], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    tls: &TlsDay,
+    history: &History,
+    out: &mut Outcome,
+) {
+    let total = tls.sessions;
     if total == 0 {
-        return Ok(());
+        return;
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT f.result_type, COALESCE(f.receiving_mx_hostname, ''), COALESCE(f.sending_mta_ip, ''), r.org_name,
-                SUM(f.failed_sessions)
-         FROM tlsrpt_failures f JOIN reports r ON f.report = r.id
-         WHERE f.policy_domain = ?1 AND r.day = ?2
-         GROUP BY f.result_type, f.receiving_mx_hostname, f.sending_mta_ip, r.org_name",
-    )?;
     let mut by_type: BTreeMap<String, Failures> = BTreeMap::new();
-    let rows = stmt.query_map(params![domain, day], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, u64>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, mx, _ip, reporter, n) = row?;
-        let entry = by_type.entry(kind).or_default();
-        entry.0 += n;
-        if !mx.is_empty() {
-            *entry.1.entry(mx).or_default() += n;
+    for f in &tls.failures {
+        let entry = by_type.entry(f.result_type.clone()).or_default();
+        entry.0 += f.sessions;
+        if !f.mx.is_empty() {
+            *entry.1.entry(f.mx.clone()).or_default() += f.sessions;
         }
-        *entry.2.entry(reporter).or_default() += n;
+        *entry.2.entry(f.reporter.clone()).or_default() += f.sessions;
     }
     // Result types seen before in the window but not today are at zero today.
-    let mut seen = conn.prepare_cached(
-        "SELECT DISTINCT subject FROM detector_signals WHERE domain = ?1 AND signal = ?2 AND day < ?3 AND day >= ?4",
-    )?;
-    let earlier: Vec<String> = seen
-        .query_map(params![domain, SIGNAL, day, day - config.baseline_days * DAY], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for kind in earlier {
+    for kind in history.subjects_before(SIGNAL, day, config.baseline_days) {
         by_type.entry(kind).or_default();
     }
     for (kind, (failed, mxs, reporters)) in by_type {
         let share = failed as f64 / total as f64;
-        baseline::record(conn, domain, SIGNAL, &kind, day, share)?;
-        let base =
-            baseline::of(conn, domain, SIGNAL, &kind, day, config.baseline_days, config.min_baseline_days)?;
+        out.signals.push(Signal { signal: SIGNAL, subject: kind.clone(), day, value: share });
+        let base = history.baseline(SIGNAL, &kind, day, config.baseline_days, config.min_baseline_days);
         let threshold = base
             .map_or(config.tls_min_share, |b| b.threshold(config.tls_ratio, 6.0).max(config.tls_min_share));
         if failed < config.tls_min_failures || share < threshold {
-            findings.push(Finding::Quiet(AlertKind::TlsFailureSpike, kind));
+            out.findings.push(Finding::Quiet(AlertKind::TlsFailureSpike, kind));
             continue;
         }
         let severity = if kind == "starttls-not-supported" { Severity::Critical } else { Severity::Warning };
@@ -114,23 +86,54 @@ pub(super) fn detect(
             "mx_hosts".into(),
             mx_list.iter().map(|(mx, n)| serde_json::json!({"mx": mx, "failed_sessions": n})).collect(),
         );
-        let alert = Alert {
-            kind: AlertKind::TlsFailureSpike,
-            state: AlertState::Firing,
-            domain: domain.to_owned(),
-            severity,
-            window_start: day,
-            window_end: day + DAY,
-            observed: share,
-            baseline: base.map_or(0.0, |b| b.median),
-            sources: Vec::new(),
-            selectors: Vec::new(),
-            reporters: reporters.into_iter().map(|(org, messages)| AlertReporter { org, messages }).collect(),
-            first_seen: first_seen.unwrap_or(day),
-            summary,
-            details,
-        };
-        findings.push(Finding::Firing(Box::new(alert), kind));
+        let mut alert = Alert::firing(AlertKind::TlsFailureSpike, domain, severity, day);
+        alert.observed = share;
+        alert.baseline = base.map_or(0.0, |b| b.median);
+        alert.reporters =
+            reporters.into_iter().map(|(org, messages)| AlertReporter { org, messages }).collect();
+        alert.reporters.sort_by_key(|r| std::cmp::Reverse(r.messages));
+        alert.first_seen = tls.first_seen.unwrap_or(day);
+        alert.summary = summary;
+        alert.details = details;
+        out.findings.push(Finding::Firing(Box::new(alert), kind));
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::TlsFailure;
+    use super::*;
+    use crate::normalize::DAY;
+
+    fn failure(kind: &str, mx: &str, sessions: u64) -> TlsFailure {
+        TlsFailure { result_type: kind.into(), mx: mx.into(), reporter: "Google".into(), sessions }
+    }
+
+    #[test]
+    fn an_expired_certificate_at_one_mx_fires_and_a_type_seen_before_goes_quiet() {
+        let config = DetectConfig::default();
+        let day = 40 * DAY;
+        let tls = TlsDay {
+            sessions: 1_000,
+            failures: vec![failure("certificate-expired", "mx2.example.com", 450)],
+            first_seen: Some(day),
+        };
+        let history = History::new(
+            super::super::testing::signals(SIGNAL, day, 10, 0.0)
+                .into_iter()
+                .map(|mut s| {
+                    s.subject = "validation-failure".into();
+                    s
+                })
+                .collect(),
+        );
+        let mut out = Outcome::default();
+        detect(&config, "example.com", day, &tls, &history, &mut out);
+        let firing: Vec<_> = out.findings.iter().filter(|f| matches!(f, Finding::Firing(..))).collect();
+        let [Finding::Firing(alert, subject)] = firing[..] else { panic!("{} firing", firing.len()) };
+        assert_eq!(subject, "certificate-expired");
+        assert!(alert.summary.contains("mostly at mx2.example.com"), "{}", alert.summary);
+        assert!(out.findings.iter().any(|f| matches!(f, Finding::Quiet(_, s) if s == "validation-failure")));
+        assert_eq!(out.signals.len(), 2);
+    }
 }

@@ -109,6 +109,8 @@ mod tests {
             selectors: vec![],
             reporters: vec![AlertReporter { org: "google.com".into(), messages: 50 }],
             first_seen: 0,
+            episode: None,
+            historical: false,
             summary: "spoofing".into(),
             details: serde_json::Map::new(),
         }

@@ -178,6 +178,8 @@ mod tests {
                 asn: Some(64500),
                 as_org: Some("Example Net".into()),
                 country: Some("US".into()),
+                service: None,
+                status: None,
             }],
             selectors: vec![AlertSelector {
                 domain: "example.com".into(),
@@ -186,6 +188,8 @@ mod tests {
             }],
             reporters: vec![],
             first_seen: 1_790_812_800,
+            episode: None,
+            historical: false,
             summary: "replayed <DKIM> mail & more".into(),
             details: serde_json::Map::new(),
         }

@@ -305,10 +305,14 @@ mod tests {
                 asn: Some(64500),
                 as_org: Some("Example Net".into()),
                 country: Some("NL".into()),
+                service: None,
+                status: None,
             }],
             selectors: vec![AlertSelector { domain: "example.com".into(), selector: "s1".into(), messages: 900 }],
             reporters: vec![AlertReporter { org: "google.com".into(), messages: 12_345 }],
             first_seen: 1_790_812_800 + 3_600,
+            episode: None,
+            historical: false,
             summary: "TLS failures for example.com: 42% of sessions failed with starttls-not-supported. Check that \
                       every MX offers STARTTLS with a valid certificate; a sudden rise can be a downgrade attack."
                 .into(),
