@@ -1,7 +1,8 @@
 //! Source enrichment against real inputs: the MaxMind test databases in
-//! `../shared/mmdb`, and dnsmasq (Debian package `dnsmasq-base`) started on a free
-//! loopback port as the nameserver. A missing dnsmasq or database fails the test; it is
-//! never a silent skip.
+//! `../shared/mmdb`, parsedmarc's community service map as `bench/peer-setup` installs it,
+//! and dnsmasq (Debian package `dnsmasq-base`) started on a free loopback port as the
+//! nameserver. A missing dnsmasq, database or map fails the test; it is never a silent
+//! skip.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -9,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ruaflow_processor::enrich::{ptr_base, EnrichConfig, Enricher, MmdbInfo, PtrLookup};
+use ruaflow_processor::enrich::{
+    ptr_base, EnrichConfig, Enricher, MatchedBy, MmdbInfo, PtrLookup, ServiceKind, ServiceMap,
+};
 use ruaflow_processor::normalize::network_of;
 use ruaflow_processor::sqlite::SqliteStore;
 
@@ -341,6 +344,52 @@ fn unreadable_database_error_names_the_file() {
     let config = EnrichConfig { offline: true, country_db: Some(json.clone()), ..EnrichConfig::default() };
     let err = Enricher::new(&config).err().expect("not an mmdb file");
     assert!(err.to_string().contains(&json.display().to_string()), "{err}");
+}
+
+// ---------------------------------------------------------------- service identification
+
+/// The file a user points `[enrich] services` at: parsedmarc's community map, as
+/// `bench/peer-setup` installs it (tests/run does). Read, not copied.
+#[test]
+fn parsedmarc_community_map_loads() {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/.venv/lib");
+    let map_file = std::fs::read_dir(&venv)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|python| python.path().join("site-packages/parsedmarc/resources/maps/base_reverse_dns_map.csv"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("parsedmarc's base_reverse_dns_map.csv is not under {}: run bench/peer-setup (tests/run does)", venv.display())
+        });
+    let map = ServiceMap::load(std::slice::from_ref(&map_file)).unwrap_or_else(|e| panic!("{e}"));
+    let builtin = ServiceMap::builtin();
+    assert!(map.len() > builtin.len() + 1_000, "{} services", map.len());
+
+    let text = std::fs::read_to_string(&map_file).expect("read");
+    let added = ServiceMap::builtin().add_csv(&map_file, &text).expect("loads");
+    assert!(added > 10_000, "{added} rows");
+    // Its type words map onto the kinds.
+    for kind in [
+        ServiceKind::MailboxProvider,
+        ServiceKind::Esp,
+        ServiceKind::SecurityGateway,
+        ServiceKind::Isp,
+        ServiceKind::Hosting,
+        ServiceKind::Other,
+    ] {
+        assert!(map.services().iter().any(|s| s.kind == kind), "no {kind} service");
+    }
+    // The big names resolve from their PTR domains, whichever map names them.
+    for (ptr, kind) in [
+        ("amazonses.com", ServiceKind::Esp),
+        ("pphosted.com", ServiceKind::SecurityGateway),
+        ("sendgrid.net", ServiceKind::Esp),
+    ] {
+        let found = map.identify(Some(ptr), None, None, None).unwrap_or_else(|| panic!("{ptr} unknown"));
+        assert_eq!((found.by, found.service.kind), (MatchedBy::Ptr, kind), "{ptr}: {:?}", found.service);
+    }
 }
 
 // ---------------------------------------------------------------- rDNS against dnsmasq

@@ -13,10 +13,13 @@
 //! `retry_after_secs`; `offline` sends no DNS query at all; MMDB fields are filled
 //! whenever a database is configured, offline too.
 //!
-//! Layout: `rdns` (resolver, concurrency bound, answer cache), `mmdb` (IP databases).
+//! Layout: `rdns` (resolver, concurrency bound, answer cache), `mmdb` (IP databases),
+//! `service` (which mail service is behind an address: the built-in map and user CSV
+//! files; pure, called by whoever holds the enriched fields).
 
 mod mmdb;
 mod rdns;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +32,10 @@ use tokio::task::JoinSet;
 use tracing::{debug, info};
 
 pub use mmdb::MmdbInfo;
+pub use service::{
+    Identified, MatchedBy, Service, ServiceKind, ServiceMap, ServiceMapError,
+    MAX_FILE_BYTES as MAX_SERVICE_MAP_BYTES, MAX_FILE_ROWS as MAX_SERVICE_MAP_ROWS,
+};
 
 use mmdb::Mmdb;
 use rdns::Rdns;
@@ -54,6 +61,10 @@ pub struct EnrichConfig {
     pub asn_db: Option<PathBuf>,
     /// A database in the GeoLite2-Country layout; fills `country`.
     pub country_db: Option<PathBuf>,
+    /// Service maps to load over the built-in one, in order (a later file's entry
+    /// replaces an earlier one's): CSV files in the `base_reverse_dns,name,type`
+    /// layout of parsedmarc's community map. See [`ServiceMap::load`].
+    pub services: Vec<PathBuf>,
     /// Reverse lookups in flight at once.
     pub max_concurrent_lookups: usize,
     /// Time allowed for one reverse lookup, in milliseconds (one attempt, no retry).
@@ -69,6 +80,7 @@ impl Default for EnrichConfig {
             nameservers: Vec::new(),
             asn_db: None,
             country_db: None,
+            services: Vec::new(),
             max_concurrent_lookups: 32,
             lookup_timeout_ms: 2_000,
             retry_after_secs: 3_600,
@@ -86,6 +98,12 @@ impl EnrichConfig {
             return Err(EnrichError::Config("lookup_timeout_ms must be between 1 and 60000".into()));
         }
         Ok(())
+    }
+
+    /// The built-in service map with the `services` files over it. Reads the files:
+    /// call it once at startup, before anything connects, and share the map.
+    pub fn service_map(&self) -> Result<ServiceMap, ServiceMapError> {
+        ServiceMap::load(&self.services)
     }
 }
 
