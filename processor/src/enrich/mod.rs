@@ -61,6 +61,10 @@ pub struct EnrichConfig {
     pub asn_db: Option<PathBuf>,
     /// A database in the GeoLite2-Country layout; fills `country`.
     pub country_db: Option<PathBuf>,
+    /// IPinfo's free "Lite" database (`ipinfo_lite.mmdb`: ASN, AS name, AS domain and
+    /// country in one file). Fills what `asn_db` and `country_db` leave empty, and the
+    /// AS domain.
+    pub ipinfo_db: Option<PathBuf>,
     /// Service maps to load over the built-in one, in order (a later file's entry
     /// replaces an earlier one's): CSV files in the `base_reverse_dns,name,type`
     /// layout of parsedmarc's community map. See [`ServiceMap::load`].
@@ -80,6 +84,7 @@ impl Default for EnrichConfig {
             nameservers: Vec::new(),
             asn_db: None,
             country_db: None,
+            ipinfo_db: None,
             services: Vec::new(),
             max_concurrent_lookups: 32,
             lookup_timeout_ms: 2_000,
@@ -175,7 +180,8 @@ impl Enricher {
     /// Needs no runtime.
     pub fn new(config: &EnrichConfig) -> Result<Self, EnrichError> {
         config.validate()?;
-        let mmdb = Mmdb::open(config.asn_db.as_deref(), config.country_db.as_deref())?;
+        let mmdb =
+            Mmdb::open(config.asn_db.as_deref(), config.country_db.as_deref(), config.ipinfo_db.as_deref())?;
         let rdns = if config.offline { None } else { Some(Arc::new(Rdns::new(config)?)) };
         Ok(Self {
             rdns,
