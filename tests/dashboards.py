@@ -13,7 +13,9 @@ Prometheus) is a failure.
    for ClickHouse SQL: every table read with FINAL (all tables are ReplacingMergeTree),
    never the DKIM/SPF auth arrays (no cross products), no trailing semicolon.
 2. A synthetic month with a DKIM replay flood (`ruaflow synth --scenario replay-flood`),
-   plus one input that is no report (a dead letter), goes through the real distributed
+   plus one input that is no report (a dead letter) and ARF failure reports written here
+   (from the flood's networks, from a source SPF authorizes, for a second domain, one
+   of them twice with other line ends), goes through the real distributed
    pipeline: `ruaflow migrate` into a database of its own; `ruaflow process` (own group)
    and `ruaflow ingest http` (the compose stack's config) run, watched by Prometheus
    (Debian's), while `ruaflow ingest dir --once` publishes to a topic of its own, until
@@ -41,7 +43,9 @@ Prometheus) is a failure.
    at a daily and a weekly interval (nothing counted twice, no cross product); the replay
    signal panel equals, day by day and domain by domain, the value the embedded
    pipeline's replay detector stored (detector_signals); the source status split and the
-   TLS totals add up.
+   TLS totals add up; no TLS by MX row shows a zero share for failed sessions; the
+   failure reports and those from unknown sources are as many as the embedded store and
+   its sender status (`ruaflow failures`) say, and no local part shows.
 5. Second pass: the embedded pipeline's alerts and detector signals, and its sources with
    synthetic enrichment (documentation ASNs 64496-64511, a PTR name, a country), are
    copied into both engines; every target that reads those tables runs again and must
@@ -58,6 +62,7 @@ ${RUAFLOW_CACHE:-~/.cache/ruaflow}/venv-dashboards, created when missing.
 
 import argparse
 import datetime
+import email.utils
 import json
 import os
 import re
@@ -77,7 +82,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD_DIR = os.path.join(ROOT, "dashboards", "grafana", "dashboards")
 PROVISIONING_DIR = os.path.join(ROOT, "dashboards", "grafana", "provisioning")
 COMPOSE_DIR = os.path.join(ROOT, "dashboards", "compose")
-SCHEMA = os.path.join(ROOT, "schema", "sql", "clickhouse", "0001_init.sql")
+SCHEMA_DIR = os.path.join(ROOT, "schema", "sql", "clickhouse")
 CI = os.environ.get("CI") == "true"
 VENV = os.path.join(os.environ.get("RUAFLOW_CACHE") or os.path.expanduser("~/.cache/ruaflow"), "venv-dashboards")
 CHDB_PACKAGE = "chdb-core==26.9.0"
@@ -88,7 +93,7 @@ PROM_TYPE = "prometheus"
 # empty in the first pass.
 ENRICHMENT_ONLY = {"alerts", "detector_signals", "sources"}
 TABLES = ["envelopes", "reports", "dmarc_records", "tlsrpt_policies", "tlsrpt_failures", "agg_source_day",
-          "agg_selector_day", "sources", "dead_letters", "alerts", "detector_signals"]
+          "agg_selector_day", "sources", "dead_letters", "alerts", "detector_signals", "failure_reports"]
 WEEK = 7 * 86400
 
 
@@ -534,17 +539,19 @@ class Chdb:
 
 
 def schema_statements():
-    """The migration split the way `ruaflow migrate` does: comment lines dropped, a
-    statement ends with a line ending in ';'."""
-    statements, current = [], []
-    with open(SCHEMA) as f:
-        for line in f.read().splitlines():
-            if line.lstrip().startswith("--"):
-                continue
-            current.append(line)
-            if line.rstrip().endswith(";"):
-                statements.append("\n".join(current).strip().rstrip(";"))
-                current = []
+    """The migrations, in order, split the way `ruaflow migrate` does: comment lines
+    dropped, a statement ends with a line ending in ';'."""
+    statements = []
+    for name in sorted(n for n in os.listdir(SCHEMA_DIR) if n.endswith(".sql")):
+        current = []
+        with open(os.path.join(SCHEMA_DIR, name)) as f:
+            for line in f.read().splitlines():
+                if line.lstrip().startswith("--"):
+                    continue
+                current.append(line)
+                if line.rstrip().endswith(";"):
+                    statements.append("\n".join(current).strip().rstrip(";"))
+                    current = []
     return [s for s in statements if s]
 
 
@@ -828,16 +835,75 @@ def embedded_reference(binary, inputs, db):
         "tls_sessions": one("SELECT sum(successful_sessions) + sum(failed_sessions) FROM tlsrpt_policies"),
         "dead_letters": one("SELECT count(*) FROM dead_letters"),
         "alerts": one("SELECT count(*) FROM alerts"),
+        "failure_reports": one("SELECT count(*) FROM failure_reports"),
     }
     con.close()
+    # The sender status of each failure report's source, as the embedded store tells it.
+    out = subprocess.run([binary, "failures", "--db", db, "--json"], check=True, capture_output=True, text=True).stdout
+    ref["failures_from_unknown"] = sum(1 for line in out.splitlines() if json.loads(line)["sender"] == "unknown")
     return ref
+
+
+def failure_report_eml(reporter, domain, ip, arrival, message_id, selector, crlf=True):
+    """An ARF failure report (RFC 6591) as a receiver sends it, with the original's headers."""
+    date = email.utils.formatdate(arrival, usegmt=True)
+    lines = [
+        f"From: DMARC Failure Reports <ruf@{reporter}>", "To: ruf@" + domain,
+        f"Subject: DMARC failure report for {domain} from {ip}", f"Date: {date}",
+        f"Message-ID: <ruf-{message_id}@{reporter}>", "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"', "",
+        "--b", "Content-Type: text/plain", "", f"A message from {ip} failed DMARC for {domain}.", "",
+        "--b", "Content-Type: message/feedback-report", "",
+        "Feedback-Type: auth-failure", "User-Agent: dashboards-test/1.0", "Version: 1",
+        f"Original-Mail-From: <bounce-{message_id}@{domain}>", f"Original-Rcpt-To: <someone@{reporter}>",
+        f"Arrival-Date: {date}", f"Source-IP: {ip}", f"Reported-Domain: {domain}",
+        "Auth-Failure: dmarc", "Auth-Failure: spf", f"DKIM-Domain: {domain}", f"DKIM-Selector: {selector}",
+        "Delivery-Result: reject", "Identity-Alignment: dkim",
+        f"Authentication-Results: mx.{reporter}; dkim=pass header.d={domain}; spf=fail smtp.mailfrom=bounce-{message_id}@{domain}",
+        "", "--b", "Content-Type: text/rfc822-headers", "",
+        f"From: Jane Doe <jane.doe@{domain}>", f"To: someone@{reporter}", "Subject: Invoice attached",
+        f"Date: {date}", f"Message-ID: <{message_id}@{domain}>", "", "--b--", ""]
+    return ("\r\n" if crlf else "\n").join(lines).encode()
+
+
+def write_failure_reports(binary, data, inputs):
+    """Failure reports inside the data set's report days: from the replay flood's networks
+    (unknown sources), from a source that sends SPF-aligned mail for the domain
+    (authorized), for a second domain, and one report twice (LF and CRLF lines: the same
+    report). Returns how many files were written and how many reports they hold."""
+    with open(os.path.join(data, "labels.json")) as f:
+        labels = json.load(f)
+    replay = next(e for e in labels["events"] if e["kind"] == "dkim_replay")
+    domain, selector = replay["domain"], replay.get("selector") or "s1"
+    other = next(d["name"] for d in labels["domains"] if d["name"] != domain)
+    # A source SPF authorizes: a record of the domain's mail with SPF pass, from one report.
+    candidates = sorted(n for n in os.listdir(inputs) if n.startswith("google.com!" + domain + "!") and ".json" not in n)
+    parsed = json.loads(subprocess.run([binary, "parse", "--json", os.path.join(inputs, candidates[0])], check=True,
+                                       capture_output=True, text=True).stdout.splitlines()[0])
+    record = next(r for r in parsed["report"]["records"] if r["spf"] == "pass")
+    authorized_ip, authorized_day = record["source_ip"], parsed["begin"]
+    reports = []
+    for i, day in enumerate(d["day"] for d in replay["daily"]):
+        for j in range(2):
+            net = replay["networks"][(2 * i + j) % len(replay["networks"])].split("/")[0].split(".")
+            ip = f"{net[0]}.{net[1]}.{10 + i}.{20 + j}"
+            reports.append(("gmail.example", domain, ip, day + 3600 * (9 + j), f"replay-{i}-{j}", selector))
+    reports.append(("yahoo.example", domain, authorized_ip, authorized_day + 7200, "authorized-1", selector))
+    reports.append(("gmail.example", other, "198.51.100.77", authorized_day + 10800, "other-1", "k1"))
+    for n, r in enumerate(reports):
+        with open(os.path.join(inputs, f"zz-failure-{n}.eml"), "wb") as f:
+            f.write(failure_report_eml(*r))
+    with open(os.path.join(inputs, "zz-failure-0-again.eml"), "wb") as f:
+        f.write(failure_report_eml(*reports[0], crlf=False))
+    return {"files": len(reports) + 1, "stored": len(reports)}
 
 
 def clickhouse_totals(ch):
     row = ch.json("""SELECT (SELECT count() FROM reports FINAL) AS reports,
                             (SELECT count() FROM dmarc_records FINAL) AS records,
                             (SELECT sum(count) FROM dmarc_records FINAL) AS messages,
-                            (SELECT count() FROM dead_letters FINAL) AS dead_letters""")["data"][0]
+                            (SELECT count() FROM dead_letters FINAL) AS dead_letters,
+                            (SELECT count() FROM failure_reports FINAL) AS failure_reports""")["data"][0]
     return {k: int(v) for k, v in row.items()}
 
 
@@ -918,6 +984,21 @@ def cross_checks(engine, queries, results, ref, detector, fail):
     fail.check(got == ref["messages"], f"{engine}: Sources 'Messages by source status' sums to {got}, not {ref['messages']}")
     got = total("ruaflow-tls", "panel 'TLS sessions' A", "Sessions")
     fail.check(got == ref["tls_sessions"], f"{engine}: TLS 'Sessions' shows {got}, the reports hold {ref['tls_sessions']}")
+    q, r = find(queries, results, "ruaflow-tls", "panel 'TLS by MX' A")
+    if fail.check(q is not None and r and r.get("ok"), f"{engine}: no TLS by MX result"):
+        zero = [row for row in r["data"] if number(row["Failed sessions"]) > 0 and not number(row["Share"]) > 0]
+        fail.check(not zero, f"{engine}: TLS by MX shows a zero share for failed sessions: {zero[:3]}")
+    got = total("ruaflow-failures", "panel 'Failure reports' A", "Reports")
+    fail.check(got == ref["failure_reports"], f"{engine}: 'Failure reports' shows {got}, the store holds {ref['failure_reports']}")
+    got = total("ruaflow-failures", "panel 'Failure reports' A", "From unknown sources")
+    fail.check(got == ref["failures_from_unknown"],
+               f"{engine}: 'From unknown sources' shows {got}; the embedded store's sender status says {ref['failures_from_unknown']}")
+    got = total("ruaflow-failures", "panel 'Failure reports by sender status' A", "reports")
+    fail.check(got == ref["failure_reports"], f"{engine}: 'Failure reports by sender status' sums to {got}, not {ref['failure_reports']}")
+    q, r = find(queries, results, "ruaflow-failures", "panel 'Latest failure reports' A")
+    if fail.check(q is not None and r and r.get("ok"), f"{engine}: no latest failure reports"):
+        leaked = [row for row in r["data"] if "jane.doe" in json.dumps(row) or "bounce-" in json.dumps(row)]
+        fail.check(not leaked, f"{engine}: failure reports show local parts: {leaked[:2]}")
 
     q, r = find(queries, results, "ruaflow-dkim", "panel 'Replay signal: DKIM-only mail from unknown sources' A")
     if fail.check(q is not None and r and r.get("ok"), f"{engine}: no replay signal result"):
@@ -1000,12 +1081,16 @@ def main():
     inputs = os.path.join(data, "reports")
     with open(os.path.join(inputs, "zz-not-a-report.xml"), "w") as f:
         f.write("<feedback><report_metadata>cut short, no report here\n")
+    written = write_failure_reports(binary, data, inputs)
+    log(f"failure reports written into the data set: {written}")
     embedded_db = os.path.join(workdir, "embedded.db")
     if os.path.exists(embedded_db):
         os.remove(embedded_db)
     ref = embedded_reference(binary, inputs, embedded_db)
     log(f"embedded reference: {ref}")
     fail.check(ref["dead_letters"] >= 1 and ref["alerts"] >= 1, f"the reference run should hold a dead letter and alerts: {ref}")
+    fail.check(ref["failure_reports"] == written["stored"] and 0 < ref["failures_from_unknown"] < ref["failure_reports"],
+               f"the reference run should hold the failure reports, known and unknown sources among them: {ref}, {written}")
 
     server = ClickHouse(clickhouse)
     ch = ClickHouse(clickhouse, unique)
@@ -1038,7 +1123,7 @@ def main():
             wait_for("Prometheus to scrape both processes", lambda: scrapes(prom_url) >= 2, 60)
         # The processor is running and Prometheus watching: now the reports arrive.
         run([binary, "ingest", "dir", "--once", "--kafka", kafka, "--topic", unique, "--partitions", "4", inputs])
-        want = {k: ref[k] for k in ("reports", "records", "messages", "dead_letters")}
+        want = {k: ref[k] for k in ("reports", "records", "messages", "dead_letters", "failure_reports")}
         wait_for(f"ClickHouse to hold {want}", lambda: clickhouse_totals(ch) == want, 300)
         log(f"loaded through Kafka in {time.time() - load_started:.1f}s: {want}")
 

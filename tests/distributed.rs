@@ -218,7 +218,7 @@ fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq
         (reports, records, messages),
         "embedded vs parse"
     );
-    assert!(want.dead_letters >= 3 && want.records > 1000, "{want:?}");
+    assert!(want.dead_letters >= 3 && want.records > 1000 && want.failure_reports >= 4, "{want:?}");
 
     migrate(&url);
     ingest(&svc.kafka, &name, 4, &inputs);
@@ -231,6 +231,27 @@ fn corpus_and_a_synthetic_month_arrive_exactly_once_with_dead_letters_on_the_dlq
     assert!(reached.is_ok(), "{reached:?}\n{}", log_text(&log));
     assert!(clean, "process did not exit 0 on SIGTERM:\n{}", log_text(&log));
     stays(&svc.clickhouse, &name, want);
+
+    // Failure reports arrive redacted, as in the embedded store: no local part, subject
+    // or body by default.
+    let leaks = clickhouse_query(
+        &svc.clickhouse,
+        &format!(
+            "SELECT count() FROM {name}.failure_reports FINAL
+             WHERE match(concat(header_from, ' ', header_to, ' ', mail_from, ' ', rcpt_to), '[^* ]@')
+                OR subject != '' OR body != '' FORMAT TSV"
+        ),
+    )
+    .expect("query failure reports");
+    assert_eq!(leaks.trim(), "0", "failure reports stored unredacted");
+    let linkedin = clickhouse_query(
+        &svc.clickhouse,
+        &format!(
+            "SELECT header_from, redacted FROM {name}.failure_reports FINAL WHERE reporter = 'linkedin.com' FORMAT TSV"
+        ),
+    )
+    .expect("query failure reports");
+    assert_eq!(linkedin, "*@example.com\tlocal_parts,subject,body\n");
 
     // Every dead letter is on the DLQ too, whole, with its reason (twice: it was
     // published twice, and the topic is a log, not a table).

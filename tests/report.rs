@@ -325,7 +325,11 @@ fn html_page_is_self_contained_and_escaped() {
     for banned in ["url(", "@import", "@font-face"] {
         assert!(!style.contains(banned), "style contains {banned:?}");
     }
-    assert!(!page.contains("http://") && !page.contains("https://"), "no URLs at all");
+    // Report data may hold URLs (a TLS report's additional-information): as text only,
+    // never in markup.
+    for tag in tags(&page) {
+        assert!(!tag.contains("http://") && !tag.contains("https://"), "URL in markup: <{tag}");
+    }
     // Hostile strings appear, escaped.
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(page.contains("sel&quot;&gt;&lt;svg onload=alert(2)&gt;"));
@@ -467,4 +471,112 @@ fn missing_database_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no database at"));
     assert!(!db.exists(), "reading must not create the file");
+}
+
+/// A TLS report with one failed session among ten million, at an MX with markup in
+/// its failure details.
+fn tiny_share_tls_report() -> String {
+    serde_json::json!({
+        "organization-name": "Tiny Share Reporter", "report-id": "tiny-1", "contact-info": "x@tiny.example",
+        "date-range": {"start-datetime": "2024-06-12T00:00:00Z", "end-datetime": "2024-06-12T23:59:59Z"},
+        "policies": [{
+            "policy": {"policy-type": "sts", "policy-domain": "tiny.example", "mx-host": ["mx.tiny.example"]},
+            "summary": {"total-successful-session-count": 9_999_999, "total-failure-session-count": 1},
+            "failure-details": [{"result-type": "certificate-expired", "sending-mta-ip": "192.0.2.44",
+                "receiving-mx-hostname": "mx.tiny.example", "receiving-ip": "203.0.113.5",
+                "failed-session-count": 1, "failure-reason-code": "X509_EXPIRED",
+                "additional-information": HOSTILE_SELECTOR}]
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn failure_reports_and_tls_by_mx_in_every_view() {
+    let store = Store::build();
+    let tiny = store.dir.path().join("tiny.json");
+    std::fs::write(&tiny, tiny_share_tls_report()).expect("write TLS report");
+    ok(ruaflow(&["run", "--once", "--offline", "--db", s(&store.db), s(&tiny)]));
+
+    // Expected failure reports per domain, independently from `ruaflow parse`: one per
+    // reporter and set of report fields (the corpus holds one report twice, with LF and
+    // with CRLF line ends).
+    let output = ruaflow(&["parse", "--json", s(&corpus())]);
+    let mut seen = HashSet::new();
+    let mut by_domain: HashMap<String, u64> = HashMap::new();
+    for line in stdout(&output).lines() {
+        let v: Value = serde_json::from_str(line).expect("json line");
+        if v["kind"] == "failure"
+            && seen.insert((v["report"]["reporter"].to_string(), v["report"]["fields"].to_string()))
+        {
+            *by_domain.entry(v["reported_domain"].as_str().expect("domain").to_owned()).or_default() += 1;
+        }
+    }
+    assert!(by_domain.values().sum::<u64>() >= 4, "the corpus has failure reports: {by_domain:?}");
+
+    let report = store.json(&[]);
+    assert_eq!(report["totals"]["failure_reports"], by_domain.values().sum::<u64>());
+    for (name, count) in &by_domain {
+        let f = &domain(&report, name)["failure_reports"];
+        assert_eq!(f["count"], *count, "{name}: {f}");
+        let per_source: u64 =
+            f["sources"].as_array().expect("sources").iter().map(|x| x["reports"].as_u64().expect("n")).sum();
+        assert_eq!(per_source, *count, "{name}: every report under its source");
+        assert!(f["from_unknown_sources"].as_u64() <= Some(*count));
+        for e in f["latest"].as_array().expect("latest") {
+            assert!(["configured", "authorized", "familiar", "unknown"]
+                .contains(&e["sender"].as_str().expect("sender")));
+            for field in ["mail_from", "rcpt_to", "header_from", "header_to", "authentication_results"] {
+                if let Some(text) = e[field].as_str() {
+                    for (at, _) in text.match_indices('@') {
+                        let before = text[..at].chars().last();
+                        assert!(
+                            matches!(before, Some('*') | Some('=') | None),
+                            "{name} {field} not redacted: {text}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(e["subject"], Value::Null, "subjects are not stored by default");
+        }
+    }
+    assert_eq!(domain(&report, "example.com")["failure_reports"]["sources"][0]["sender"], "unknown");
+
+    // TLS by MX: the rows add up to the failure details, and a share of one in ten
+    // million reads as such, not as zero.
+    let example_tls = &domain(&report, "example.com")["tls"];
+    let by_result: u64 = example_tls["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| f["failed_sessions"].as_u64().expect("n"))
+        .sum();
+    let by_mx: u64 = example_tls["by_mx"]
+        .as_array()
+        .expect("by_mx")
+        .iter()
+        .map(|f| f["failed_sessions"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(by_mx, by_result, "{example_tls}");
+    for row in example_tls["by_mx"].as_array().expect("by_mx") {
+        assert!(row["share_pct"].as_f64() > Some(0.0) && row["share"] != "0.0%", "{row}");
+    }
+    let tiny_tls = &domain(&report, "tiny.example")["tls"]["by_mx"][0];
+    assert_eq!(tiny_tls["mx"], "mx.tiny.example");
+    assert_eq!(tiny_tls["result_type"], "certificate-expired");
+    assert_eq!(tiny_tls["sending_ip"], "192.0.2.44");
+    assert_eq!(tiny_tls["receiving_ip"], "203.0.113.5");
+    assert_eq!(tiny_tls["failure_reason_code"], "X509_EXPIRED");
+    assert_eq!(tiny_tls["additional_information"], HOSTILE_SELECTOR);
+    assert_eq!(tiny_tls["share"], "0.00001%");
+
+    let text = ok(store.report(&[]));
+    assert!(text.contains("TLS by MX") && text.contains("0.00001%"), "{text}");
+    assert!(text.contains("Failure reports") && text.contains("Latest failure reports"));
+    let out = store.dir.path().join("report.html");
+    ok(store.report(&["--html", s(&out)]));
+    let page = std::fs::read_to_string(&out).expect("page written");
+    assert!(page.contains("<h3>Failure reports</h3>") && page.contains("<h4>TLS by MX</h4>"));
+    assert!(page.contains("0.00001%") && page.contains("mx.tiny.example"));
+    assert!(page.contains("sel&quot;&gt;&lt;svg onload=alert(2)&gt;") && !page.contains("<svg onload"));
 }

@@ -12,12 +12,14 @@
 //!
 //! Layout:
 //! - [`dir`]: files and directories, once or watched
-//! - [`imap`]: report mail read from IMAP mailboxes, moved away only after the commit
+//! - [`imap`]: report mail read from IMAP mailboxes (password or OAuth2), moved away only
+//!   after the commit
 //! - [`http`]: reports POSTed over HTTP or HTTPS (RFC 8460 TLSRPT delivery,
 //!   token-authenticated uploads), with its connection and body caps
 //! - [`metrics`]: the process's Prometheus recorder
 //! - [`queue`]: the in-process bounded queue of the embedded deployment
-//! - [`kafka`]: the Kafka queue of the distributed deployment (publisher, consumer group)
+//! - [`kafka`]: the Kafka queue of the distributed deployment (topic setup, publisher,
+//!   consumer group, committable offsets)
 
 #![forbid(unsafe_code)]
 

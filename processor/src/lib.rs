@@ -7,14 +7,18 @@
 //! ```
 //!
 //! Layout:
-//! - [`pipeline`]: parse workers and the single store writer (embedded mode)
-//! - [`barrier`]: the durability barrier — acks only after commit
+//! - [`pipeline`]: parse workers and the single store writer (both deployments)
+//! - [`barrier`]: the durability barrier — acks sealed into a commit, released once durable
 //! - [`normalize`]: DMARC verdicts, report days, source networks
 //! - [`store`]: what the writer needs from a store; [`sqlite`] (embedded) and
 //!   [`clickhouse`] (distributed) implement it
 //! - [`aggregate`]: a report's records summed per source and per DKIM selector
+//! - [`redact`]: a failure report → its stored row, with the privacy rule applied
 //! - [`sqlite`]: the embedded store (migrations, idempotent writes, aggregates)
 //! - [`clickhouse`]: the distributed store (migrations, idempotent batch inserts)
+//! - [`detect`]: detectors, baselines, known senders, notices
+//! - [`sink`]: alert delivery (webhooks, Alertmanager)
+//! - [`enrich`]: what is known about a source address (reverse DNS, MMDB)
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +29,7 @@ pub mod detect;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;
+pub mod redact;
 pub mod sink;
 pub mod sqlite;
 pub mod store;

@@ -16,11 +16,13 @@ use ruaflow_schema::tlsrpt::TlsReport;
 
 use crate::aggregate::Aggregates;
 use crate::normalize::{day_of, network_of, verdict};
+use crate::redact::FailureRow;
 
 /// Versioned migrations, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema/sql/sqlite/0001_init.sql")),
     (2, include_str!("../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
+    (3, include_str!("../../schema/sql/sqlite/0003_failure_reports.sql")),
 ];
 
 use crate::barrier::Sealed;
@@ -220,8 +222,8 @@ impl SqliteStore {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
-                    schema_version, record_count, message_count, envelope_sha256, location, stored_at)
-                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12)",
+                    schema_version, record_count, message_count, envelope_sha256, location, stored_at, warnings)
+                 VALUES ('tlsrpt', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rfc8460', ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 report.organization_name,
@@ -235,7 +237,8 @@ impl SqliteStore {
                 report.successful_sessions() + report.failed_sessions(),
                 &origin.sha256[..],
                 location,
-                ruaflow_schema::clock::now()
+                ruaflow_schema::clock::now(),
+                (!report.warnings.is_empty()).then(|| json(&report.warnings)),
             ])?;
         if inserted == 0 {
             return Ok(false);
@@ -467,6 +470,58 @@ impl Store for SqliteStore {
         }
         self.conn.execute_batch("RELEASE report")?;
         Ok(true)
+    }
+
+    /// Stores a failure report row. Returns false when one with the same identity is
+    /// already stored (the first copy wins).
+    fn failure_report(
+        &mut self,
+        row: &FailureRow,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO failure_reports (report_key, arrival, day, reporter, feedback_type, domain,
+                    source_ip, network, auth_failures, delivery_result, dkim_domain, dkim_selector, spf_domain,
+                    identity_alignment, mail_from, rcpt_to, authentication_results, header_from, header_to, subject,
+                    date, message_id, original_authentication_results, body, redacted, envelope_sha256, location,
+                    stored_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+            )?
+            .execute(params![
+                &row.key[..],
+                row.arrival,
+                row.day,
+                row.reporter,
+                row.feedback_type,
+                row.domain,
+                row.source_ip.map(|ip| ip.to_string()),
+                row.network,
+                row.auth_failures,
+                row.delivery_result,
+                row.dkim_domain,
+                row.dkim_selector,
+                row.spf_domain,
+                row.identity_alignment,
+                row.mail_from,
+                row.rcpt_to,
+                row.authentication_results,
+                row.header_from,
+                row.header_to,
+                row.subject,
+                row.date,
+                row.message_id,
+                row.original_authentication_results,
+                row.body,
+                row.redacted,
+                &origin.sha256[..],
+                location,
+                ruaflow_schema::clock::now()
+            ])?;
+        Ok(inserted > 0)
     }
 
     /// Stores a dead letter: which input, where in it, and why. A dead letter for the

@@ -159,6 +159,15 @@ pub trait Store: Send {
     /// it is kept.
     fn tlsrpt(&mut self, report: &TlsReport, origin: &Origin, location: &str) -> Result<bool, StoreError>;
 
+    /// Stores a failure report (already redacted); false when it was stored before. On
+    /// an error nothing of it is kept.
+    fn failure_report(
+        &mut self,
+        row: &crate::redact::FailureRow,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Stores a dead letter: which input, where in it, and why. A dead letter for the
     /// same input and location is stored once.
     fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError>;

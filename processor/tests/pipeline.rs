@@ -187,6 +187,15 @@ impl Store for Lossy {
         self.inner.tlsrpt(report, origin, location)
     }
 
+    fn failure_report(
+        &mut self,
+        row: &ruaflow_processor::redact::FailureRow,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.failure_report(row, origin, location)
+    }
+
     fn dead_letter(&mut self, origin: &Origin, location: &str, reason: &str) -> Result<(), StoreError> {
         self.inner.dead_letter(origin, location, reason)
     }

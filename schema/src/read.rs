@@ -65,7 +65,7 @@ pub fn parse_found(found: Found<'_>, limits: &Limits) -> Located {
             },
             Err(err) => Parsed::Error(err),
         },
-        Content::Failure(report) => Parsed::Failure(report),
+        Content::Failure(report) => Parsed::Failure(*report),
         Content::Broken(err) => Parsed::Error(err),
     };
     Located { location: found.location, parsed }

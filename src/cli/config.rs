@@ -10,6 +10,7 @@ use ruaflow_ingest::http::HttpConfig;
 use ruaflow_ingest::imap::ImapConfig;
 use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::enrich::EnrichConfig;
+use ruaflow_processor::redact::PrivacyConfig;
 use ruaflow_processor::sink::SinkConfig;
 use ruaflow_schema::Limits;
 
@@ -25,6 +26,9 @@ pub struct Config {
     pub alerts: SinkConfig,
     /// Reverse DNS and MaxMind databases (`[enrich]`).
     pub enrich: EnrichConfig,
+    /// What of a failure report's original message is stored (`[failure_reports]`):
+    /// nothing personal unless allowed.
+    pub failure_reports: PrivacyConfig,
     /// The HTTP endpoint (`[http]`); served by `ruaflow run` without `--once`.
     pub http: Option<HttpConfig>,
     /// IMAP mailboxes to read reports from (`[[imap]]`, any number); watched by `ruaflow
@@ -83,6 +87,12 @@ mod tests {
         );
         let empty: Config = toml::from_str("").expect("empty parses");
         assert_eq!(empty.limits, Limits::default());
+        assert_eq!(empty.failure_reports, PrivacyConfig::default(), "redaction is on by default");
+        assert_eq!(example.failure_reports, PrivacyConfig::default(), "the example keeps redaction on");
+        assert!(
+            toml::from_str::<Config>("[failure_reports]\nstore_subjects = true\n").is_err(),
+            "unknown [failure_reports] keys are errors"
+        );
     }
 
     /// `example` with its commented-out settings (`# key = …`, `# [section]`,

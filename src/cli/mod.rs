@@ -6,6 +6,7 @@ mod assemble;
 mod config;
 mod demo;
 mod detect;
+mod failures;
 mod ingest;
 mod inputs;
 mod log;
@@ -44,6 +45,8 @@ enum Command {
     Report(report::ReportArgs),
     /// The stored alerts (one JSON object per line with --json).
     Alerts(alerts::AlertsArgs),
+    /// The stored DMARC failure (forensic) reports, redacted (text, JSON lines or CSV).
+    Failures(failures::FailuresArgs),
     /// Write a synthetic data set (realistic reports plus ground truth).
     Synth(synth::SynthArgs),
     /// Distributed: create or upgrade the ClickHouse tables.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).map(|_| ExitCode::SUCCESS),
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Failures(args) => failures::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(args),

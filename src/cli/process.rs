@@ -89,6 +89,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
         dedupe_db: None,
         config: PipelineConfig {
             limits: config.limits.clone(),
+            privacy: config.failure_reports.clone(),
             batch_records: args.batch_records,
             batch_interval: Duration::from_millis(args.batch_ms),
             health,
@@ -100,9 +101,10 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let stored = assemble(|queue| pipeline.start(queue), vec![Box::new(feed)], &shutdown, runtime.handle());
     let s = progress.summary();
     println!(
-        "{} inputs, {} reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
+        "{} inputs, {} reports, {} failure reports, {} records, {} messages inserted ({} rows in {} batches); {} dead letters",
         s.envelopes,
         s.reports,
+        s.failure_reports,
         s.records,
         s.messages,
         stats.rows.load(Ordering::Relaxed),

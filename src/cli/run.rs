@@ -64,7 +64,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     }
     let summary = run_pipeline(&args.db, &args.inputs, args.once, &config)?;
     let line = format!(
-        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports seen",
+        "{} reports, {} records, {} messages stored; {} duplicate reports and {} duplicate inputs skipped; {} dead letters; {} failure reports stored",
         summary.reports,
         summary.records,
         summary.messages,
@@ -148,7 +148,12 @@ pub fn detecting(
     let pipeline = Pipeline {
         store,
         dedupe_db: Some(db.to_path_buf()),
-        config: PipelineConfig { limits: config.limits.clone(), health, ..PipelineConfig::default() },
+        config: PipelineConfig {
+            limits: config.limits.clone(),
+            privacy: config.failure_reports.clone(),
+            health,
+            ..PipelineConfig::default()
+        },
         hook: Box::new(hook),
         progress: Arc::clone(&progress),
     };

@@ -21,6 +21,24 @@ pub fn pct_text(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}%"))
 }
 
+/// `part` as a percentage of `whole`, unrounded, and as text with as many decimals as
+/// it takes to show its first significant digit (at least one): `12.5%`, `0.3%`,
+/// `0.001%` — a share of failures that exist never reads `0.0%`. `(None, "–")` when
+/// `whole` is 0.
+pub fn share(part: u64, whole: u64) -> (Option<f64>, String) {
+    if whole == 0 {
+        return (None, "–".to_owned());
+    }
+    let value = part as f64 * 100.0 / whole as f64;
+    if part == 0 {
+        return (Some(0.0), "0%".to_owned());
+    }
+    let decimals = if value >= 0.1 { 1 } else { ((-value.log10()).ceil() as usize).clamp(1, 17) };
+    let text = format!("{value:.decimals$}");
+    let text = if decimals > 1 { text.trim_end_matches('0').to_owned() } else { text };
+    (Some(value), format!("{text}%"))
+}
+
 /// An alert figure (observed or baseline): whole numbers with separators, a fraction
 /// (a rate such as 0.052) with two significant digits, others with one decimal.
 pub fn figure(value: f64) -> String {
@@ -146,5 +164,17 @@ mod tests {
     fn truncation_marks_the_cut() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+    }
+
+    #[test]
+    fn a_share_of_existing_failures_is_never_zero() {
+        assert_eq!(share(1, 100_000).1, "0.001%");
+        assert_eq!(share(15, 1_000_000).1, "0.002%");
+        assert_eq!(share(1, 3).1, "33.3%");
+        assert_eq!(share(1, 1000).1, "0.1%");
+        assert_eq!(share(1, 1001).1, "0.1%");
+        assert_eq!(share(0, 10).1, "0%");
+        assert_eq!(share(1, u64::MAX).1.trim_end_matches('%').parse::<f64>().map(|v| v > 0.0), Ok(true));
+        assert_eq!(share(3, 0), (None, "–".to_owned()));
     }
 }

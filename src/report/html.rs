@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::format::{date, datetime, figure, html, pct, pct_text, thousands, DAY};
+use super::format::{date, datetime, figure, html, pct, pct_text, share, thousands, DAY};
 use super::model::{Alert, DomainReport, Report, Source};
 use super::svg::{self, DayStack, HBar, Marker, Series};
 
@@ -40,6 +40,8 @@ header.top .meta{color:#c3cfdd;font-size:13px}
 main.wrap{padding-top:20px;padding-bottom:40px}
 h2{font-size:20px;margin:0;font-weight:600;word-break:break-all}
 h3{font-size:15px;margin:0 0 2px;font-weight:600}
+h4{font-size:13px;margin:16px 0 0;font-weight:600}
+.muted{color:var(--muted)}
 .sub{color:var(--muted);font-size:12.5px;margin:0 0 10px}
 .kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:10px;margin:0 0 16px}
 .kpi{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
@@ -153,6 +155,7 @@ fn summary(h: &mut String, r: &Report) {
     kpi(h, "DMARC reports", &thousands(t.dmarc_reports), "");
     kpi(h, "TLS reports", &thousands(t.tlsrpt_reports), "");
     kpi(h, "TLS success", &pct_text(tls), pass_class(tls));
+    kpi(h, "Failure reports", &thousands(t.failure_reports), "");
     kpi(h, "Alerts", &thousands(t.alerts), if t.alerts > 0 { "bad" } else { "" });
     kpi(h, "Dead letters", &thousands(t.dead_letters), if t.dead_letters > 0 { "warn" } else { "" });
     h.push_str("</div>");
@@ -294,6 +297,7 @@ fn domain(h: &mut String, i: usize, d: &DomainReport) {
         selectors_card(h, d);
     }
     tls_card(h, d);
+    failures_card(h, d);
     h.push_str(r#"<div class="card"><h3>Reporters</h3><p class="sub">Who reported on this domain in the window.</p>"#);
     let mut t = Table::new(&[
         ("Reporter", false),
@@ -539,13 +543,36 @@ fn tls_card(h: &mut String, d: &DomainReport) {
     let mut t = Table::new(&[("Result type", false), ("Failed sessions", true), ("Share of sessions", true)]);
     let sessions = tls.successful_sessions + tls.failed_sessions;
     for f in &tls.failures {
-        t.row(vec![
-            html(&f.result_type),
-            thousands(f.failed_sessions),
-            pct_text(pct(f.failed_sessions, sessions)),
-        ]);
+        t.row(vec![html(&f.result_type), thousands(f.failed_sessions), share(f.failed_sessions, sessions).1]);
     }
     t.render(h, false);
+    if !tls.by_mx.is_empty() {
+        h.push_str(r#"<h4>TLS by MX</h4>"#);
+        let mut t = Table::new(&[
+            ("Receiving MX", false),
+            ("Result type", false),
+            ("Sending IP", false),
+            ("Receiving IP", false),
+            ("Failed", true),
+            ("Share of sessions", true),
+            ("Reason code", false),
+            ("Additional information", false),
+        ]);
+        t.wrap = 2;
+        for m in &tls.by_mx {
+            t.row(vec![
+                html(&m.mx),
+                html(&m.result_type),
+                html(&m.sending_ip),
+                html(&m.receiving_ip),
+                thousands(m.failed_sessions),
+                html(&m.share),
+                html(&m.failure_reason_code),
+                html(&m.additional_information),
+            ]);
+        }
+        t.render(h, tls.by_mx.len() > 10);
+    }
     let mut t = Table::new(&[("Day", false), ("Successful", true), ("Failed", true), ("Success", true)]);
     for x in tls.daily.iter().rev() {
         t.row(vec![
@@ -556,6 +583,70 @@ fn tls_card(h: &mut String, d: &DomainReport) {
         ]);
     }
     t.render(h, true);
+    h.push_str("</div>");
+}
+
+/// DMARC failure reports: per source (with its sender status) and the latest reports,
+/// as stored (redacted unless the configuration allowed more).
+fn failures_card(h: &mut String, d: &DomainReport) {
+    let Some(f) = &d.failure_reports else { return };
+    let _ = write!(
+        h,
+        r#"<div class="card"><h3>Failure reports</h3><p class="sub">DMARC failure (forensic) reports: {} in the window, {} about sources that are not known senders of the domain.</p>"#,
+        thousands(f.count),
+        thousands(f.from_unknown_sources)
+    );
+    let mut t = Table::new(&[("Source IP", false), ("Sender", false), ("Reports", true), ("Latest", false)]);
+    for s in &f.sources {
+        let sender = if s.sender == "unknown" {
+            format!(r#"<span class="bad">{}</span>"#, html(&s.sender))
+        } else {
+            html(&s.sender)
+        };
+        t.row(vec![html(&s.ip), sender, thousands(s.reports), datetime(s.last_arrival)]);
+    }
+    t.render(h, false);
+    h.push_str(r#"<h4>Latest failure reports</h4>"#);
+    let mut t = Table::new(&[
+        ("Arrival", false),
+        ("Source IP", false),
+        ("Sender", false),
+        ("Reporter", false),
+        ("Failed", false),
+        ("Delivery", false),
+        ("DKIM", false),
+        ("SPF domain", false),
+        ("From", false),
+        ("Subject", false),
+        ("Message-ID", false),
+    ]);
+    t.wrap = 2;
+    for e in &f.latest {
+        let dkim = match (&e.dkim_domain, &e.dkim_selector) {
+            (Some(d), Some(s)) => format!("{d} s={s}"),
+            (Some(d), None) => d.clone(),
+            (None, _) => String::new(),
+        };
+        let subject = match &e.subject {
+            Some(s) => html(s),
+            None if e.redacted.contains("subject") => r#"<span class="muted">(redacted)</span>"#.to_owned(),
+            None => String::new(),
+        };
+        t.row(vec![
+            datetime(e.arrival),
+            html(e.source_ip.as_deref().unwrap_or_default()),
+            html(&e.sender),
+            html(&e.reporter),
+            html(&e.auth_failures),
+            html(e.delivery_result.as_deref().unwrap_or_default()),
+            html(&dkim),
+            html(e.spf_domain.as_deref().unwrap_or_default()),
+            html(e.header_from.as_deref().unwrap_or_default()),
+            subject,
+            html(e.message_id.as_deref().unwrap_or_default()),
+        ]);
+    }
+    t.render(h, false);
     h.push_str("</div>");
 }
 

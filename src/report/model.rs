@@ -6,12 +6,13 @@
 //! ```text
 //! { "window":   { days, domain, first_day, last_day, first_date, last_date, report_days },
 //!   "totals":   { domains, dmarc_reports, tlsrpt_reports, messages, dmarc_pass, dmarc_pass_pct,
-//!                 tls_successful_sessions, tls_failed_sessions, alerts, dead_letters },
+//!                 tls_successful_sessions, tls_failed_sessions, failure_reports, alerts,
+//!                 dead_letters },
 //!   "domains":  [ { domain, dmarc_reports, tlsrpt_reports, policy, sources,
 //!                   messages, dmarc_pass, dmarc_pass_pct, dkim_aligned, dkim_aligned_pct,
 //!                   spf_aligned, spf_aligned_pct, dkim_only_pass, dispositions,
 //!                   daily, top_sources, top_failing_sources, selectors, selector_daily,
-//!                   tls, reporters, alerts } ],
+//!                   tls, failure_reports, reporters, alerts } ],
 //!   "alerts":   [ Alert ],       // recent, all domains in the report
 //!   "reporters":[ Reporter ],    // all domains in the report
 //!   "dead_letters": { count, latest: [ DeadLetter ] } }
@@ -81,6 +82,8 @@ pub struct Totals {
     pub tls_successful_sessions: u64,
     /// Failed TLS sessions.
     pub tls_failed_sessions: u64,
+    /// DMARC failure (forensic) reports.
+    pub failure_reports: u64,
     /// Alerts in the window.
     pub alerts: u64,
     /// Dead letters in the store.
@@ -116,6 +119,8 @@ pub struct DomainReport {
     pub selector_daily: Vec<SelectorDay>,
     /// TLS reporting for the domain; `null` when no TLS report names it.
     pub tls: Option<Tls>,
+    /// DMARC failure (forensic) reports about the domain; `null` when there are none.
+    pub failure_reports: Option<FailureReports>,
     /// Who reported on the domain, most reports first.
     pub reporters: Vec<Reporter>,
     /// Recent alerts for the domain, newest first.
@@ -262,6 +267,112 @@ pub struct Tls {
     pub daily: Vec<TlsDay>,
     /// Failed sessions per report day and result type.
     pub failures_daily: Vec<TlsFailureDay>,
+    /// Failed sessions per receiving MX × result type × sending and receiving IP,
+    /// most first (at most [`super::query::TOP_TLS_MX`]).
+    pub by_mx: Vec<TlsMx>,
+}
+
+/// Failed TLS sessions at one receiving MX, of one result type, between two IPs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsMx {
+    /// `receiving-mx-hostname` (`""` when the reporter did not say).
+    pub mx: String,
+    /// The result type.
+    pub result_type: String,
+    /// `sending-mta-ip` (`""` when absent).
+    pub sending_ip: String,
+    /// `receiving-ip` (`""` when absent).
+    pub receiving_ip: String,
+    /// `failure-reason-code` values seen, comma separated.
+    pub failure_reason_code: String,
+    /// `additional-information` values seen, comma separated.
+    pub additional_information: String,
+    /// Failed sessions.
+    pub failed_sessions: u64,
+    /// Of all the domain's sessions in the window, as a percentage with enough decimals
+    /// to be non-zero when there are failures (see `format::share`).
+    pub share_pct: Option<f64>,
+    /// `share_pct` as text (`0.001%`).
+    pub share: String,
+}
+
+/// DMARC failure (forensic) reports of one policy domain.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailureReports {
+    /// Failure reports in the window.
+    pub count: u64,
+    /// Of which about a source that is not a known sender of the domain.
+    pub from_unknown_sources: u64,
+    /// Reports per source IP, most first (at most [`super::query::TOP_SOURCES`]).
+    pub sources: Vec<FailureSource>,
+    /// The latest reports, newest first (at most [`super::query::LATEST_FAILURES`]).
+    pub latest: Vec<FailureEntry>,
+}
+
+/// Failure reports about one source IP.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailureSource {
+    /// The source IP (`""` when the reports named none).
+    pub ip: String,
+    /// How the source stands with the domain (`configured`, `authorized`, `familiar`,
+    /// `unknown`), as of its latest report.
+    pub sender: String,
+    /// Failure reports about it.
+    pub reports: u64,
+    /// When the latest arrived (unix seconds).
+    pub last_arrival: i64,
+}
+
+/// One stored failure report, as stored (redacted unless the configuration allowed).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailureEntry {
+    /// When the failing message arrived (unix seconds).
+    pub arrival: i64,
+    /// `arrival` as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub arrival_time: String,
+    /// Who sent the report.
+    pub reporter: String,
+    /// The reported (policy) domain.
+    pub domain: String,
+    /// The sending IP (`null` when the report named none).
+    pub source_ip: Option<String>,
+    /// How the source stands with the domain (`unknown` for a source the domain's
+    /// senders do not include).
+    pub sender: String,
+    /// `Feedback-Type`.
+    pub feedback_type: String,
+    /// `Auth-Failure` values, comma separated.
+    pub auth_failures: String,
+    /// `Delivery-Result`.
+    pub delivery_result: Option<String>,
+    /// `DKIM-Domain`.
+    pub dkim_domain: Option<String>,
+    /// `DKIM-Selector`.
+    pub dkim_selector: Option<String>,
+    /// The domain SPF was checked for.
+    pub spf_domain: Option<String>,
+    /// `Identity-Alignment`.
+    pub identity_alignment: Option<String>,
+    /// `Original-Mail-From`.
+    pub mail_from: Option<String>,
+    /// `Original-Rcpt-To`.
+    pub rcpt_to: Option<String>,
+    /// The report's `Authentication-Results`.
+    pub authentication_results: Option<String>,
+    /// The original `From`.
+    pub header_from: Option<String>,
+    /// The original `To`.
+    pub header_to: Option<String>,
+    /// The original `Subject` (`null` when redacted or absent).
+    pub subject: Option<String>,
+    /// The original `Date` (unix seconds).
+    pub date: Option<i64>,
+    /// The original `Message-ID`.
+    pub message_id: Option<String>,
+    /// The original's `Authentication-Results`, one per line.
+    pub original_authentication_results: Option<String>,
+    /// What was left out when storing: `local_parts`, `subject`, `body`, comma separated.
+    pub redacted: String,
 }
 
 /// Failed TLS sessions of one result type.

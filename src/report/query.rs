@@ -12,7 +12,10 @@ use std::path::Path;
 use anyhow::Context;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::format::{date, pct};
+use ruaflow_processor::detect::known::{sender_status, SenderStatus};
+use ruaflow_processor::detect::DetectConfig;
+
+use super::format::{date, pct, share};
 use super::model::*;
 
 /// Sources listed per domain (by messages, and by failing messages).
@@ -23,6 +26,10 @@ pub const TOP_SELECTORS: i64 = 12;
 pub const TOP_REPORTERS: i64 = 20;
 /// Alerts listed (overall, and per domain).
 pub const RECENT_ALERTS: i64 = 20;
+/// Failure reports listed per domain (the latest).
+pub const LATEST_FAILURES: i64 = 10;
+/// Rows of the "TLS by MX" table per domain.
+pub const TOP_TLS_MX: i64 = 20;
 /// Dead letters listed with their reasons.
 pub const LATEST_DEAD_LETTERS: i64 = 5;
 
@@ -55,6 +62,21 @@ pub fn open(db: &Path) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot read database {}", db.display()))?;
     if !is_store {
         anyhow::bail!("{} is not a ruaflow database (no `reports` table)", db.display());
+    }
+    // A store written before failure reports were stored has none: an empty table of the
+    // same shape in this connection's temporary schema (the file stays untouched) lets
+    // every query run until `ruaflow run` migrates the file.
+    let has_failures: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'failure_reports'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_failures {
+        let ddl = include_str!("../../schema/sql/sqlite/0003_failure_reports.sql");
+        let start = ddl.find("CREATE TABLE failure_reports").context("the failure_reports DDL")?;
+        let end = start + ddl[start..].find(");").context("the end of the failure_reports DDL")? + 2;
+        let create = ddl[start..end].replacen("CREATE TABLE", "CREATE TEMP TABLE", 1);
+        conn.execute_batch(&create)?;
     }
     Ok(conn)
 }
@@ -91,6 +113,7 @@ fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report>
         ..Totals::default()
     };
     for d in &domains {
+        totals.failure_reports += d.failure_reports.as_ref().map_or(0, |f| f.count);
         totals.messages += d.volume.messages;
         totals.dmarc_pass += d.volume.dmarc_pass;
         if let Some(tls) = &d.tls {
@@ -154,7 +177,9 @@ fn domain_names(conn: &Connection, since: i64, filter: Option<&str>) -> anyhow::
         .prepare(
             "SELECT domain FROM reports WHERE kind = 'dmarc' AND day >= ?1
              UNION
-             SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report WHERE r.day >= ?1",
+             SELECT p.policy_domain FROM tlsrpt_policies p JOIN reports r ON r.id = p.report WHERE r.day >= ?1
+             UNION
+             SELECT domain FROM failure_reports WHERE day >= ?1",
         )?
         .query_map([since], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -192,6 +217,7 @@ fn domain(conn: &Connection, name: &str, since: i64) -> anyhow::Result<DomainRep
     d.selectors = selectors(conn, name, since)?;
     d.selector_daily = selector_daily(conn, name, since)?;
     d.tls = tls(conn, name, since)?;
+    d.failure_reports = failure_summary(conn, name, since)?;
     d.reporters = reporters(conn, since, Some(name), REPORT_OF_STORED_DOMAIN, TOP_REPORTERS)?;
     d.alerts = alerts(conn, Some(name), since, RECENT_ALERTS)?;
     Ok(d)
@@ -377,6 +403,7 @@ fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls
         .collect::<Result<_, _>>()?;
     let successful_sessions = daily.iter().map(|d| d.successful_sessions).sum();
     let failed_sessions = daily.iter().map(|d| d.failed_sessions).sum();
+    let by_mx = tls_by_mx(conn, domain, since, successful_sessions + failed_sessions)?;
     Ok(Some(Tls {
         reports: n(reports),
         successful_sessions,
@@ -385,7 +412,149 @@ fn tls(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<Tls
         failures,
         daily,
         failures_daily,
+        by_mx,
     }))
+}
+
+/// Failed sessions per receiving MX × result type × sending and receiving IP, with the
+/// share of all the domain's sessions in the window.
+fn tls_by_mx(conn: &Connection, domain: &str, since: i64, sessions: u64) -> anyhow::Result<Vec<TlsMx>> {
+    let rows = conn
+        .prepare(
+            "SELECT COALESCE(f.receiving_mx_hostname, ''), f.result_type, COALESCE(f.sending_mta_ip, ''),
+                    COALESCE(f.receiving_ip, ''), SUM(f.failed_sessions),
+                    COALESCE(GROUP_CONCAT(DISTINCT f.failure_reason_code), ''),
+                    COALESCE(GROUP_CONCAT(DISTINCT f.additional_information), '')
+             FROM tlsrpt_failures f JOIN reports r ON r.id = f.report
+             WHERE f.policy_domain = ?1 AND r.day >= ?2
+             GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT ?3",
+        )?
+        .query_map(params![domain, since, TOP_TLS_MX], |r| {
+            let failed_sessions = n(r.get(4)?);
+            let (share_pct, share) = share(failed_sessions, sessions);
+            Ok(TlsMx {
+                mx: r.get(0)?,
+                result_type: r.get(1)?,
+                sending_ip: r.get(2)?,
+                receiving_ip: r.get(3)?,
+                failed_sessions,
+                failure_reason_code: r.get(5)?,
+                additional_information: r.get(6)?,
+                share_pct,
+                share,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Which failure reports to list.
+#[derive(Debug, Clone, Default)]
+pub struct FailureFilter {
+    /// Only this reported domain (any case).
+    pub domain: Option<String>,
+    /// Only reports whose message arrived at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Only reports whose message arrived at or before this time (unix seconds).
+    pub until: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: Option<i64>,
+}
+
+/// Stored failure reports matching `filter`, newest first, each with the sender status
+/// of its source.
+pub fn failure_entries(conn: &Connection, filter: &FailureFilter) -> anyhow::Result<Vec<FailureEntry>> {
+    let config = DetectConfig::default();
+    let rows: Vec<(FailureEntry, i64)> = conn
+        .prepare(
+            "SELECT arrival, reporter, domain, source_ip, feedback_type, auth_failures, delivery_result,
+                    dkim_domain, dkim_selector, spf_domain, identity_alignment, mail_from, rcpt_to,
+                    authentication_results, header_from, header_to, subject, date, message_id,
+                    original_authentication_results, redacted, day
+             FROM failure_reports
+             WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND (?2 IS NULL OR arrival >= ?2)
+               AND (?3 IS NULL OR arrival <= ?3)
+             ORDER BY arrival DESC, id DESC LIMIT ?4",
+        )?
+        .query_map(params![filter.domain, filter.since, filter.until, filter.limit.unwrap_or(-1)], |r| {
+            let arrival = r.get(0)?;
+            let entry = FailureEntry {
+                arrival,
+                arrival_time: ruaflow_schema::time::format_datetime(arrival),
+                reporter: r.get(1)?,
+                domain: r.get(2)?,
+                source_ip: r.get(3)?,
+                sender: String::new(),
+                feedback_type: r.get(4)?,
+                auth_failures: r.get(5)?,
+                delivery_result: r.get(6)?,
+                dkim_domain: r.get(7)?,
+                dkim_selector: r.get(8)?,
+                spf_domain: r.get(9)?,
+                identity_alignment: r.get(10)?,
+                mail_from: r.get(11)?,
+                rcpt_to: r.get(12)?,
+                authentication_results: r.get(13)?,
+                header_from: r.get(14)?,
+                header_to: r.get(15)?,
+                subject: r.get(16)?,
+                date: r.get(17)?,
+                message_id: r.get(18)?,
+                original_authentication_results: r.get(19)?,
+                redacted: r.get(20)?,
+            };
+            Ok((entry, r.get(21)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (mut entry, day) in rows {
+        let status = match &entry.source_ip {
+            Some(ip) => sender_status(conn, &config, &entry.domain, ip, day)?,
+            None => SenderStatus::Unknown,
+        };
+        entry.sender = status.as_str().to_owned();
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The failure reports of one domain over the window; `None` when there are none.
+fn failure_summary(conn: &Connection, domain: &str, since: i64) -> anyhow::Result<Option<FailureReports>> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM failure_reports WHERE domain = ?1 AND day >= ?2",
+        params![domain, since],
+        |r| r.get(0),
+    )?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let config = DetectConfig::default();
+    let rows: Vec<(String, i64, i64, i64)> = conn
+        .prepare(
+            "SELECT COALESCE(source_ip, ''), COUNT(*), MAX(arrival), MAX(day) FROM failure_reports
+             WHERE domain = ?1 AND day >= ?2 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1",
+        )?
+        .query_map(params![domain, since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut summary = FailureReports { count: n(count), ..FailureReports::default() };
+    for (ip, reports, last_arrival, day) in rows {
+        let status = match ip.as_str() {
+            "" => SenderStatus::Unknown,
+            ip => sender_status(conn, &config, domain, ip, day)?,
+        };
+        if status == SenderStatus::Unknown {
+            summary.from_unknown_sources += n(reports);
+        }
+        if (summary.sources.len() as i64) < TOP_SOURCES {
+            let sender = status.as_str().to_owned();
+            summary.sources.push(FailureSource { ip, sender, reports: n(reports), last_arrival });
+        }
+    }
+    let since = (since > i64::MIN).then_some(since);
+    let filter =
+        FailureFilter { domain: Some(domain.to_owned()), since, until: None, limit: Some(LATEST_FAILURES) };
+    summary.latest = failure_entries(conn, &filter)?;
+    Ok(Some(summary))
 }
 
 /// Reporters over the window, for one domain or (`None`) all; `of_domain` is

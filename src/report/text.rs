@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::format::{datetime, figure, pct, pct_text, terminal_safe, thousands, truncate};
-use super::model::{Alert, DomainReport, Report, Reporter, Source};
+use super::model::{Alert, DomainReport, FailureEntry, Report, Reporter, Source, TlsMx};
 
 /// Widest a table cell gets before it is cut with `…`.
 const MAX_CELL: usize = 40;
@@ -169,6 +169,27 @@ fn domain(out: &mut String, d: &DomainReport, st: Style) {
             }
             t.render(out, 4, st);
         }
+        if !tls.by_mx.is_empty() {
+            let _ = writeln!(out, "\n  {}", st.bold("TLS by MX"));
+            tls_mx_table(&tls.by_mx).render(out, 4, st);
+        }
+    }
+    if let Some(f) = &d.failure_reports {
+        let _ = writeln!(
+            out,
+            "\n  {}  {} · {} from unknown sources",
+            st.bold("Failure reports"),
+            plural(f.count, "report"),
+            thousands(f.from_unknown_sources)
+        );
+        let mut t =
+            Table::new(&[("source ip", false), ("sender", false), ("reports", true), ("last", false)]);
+        for s in &f.sources {
+            t.row(vec![s.ip.clone(), s.sender.clone(), thousands(s.reports), datetime(s.last_arrival)]);
+        }
+        t.render(out, 4, st);
+        let _ = writeln!(out, "\n  {}", st.bold("Latest failure reports"));
+        failures_table(&f.latest, false).render(out, 4, st);
     }
     if !d.reporters.is_empty() {
         let _ = writeln!(out, "\n  {}", st.bold("Reporters"));
@@ -222,6 +243,85 @@ fn reporters_table(reporters: &[Reporter]) -> Table {
             thousands(r.tlsrpt_reports),
             thousands(r.messages),
         ]);
+    }
+    t
+}
+
+/// The "TLS by MX" table: failed sessions per receiving MX, result type and IPs.
+fn tls_mx_table(rows: &[TlsMx]) -> Table {
+    let mut t = Table::new(&[
+        ("receiving mx", false),
+        ("result type", false),
+        ("sending ip", false),
+        ("receiving ip", false),
+        ("failed", true),
+        ("share", true),
+        ("reason code", false),
+        ("additional information", false),
+    ]);
+    for m in rows {
+        t.row(vec![
+            m.mx.clone(),
+            m.result_type.clone(),
+            m.sending_ip.clone(),
+            m.receiving_ip.clone(),
+            thousands(m.failed_sessions),
+            m.share.clone(),
+            m.failure_reason_code.clone(),
+            m.additional_information.clone(),
+        ]);
+    }
+    t.drop_empty_columns();
+    t
+}
+
+/// Failure reports as a table; `with_domain` adds the domain column (`ruaflow failures`).
+pub fn failures_table(entries: &[FailureEntry], with_domain: bool) -> Table {
+    let mut cols = vec![("arrival", false)];
+    if with_domain {
+        cols.push(("domain", false));
+    }
+    cols.extend([
+        ("source ip", false),
+        ("sender", false),
+        ("reporter", false),
+        ("failed", false),
+        ("delivery", false),
+        ("dkim", false),
+        ("spf domain", false),
+        ("from", false),
+        ("subject", false),
+        ("message-id", false),
+    ]);
+    let mut t = Table::new(&cols);
+    for e in entries {
+        let mut row = vec![datetime(e.arrival)];
+        if with_domain {
+            row.push(e.domain.clone());
+        }
+        let dkim = match (&e.dkim_domain, &e.dkim_selector) {
+            (Some(d), Some(s)) => format!("{d} s={s}"),
+            (Some(d), None) => d.clone(),
+            (None, _) => String::new(),
+        };
+        let subject = match &e.subject {
+            Some(s) => s.clone(),
+            None if e.redacted.contains("subject") => "(redacted)".to_owned(),
+            None => String::new(),
+        };
+        row.extend([
+            e.source_ip.clone().unwrap_or_default(),
+            e.sender.clone(),
+            e.reporter.clone(),
+            e.auth_failures.clone(),
+            e.delivery_result.clone().unwrap_or_default(),
+            dkim,
+            e.spf_domain.clone().unwrap_or_default(),
+            e.header_from.clone().unwrap_or_default(),
+            subject,
+            e.message_id.clone().unwrap_or_default(),
+        ]);
+        t.row(row);
     }
     t
 }

@@ -66,7 +66,8 @@ pub fn clickhouse_totals(url: &str, db: &str) -> Result<Totals, String> {
         "SELECT (SELECT count() FROM {db}.reports FINAL), (SELECT count() FROM {db}.dmarc_records FINAL),
                 (SELECT sum(count) FROM {db}.dmarc_records FINAL), (SELECT sum(messages) FROM {db}.agg_source_day FINAL),
                 (SELECT sum(messages) FROM {db}.agg_selector_day FINAL), (SELECT count() FROM {db}.tlsrpt_policies FINAL),
-                (SELECT count() FROM {db}.tlsrpt_failures FINAL), (SELECT count() FROM {db}.dead_letters FINAL)
+                (SELECT count() FROM {db}.tlsrpt_failures FINAL), (SELECT count() FROM {db}.dead_letters FINAL),
+                (SELECT count() FROM {db}.failure_reports FINAL)
          FORMAT TSV"
     );
     let text = clickhouse_query(url, &sql)?;
@@ -74,7 +75,7 @@ pub fn clickhouse_totals(url: &str, db: &str) -> Result<Totals, String> {
         .split_whitespace()
         .map(|n| n.parse().map_err(|e| format!("{e}: {text}")))
         .collect::<Result<_, _>>()?;
-    let [reports, records, messages, aggregated, selector_messages, tls_policies, tls_failures, dead_letters] =
+    let [reports, records, messages, aggregated, selector_messages, tls_policies, tls_failures, dead_letters, failure_reports] =
         v[..]
     else {
         return Err(format!("unexpected answer {text:?}"));
@@ -88,6 +89,7 @@ pub fn clickhouse_totals(url: &str, db: &str) -> Result<Totals, String> {
         tls_policies,
         tls_failures,
         dead_letters,
+        failure_reports,
     })
 }
 

@@ -155,6 +155,7 @@ pub struct Totals {
     pub tls_policies: u64,
     pub tls_failures: u64,
     pub dead_letters: u64,
+    pub failure_reports: u64,
 }
 
 /// The totals of an embedded store (a SQLite file).
@@ -164,7 +165,8 @@ pub fn sqlite_totals(db: &std::path::Path) -> Totals {
         "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM dmarc_records),
                 (SELECT COALESCE(SUM(count),0) FROM dmarc_records), (SELECT COALESCE(SUM(messages),0) FROM agg_source_day),
                 (SELECT COALESCE(SUM(messages),0) FROM agg_selector_day), (SELECT COUNT(*) FROM tlsrpt_policies),
-                (SELECT COUNT(*) FROM tlsrpt_failures), (SELECT COUNT(*) FROM dead_letters)",
+                (SELECT COUNT(*) FROM tlsrpt_failures), (SELECT COUNT(*) FROM dead_letters),
+                (SELECT COUNT(*) FROM failure_reports)",
         [],
         |r| {
             Ok(Totals {
@@ -176,6 +178,7 @@ pub fn sqlite_totals(db: &std::path::Path) -> Totals {
                 tls_policies: r.get(5)?,
                 tls_failures: r.get(6)?,
                 dead_letters: r.get(7)?,
+                failure_reports: r.get(8)?,
             })
         },
     )

@@ -5,13 +5,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use ruaflow_schema::{Secret, SecretError};
+
 /// The environment variable that supplies the upload token when the config names none.
 pub const TOKEN_ENV: &str = "RUAFLOW_HTTP_TOKEN";
 
 /// The `[http]` section: where the endpoint listens and how it guards itself. Every
 /// limit has a default that holds against a stranger on the internet; raise them for a
 /// trusted network only.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address and port to listen on, e.g. `"0.0.0.0:8443"`. Plain HTTP unless
@@ -23,13 +25,11 @@ pub struct HttpConfig {
     /// Private key (PEM) of `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// Bearer token required by `POST /v1/reports`. Prefer `token_file` or the
-    /// `RUAFLOW_HTTP_TOKEN` environment variable to keep it out of the file.
+    /// Bearer token required by `POST /v1/reports`: `"VALUE"`, `{ file = "PATH" }` or
+    /// `{ env = "NAME" }` (see [`Secret`]); without it, the `RUAFLOW_HTTP_TOKEN`
+    /// environment variable. Prefer a file or the environment to keep it out of the config.
     #[serde(default)]
-    pub token: Option<String>,
-    /// File holding the bearer token (surrounding whitespace ignored).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
+    pub token: Option<Secret>,
     /// Largest request body accepted, in bytes; larger bodies are answered 413. Default:
     /// `[limits] max_input_bytes` (32 MiB), the largest input the pipeline reads.
     #[serde(default)]
@@ -92,26 +92,6 @@ fn default_ack_timeout_ms() -> u64 {
     30_000
 }
 
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("listen", &self.listen)
-            .field("tls_cert", &self.tls_cert)
-            .field("tls_key", &self.tls_key)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
-            .field("token_file", &self.token_file)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_inflight_body_bytes", &self.max_inflight_body_bytes)
-            .field("max_connections", &self.max_connections)
-            .field("max_connections_per_client", &self.max_connections_per_client)
-            .field("header_timeout_ms", &self.header_timeout_ms)
-            .field("body_timeout_ms", &self.body_timeout_ms)
-            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
-            .field("ack_timeout_ms", &self.ack_timeout_ms)
-            .finish()
-    }
-}
-
 /// What can go wrong setting up or running the endpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -119,14 +99,9 @@ pub enum HttpError {
     /// A config value is out of range or contradicts another.
     #[error("invalid [http] config: {0}")]
     Config(&'static str),
-    /// The token file could not be read.
-    #[error("cannot read token file {path}: {source}")]
-    TokenFile {
-        /// The file named by `token_file`.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The token could not be read.
+    #[error("cannot read the [http] token: {0}")]
+    Token(#[from] SecretError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -146,12 +121,6 @@ pub enum HttpError {
 impl HttpConfig {
     /// Checks the values that need no IO. Called when the config file is loaded.
     pub fn validate(&self) -> Result<(), HttpError> {
-        if self.token.is_some() && self.token_file.is_some() {
-            return Err(HttpError::Config("set token or token_file, not both"));
-        }
-        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            return Err(HttpError::Config("token is empty"));
-        }
         if self.max_body_bytes == Some(0) {
             return Err(HttpError::Config("max_body_bytes must be above 0"));
         }
@@ -172,47 +141,36 @@ impl HttpConfig {
         Ok(())
     }
 
-    /// The upload token: `token`, else the contents of `token_file`, else the
-    /// `RUAFLOW_HTTP_TOKEN` environment variable; `None` when none is set (then
-    /// `/v1/reports` refuses every upload with 401).
+    /// The upload token, read once at start: `token`, else the `RUAFLOW_HTTP_TOKEN`
+    /// environment variable; `None` when neither is set (then `/v1/reports` refuses
+    /// every upload with 401).
     pub fn resolve_token(&self) -> Result<Option<Token>, HttpError> {
-        if let Some(token) = &self.token {
-            return Ok(Some(Token(token.trim().to_owned())));
-        }
-        if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| HttpError::TokenFile { path: path.clone(), source })?;
-            let token = text.trim();
-            if token.is_empty() {
-                return Err(HttpError::Config("token_file is empty"));
-            }
-            return Ok(Some(Token(token.to_owned())));
-        }
-        Ok(std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).map(Token))
+        let secret = match &self.token {
+            Some(secret) => secret.clone(),
+            None if std::env::var_os(TOKEN_ENV).is_some_and(|v| !v.is_empty()) => Secret::env(TOKEN_ENV),
+            None => return Ok(None),
+        };
+        Ok(Some(Token::new(secret.expose()?)))
     }
 }
 
-/// A bearer token, redacted in `Debug`, compared in constant time.
-#[derive(Clone)]
-pub struct Token(String);
+/// The upload token, resolved: redacted in `Debug` (it is a [`Secret`]), compared in
+/// constant time.
+#[derive(Debug, Clone)]
+pub struct Token(Secret);
 
 impl Token {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
+        Self(Secret::value(token))
     }
 
     /// True when `presented` is this token. Time depends on the length only.
     pub(super) fn matches(&self, presented: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
+        let Ok(expected) = self.0.expose() else { return false };
+        let expected = expected.as_bytes();
         expected.len() == presented.len()
             && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token([redacted])")
     }
 }
 
@@ -237,9 +195,10 @@ mod tests {
         assert!(!format!("{:?}", config.resolve_token().expect("token")).contains("s3cret"));
 
         assert!(from_json(r#"{"listen": "127.0.0.1:8080", "max_body_mb": 1}"#).is_err(), "unknown key");
-        let both: HttpConfig =
-            from_json(r#"{"listen": "127.0.0.1:8080", "token": "a", "token_file": "/x"}"#).expect("parses");
-        assert!(both.validate().is_err());
+        let from_file: HttpConfig =
+            from_json(r#"{"listen": "127.0.0.1:8080", "token": {"file": "/nonexistent/token"}}"#)
+                .expect("parses");
+        assert!(matches!(from_file.resolve_token(), Err(HttpError::Token(_))), "a missing file is an error");
         let small: HttpConfig = from_json(
             r#"{"listen": "127.0.0.1:8080", "max_body_bytes": 100, "max_inflight_body_bytes": 10}"#,
         )

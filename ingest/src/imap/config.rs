@@ -97,9 +97,10 @@ pub struct ImapConfig {
     #[serde(default = "default_invalid")]
     pub invalid_folder: String,
     /// Largest message fetched, in bytes (RFC822.SIZE, checked before fetching); larger
-    /// ones are moved to `invalid_folder` with a warning.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: u64,
+    /// ones are moved to `invalid_folder` with a warning. Default: `[limits]
+    /// max_input_bytes` (32 MiB), the largest input the pipeline reads.
+    #[serde(default)]
+    pub max_message_bytes: Option<u64>,
     /// Seconds between checks when the server does not offer IDLE.
     #[serde(default = "default_poll_interval_secs")]
     pub poll_interval_secs: u64,
@@ -122,9 +123,6 @@ fn default_ignored() -> String {
 }
 fn default_invalid() -> String {
     "ruaflow/invalid".into()
-}
-fn default_max_message_bytes() -> u64 {
-    32 << 20
 }
 fn default_poll_interval_secs() -> u64 {
     60
@@ -159,7 +157,7 @@ impl ImapConfig {
         if targets.contains(&&self.folder) {
             return Err(ImapError::Config("the target folders must differ from folder"));
         }
-        if self.max_message_bytes == 0 {
+        if self.max_message_bytes == Some(0) {
             return Err(ImapError::Config("max_message_bytes is 0"));
         }
         if self.poll_interval_secs == 0 {
@@ -237,7 +235,7 @@ mod tests {
         c.validate().expect("valid");
         assert_eq!((c.tls, c.port()), (TlsMode::Implicit, 993));
         assert_eq!(c.processed_folder, "ruaflow/processed");
-        assert_eq!(c.max_message_bytes, 32 << 20);
+        assert_eq!(c.max_message_bytes, None, "derived from [limits] max_input_bytes");
         assert_eq!(c.account(), "dmarc at imap.example.com:993");
         let v6: ImapConfig = toml::from_str("host = \"2001:db8::1\"\nusername = \"d\"").expect("parses");
         assert_eq!(v6.server(), "[2001:db8::1]:993");

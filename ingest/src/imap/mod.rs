@@ -330,7 +330,7 @@ impl ImapSource {
         size: u64,
     ) -> Result<Verdict, ImapError> {
         let origin = format!("{}/{uid}", self.config.mailbox_name());
-        let max = self.config.max_message_bytes;
+        let max = self.config.max_message_bytes.unwrap_or(self.limits.max_input_bytes);
         if size > max {
             tracing::warn!(origin = %origin, bytes = size, max, "imap message too large; moved to the invalid folder");
             return Ok(Verdict::Invalid);

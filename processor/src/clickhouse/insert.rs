@@ -193,31 +193,17 @@ impl Worker {
         })
     }
 
-    /// Removes from the batch every report whose identity is already in `reports`, so
-    /// the first stored copy of a report wins, as in the SQLite store. A redelivery of
-    /// the same bytes would be harmless anyway (same keys); this matters for a report
-    /// resent with the same identity but other contents, and spares the inserts.
+    /// Removes from the batch every report whose identity is already in `reports` (or,
+    /// for a failure report, in `failure_reports`), so the first stored copy of a report
+    /// wins, as in the SQLite store. A redelivery of the same bytes would be harmless
+    /// anyway (same keys); this matters for a report resent with the same identity but
+    /// other contents, and spares the inserts.
     async fn drop_stored_reports(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
         let mut stored = HashSet::new();
-        for chunk in batch.reports.chunks(2000) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|r| format!("unhex('{}')", ruaflow_schema::envelope::hex(&r.report_key)))
-                .collect();
-            let sql = format!("SELECT hex(report_key) FROM reports WHERE report_key IN ({})", keys.join(","));
-            let found: Vec<String> = client
-                .query(&sql)
-                .fetch_all()
-                .await
-                .map_err(|e| StoreError::ClickHouse(format!("looking up stored reports: {e}")))?;
-            for key in found {
-                let mut bytes = [0u8; 16];
-                for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-                }
-                stored.insert(bytes);
-            }
-        }
+        let reports: Vec<[u8; 16]> = batch.reports.iter().map(|r| r.report_key).collect();
+        stored_keys(client, "reports", &reports, &mut stored).await?;
+        let failures: Vec<[u8; 16]> = batch.failure_reports.iter().map(|r| r.report_key).collect();
+        stored_keys(client, "failure_reports", &failures, &mut stored).await?;
         if stored.is_empty() {
             return Ok(());
         }
@@ -230,6 +216,7 @@ impl Worker {
         batch.selector_days.retain(|r| keep(&r.report_key));
         batch.policies.retain(|r| keep(&r.report_key));
         batch.failures.retain(|r| keep(&r.report_key));
+        batch.failure_reports.retain(|r| keep(&r.report_key));
         Ok(())
     }
 
@@ -243,10 +230,38 @@ impl Worker {
         insert(client, "tlsrpt_failures", &batch.failures, &mut batch.done, 1 << 5).await?;
         insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
         insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 10).await?;
+        insert(client, "failure_reports", &batch.failure_reports, &mut batch.done, 1 << 11).await?;
         insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
         insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
         Ok(())
     }
+}
+
+/// Adds to `stored` those of `keys` that `table` already holds (by `report_key`).
+async fn stored_keys(
+    client: &Client,
+    table: &str,
+    keys: &[[u8; 16]],
+    stored: &mut HashSet<[u8; 16]>,
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(2000) {
+        let list: Vec<String> =
+            chunk.iter().map(|k| format!("unhex('{}')", ruaflow_schema::envelope::hex(k))).collect();
+        let sql = format!("SELECT hex(report_key) FROM {table} WHERE report_key IN ({})", list.join(","));
+        let found: Vec<String> = client
+            .query(&sql)
+            .fetch_all()
+            .await
+            .map_err(|e| StoreError::ClickHouse(format!("looking up stored reports in {table}: {e}")))?;
+        for key in found {
+            let mut bytes = [0u8; 16];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+            }
+            stored.insert(bytes);
+        }
+    }
+    Ok(())
 }
 
 /// Inserts `rows` into `table` unless `step` is marked done in `done`, then marks it.

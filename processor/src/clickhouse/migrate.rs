@@ -8,12 +8,15 @@
 use clickhouse::Client;
 
 use super::rows::MigrationRow;
+use ruaflow_schema::Secret;
+
 use crate::store::StoreError;
 
 /// Versioned migrations, applied in order.
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../schema/sql/clickhouse/0001_init.sql")),
     (2, include_str!("../../../schema/sql/clickhouse/0002_dead_letter_inputs.sql")),
+    (3, include_str!("../../../schema/sql/clickhouse/0003_failure_reports.sql")),
 ];
 
 /// The schema version this build reads and writes.
@@ -32,12 +35,17 @@ pub struct ClickHouseUrl {
     pub database: String,
     /// User, when not the server's default.
     pub user: Option<String>,
-    password: Option<String>,
+    /// From the URL, else `RUAFLOW_CLICKHOUSE_PASSWORD` (redacted wherever printed).
+    password: Option<Secret>,
 }
 
 impl std::fmt::Debug for ClickHouseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self)
+        f.debug_struct("ClickHouseUrl")
+            .field("url", &format_args!("{self}"))
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .finish()
     }
 }
 
@@ -72,12 +80,12 @@ impl std::str::FromStr for ClickHouseUrl {
         }
         let (user, password) = match userinfo {
             Some(info) => match info.split_once(':') {
-                Some((user, password)) => (Some(user.to_owned()), Some(password.to_owned())),
+                Some((user, password)) => (Some(user.to_owned()), Some(Secret::value(password))),
                 None => (Some(info.to_owned()), None),
             },
             None => (None, None),
         };
-        let password = password.or_else(|| std::env::var(PASSWORD_ENV).ok());
+        let password = password.or_else(|| std::env::var_os(PASSWORD_ENV).map(|_| Secret::env(PASSWORD_ENV)));
         Ok(Self { endpoint: format!("http://{host}"), database: database.to_owned(), user, password })
     }
 }
@@ -96,7 +104,8 @@ impl ClickHouseUrl {
         if let Some(user) = &self.user {
             client = client.with_user(user);
         }
-        if let Some(password) = &self.password {
+        // An unreadable password is left out: the server's refusal then says so.
+        if let Some(password) = self.password.as_ref().and_then(|p| p.expose().ok()) {
             client = client.with_password(password);
         }
         client

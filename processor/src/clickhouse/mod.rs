@@ -67,6 +67,7 @@ struct Batch {
     records: Vec<RecordRow>,
     policies: Vec<PolicyRow>,
     failures: Vec<FailureRow>,
+    failure_reports: Vec<FailureReportRow>,
     source_days: Vec<SourceDayRow>,
     selector_days: Vec<SelectorDayRow>,
     dead_letters: Vec<DeadLetterRow>,
@@ -80,7 +81,10 @@ struct Batch {
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.envelopes.is_empty() && self.dead_letters.is_empty() && self.reports.is_empty()
+        self.envelopes.is_empty()
+            && self.dead_letters.is_empty()
+            && self.reports.is_empty()
+            && self.failure_reports.is_empty()
     }
 
     fn rows(&self) -> usize {
@@ -88,6 +92,7 @@ impl Batch {
             + self.records.len()
             + self.policies.len()
             + self.failures.len()
+            + self.failure_reports.len()
             + self.source_days.len()
             + self.selector_days.len()
             + self.dead_letters.len()
@@ -462,8 +467,50 @@ impl Store for ClickHouseStore {
             message_count: report.successful_sessions() + report.failed_sessions(),
             envelope_sha256: origin.sha256,
             location: location.to_owned(),
-            warnings: String::new(),
+            warnings: if report.warnings.is_empty() { String::new() } else { json(&report.warnings) },
             stored_at,
+        });
+        Ok(true)
+    }
+
+    fn failure_report(
+        &mut self,
+        row: &crate::redact::FailureRow,
+        origin: &Origin,
+        location: &str,
+    ) -> Result<bool, StoreError> {
+        if !self.batch.keys.insert(row.key) {
+            return Ok(false);
+        }
+        self.batch.failure_reports.push(FailureReportRow {
+            report_key: row.key,
+            arrival: datetime(row.arrival),
+            day: date(row.day),
+            reporter: row.reporter.clone(),
+            feedback_type: row.feedback_type.clone(),
+            domain: row.domain.clone(),
+            source_ip: row.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            network: row.network.clone(),
+            auth_failures: row.auth_failures.clone(),
+            delivery_result: text(row.delivery_result.as_deref()),
+            dkim_domain: text(row.dkim_domain.as_deref()),
+            dkim_selector: text(row.dkim_selector.as_deref()),
+            spf_domain: text(row.spf_domain.as_deref()),
+            identity_alignment: text(row.identity_alignment.as_deref()),
+            mail_from: text(row.mail_from.as_deref()),
+            rcpt_to: text(row.rcpt_to.as_deref()),
+            authentication_results: text(row.authentication_results.as_deref()),
+            header_from: text(row.header_from.as_deref()),
+            header_to: text(row.header_to.as_deref()),
+            subject: text(row.subject.as_deref()),
+            date: row.date.map(datetime),
+            message_id: text(row.message_id.as_deref()),
+            original_authentication_results: text(row.original_authentication_results.as_deref()),
+            body: text(row.body.as_deref()),
+            redacted: row.redacted.clone(),
+            envelope_sha256: origin.sha256,
+            location: location.to_owned(),
+            stored_at: datetime(ruaflow_schema::clock::now()),
         });
         Ok(true)
     }

@@ -113,6 +113,39 @@ pub struct FailureRow {
     pub stored_at: u32,
 }
 
+/// `failure_reports`.
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct FailureReportRow {
+    pub report_key: [u8; 16],
+    pub arrival: u32,
+    pub day: u16,
+    pub reporter: String,
+    pub feedback_type: String,
+    pub domain: String,
+    pub source_ip: String,
+    pub network: String,
+    pub auth_failures: String,
+    pub delivery_result: String,
+    pub dkim_domain: String,
+    pub dkim_selector: String,
+    pub spf_domain: String,
+    pub identity_alignment: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub authentication_results: String,
+    pub header_from: String,
+    pub header_to: String,
+    pub subject: String,
+    pub date: Option<u32>,
+    pub message_id: String,
+    pub original_authentication_results: String,
+    pub body: String,
+    pub redacted: String,
+    pub envelope_sha256: [u8; 32],
+    pub location: String,
+    pub stored_at: u32,
+}
+
 /// `agg_source_day`.
 #[derive(Debug, Clone, Row, Serialize)]
 pub struct SourceDayRow {

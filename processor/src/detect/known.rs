@@ -41,14 +41,92 @@ pub fn known_on(
     })?;
     for row in rows {
         let (ip, spf, first_day, recent_days) = row?;
-        let familiar = first_day <= familiar_before && recent_days >= config.familiar_min_days;
-        let configured = !networks.is_empty()
-            && ip.parse::<IpAddr>().is_ok_and(|addr| networks.iter().any(|n| n.contains(addr)));
-        if spf > 0 || familiar || configured {
+        let history = History { spf_aligned_pass: spf, first_day: Some(first_day), recent_days };
+        if classify(config, networks, &ip, &history, familiar_before) != SenderStatus::Unknown {
             known.insert(ip);
         }
     }
     Ok(known)
+}
+
+/// How a source stands with a policy domain, from the learned known senders (the
+/// statuses a per-domain sender model will refine; `service` is not told apart yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderStatus {
+    /// Inside a network configured for the domain (`[detect] known_senders`).
+    Configured,
+    /// Has sent SPF-aligned passing mail for the domain: its SPF authorizes it.
+    Authorized,
+    /// Seen stably over the baseline window (forwarders, mailing lists).
+    Familiar,
+    /// None of these.
+    Unknown,
+}
+
+impl SenderStatus {
+    /// The status as a word (`configured`, `authorized`, `familiar`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderStatus::Configured => "configured",
+            SenderStatus::Authorized => "authorized",
+            SenderStatus::Familiar => "familiar",
+            SenderStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The status of source `ip` for `domain` as of `day`, from its history in
+/// `agg_source_day` up to that day. This is the one function failure reports and their
+/// views ask, so they switch to a stored sender model by changing it alone.
+pub fn sender_status(
+    conn: &Connection,
+    config: &DetectConfig,
+    domain: &str,
+    ip: &str,
+    day: i64,
+) -> rusqlite::Result<SenderStatus> {
+    let window_start = day - config.baseline_days * DAY;
+    let history = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(spf_aligned_pass), 0), MIN(day),
+                COUNT(DISTINCT CASE WHEN day < ?3 AND day >= ?4 THEN day END)
+         FROM agg_source_day WHERE domain = ?1 AND source_ip = ?2 AND day <= ?3",
+        )?
+        .query_row(params![domain, ip, day, window_start], |r| {
+            Ok(History { spf_aligned_pass: r.get(0)?, first_day: r.get(1)?, recent_days: r.get(2)? })
+        })?;
+    let networks = config.known_networks(domain);
+    Ok(classify(config, networks, ip, &history, day - config.familiar_after_days * DAY))
+}
+
+/// A source's history for one domain up to a day.
+struct History {
+    spf_aligned_pass: i64,
+    first_day: Option<i64>,
+    recent_days: i64,
+}
+
+fn classify(
+    config: &DetectConfig,
+    networks: &[Cidr],
+    ip: &str,
+    history: &History,
+    familiar_before: i64,
+) -> SenderStatus {
+    let configured = !networks.is_empty()
+        && ip.parse::<IpAddr>().is_ok_and(|addr| networks.iter().any(|n| n.contains(addr)));
+    if configured {
+        SenderStatus::Configured
+    } else if history.spf_aligned_pass > 0 {
+        SenderStatus::Authorized
+    } else if history.first_day.is_some_and(|d| d <= familiar_before)
+        && history.recent_days >= config.familiar_min_days
+    {
+        SenderStatus::Familiar
+    } else {
+        SenderStatus::Unknown
+    }
 }
 
 /// An IP network in CIDR notation.
@@ -120,5 +198,42 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
         assert!(all.contains("8.8.8.8".parse().expect("ip")));
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use crate::sqlite::SqliteStore;
+
+    #[test]
+    fn sender_status_from_history_and_configuration() {
+        let store = SqliteStore::in_memory().expect("store");
+        let conn = store.conn();
+        let row = |ip: &str, day: i64, spf: i64| {
+            conn.execute(
+                "INSERT INTO agg_source_day VALUES ('example.com', ?1, ?2, 'r', 'n', 10, 10, 10, ?3, 0, 10, 0, 0)",
+                params![day * DAY, ip, spf],
+            )
+            .expect("insert");
+        };
+        row("192.0.2.1", 100, 5);
+        for day in [80, 85, 90, 95] {
+            row("198.51.100.7", day, 0);
+        }
+        row("203.0.113.9", 99, 0);
+        let mut config = DetectConfig::default();
+        let status = |config: &DetectConfig, ip: &str| {
+            sender_status(conn, config, "example.com", ip, 100 * DAY).expect("status")
+        };
+        assert_eq!(status(&config, "192.0.2.1"), SenderStatus::Authorized);
+        assert_eq!(status(&config, "198.51.100.7"), SenderStatus::Familiar);
+        assert_eq!(status(&config, "203.0.113.9"), SenderStatus::Unknown);
+        assert_eq!(status(&config, "10.0.0.1"), SenderStatus::Unknown, "never seen");
+        // Before its SPF-aligned day the first source was not yet known.
+        let before = sender_status(conn, &config, "example.com", "192.0.2.1", 99 * DAY).expect("status");
+        assert_eq!(before, SenderStatus::Unknown);
+        config.known_senders.insert("example.com".into(), vec!["203.0.113.0/24".parse().expect("cidr")]);
+        assert_eq!(status(&config, "203.0.113.9"), SenderStatus::Configured);
     }
 }

@@ -60,6 +60,8 @@ pub struct PipelineConfig {
     /// Marked failing, with the reason, the moment the writer cannot go on (the sources
     /// then refuse new work and `/healthz` says why).
     pub health: Health,
+    /// What of a failure report's original message may be stored.
+    pub privacy: crate::redact::PrivacyConfig,
 }
 
 impl Default for PipelineConfig {
@@ -70,6 +72,7 @@ impl Default for PipelineConfig {
             batch_interval: Duration::from_millis(500),
             limits: Limits::default(),
             health: Health::default(),
+            privacy: crate::redact::PrivacyConfig::default(),
         }
     }
 }
@@ -91,7 +94,8 @@ pub struct Progress {
     pub messages: AtomicU64,
     /// Dead letters written.
     pub dead_letters: AtomicU64,
-    /// DMARC failure reports seen (recognized, not stored).
+    /// DMARC failure reports stored (a failure report stored before counts as a
+    /// duplicate report).
     pub failure_reports: AtomicU64,
 }
 
@@ -167,7 +171,11 @@ pub(super) enum ToWriter {
         location: String,
         reason: String,
     },
-    Failure,
+    Failure {
+        origin: Arc<Origin>,
+        location: String,
+        row: Box<crate::redact::FailureRow>,
+    },
     /// The input is through. `raw` is kept when the input produced dead letters.
     Done {
         origin: Arc<Origin>,
@@ -194,7 +202,7 @@ pub fn run<S: Store>(
             let to_writer = to_writer.clone();
             let queue = &queue;
             let db_path = db_path.clone();
-            scope.spawn(move || worker::run(queue, &to_writer, &config.limits, db_path.as_deref()));
+            scope.spawn(move || worker::run(queue, &to_writer, config, db_path.as_deref()));
         }
         drop(to_writer);
         let written = writer::run(&mut store, &writer_rx, config, &progress, hook);

@@ -10,14 +10,14 @@ use ruaflow_schema::dmarc::DmarcReader;
 use ruaflow_schema::unpack::{unpack, Content};
 use ruaflow_schema::{Delivery, Limits};
 
-use super::{Chunk, ToWriter, CHUNK_RECORDS, STREAM_CHUNKS};
+use super::{Chunk, PipelineConfig, ToWriter, CHUNK_RECORDS, STREAM_CHUNKS};
 use crate::store::Origin;
 
 /// A worker: takes deliveries until the queue closes, parses, streams to the writer.
 pub(super) fn run(
     queue: &Mutex<tokio::sync::mpsc::Receiver<Delivery>>,
     to_writer: &SyncSender<ToWriter>,
-    limits: &Limits,
+    config: &PipelineConfig,
     db_path: Option<&std::path::Path>,
 ) {
     // A read-only connection lets a worker skip byte-identical redeliveries without
@@ -59,7 +59,7 @@ pub(super) fn run(
             let raw = Arc::new(envelope.bytes);
             kept = Some(Arc::clone(&raw));
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                process(&raw, &origin, to_writer, limits)
+                process(&raw, &origin, to_writer, config)
             }));
             match outcome {
                 Ok(Ok(())) => {}
@@ -89,8 +89,9 @@ fn process(
     raw: &[u8],
     origin: &Arc<Origin>,
     to_writer: &SyncSender<ToWriter>,
-    limits: &Limits,
+    config: &PipelineConfig,
 ) -> Result<(), ()> {
+    let limits = &config.limits;
     let send = |msg| to_writer.send(msg).map_err(|_| ());
     unpack(raw, limits, &mut |found| {
         let location = found.location;
@@ -113,7 +114,11 @@ fn process(
                     }
                 }
             }
-            Content::Failure(_) => send(ToWriter::Failure),
+            Content::Failure(report) => send(ToWriter::Failure {
+                origin: Arc::clone(origin),
+                location,
+                row: Box::new(crate::redact::failure_row(&report, origin, &config.privacy)),
+            }),
             Content::Broken(err) => {
                 send(ToWriter::Dead { origin: Arc::clone(origin), location, reason: err.to_string() })
             }

@@ -135,6 +135,9 @@ impl<S: Store> Writer<'_, S> {
         match msg {
             ToWriter::Dmarc { origin, location, chunks } => self.dmarc(&origin, &location, &chunks),
             ToWriter::Tls { origin, location, report } => {
+                for warning in &report.warnings {
+                    warn!(report_id = %report.report_id, reporter = %report.organization_name, warning = %warning, "report read with a warning");
+                }
                 match self.store.tlsrpt(&report, &origin, &location) {
                     Ok(true) => {
                         self.stored(&origin, 0, 0);
@@ -152,9 +155,19 @@ impl<S: Store> Writer<'_, S> {
                 }
             }
             ToWriter::Dead { origin, location, reason } => self.dead(&origin, &location, &reason),
-            ToWriter::Failure => {
-                self.batch.summary.failure_reports += 1;
-                Ok(())
+            ToWriter::Failure { origin, location, row } => {
+                match self.store.failure_report(&row, &origin, &location) {
+                    Ok(true) => {
+                        self.batch.summary.failure_reports += 1;
+                        self.inputs.entry(input_key(&origin)).or_default().tally.reports += 1;
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        self.batch.summary.duplicate_reports += 1;
+                        Ok(())
+                    }
+                    Err(err) => self.refused(&origin, &location, err),
+                }
             }
             ToWriter::Done { origin, duplicate, ack, raw } => {
                 if duplicate {

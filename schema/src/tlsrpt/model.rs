@@ -45,6 +45,9 @@ pub struct TlsReport {
     pub report_id: String,
     /// One entry per policy the sender applied.
     pub policies: Vec<PolicyResult>,
+    /// What was read leniently (a session count missing from a summary, read as 0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl TlsReport {

@@ -3,8 +3,10 @@
 //! Input: the bytes of one JSON document (read whole: TLS reports are small, and the
 //! buffer is capped by `max_buffered_bytes`). Output: a [`TlsReport`]. Lenient about
 //! `mx-host` as a string or an array, `contact-info: null`, a missing `policy-domain`
-//! on `no-policy-found`, datetimes with or without a timezone, unknown fields; strict
-//! about the report id, organization, date range and session counts.
+//! on `no-policy-found`, datetimes with or without a timezone, unknown fields, a summary
+//! with one of its two session counts missing (RFC 8460 requires both; some reporters
+//! leave out the zero one: read as 0, with a warning); strict about the report id,
+//! organization, date range and a summary with no count at all.
 
 use std::net::IpAddr;
 
@@ -111,7 +113,13 @@ pub fn parse_report(json: &[u8], limits: &Limits) -> Result<TlsReport, Error> {
     if details as u64 > limits.max_records {
         return Err(LimitExceeded::Records(limits.max_records).into());
     }
-    let policies = raw.policies.into_iter().map(policy_result).collect::<Result<Vec<_>, _>>()?;
+    let mut warnings = Vec::new();
+    let policies = raw
+        .policies
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| policy_result(p, i, &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(TlsReport {
         organization_name,
         start,
@@ -119,24 +127,39 @@ pub fn parse_report(json: &[u8], limits: &Limits) -> Result<TlsReport, Error> {
         contact_info: raw.contact_info.filter(|c| !c.is_empty()),
         report_id,
         policies,
+        warnings,
     })
 }
 
-fn policy_result(raw: RawPolicyResult) -> Result<PolicyResult, Error> {
+fn policy_result(
+    raw: RawPolicyResult,
+    index: usize,
+    warnings: &mut Vec<String>,
+) -> Result<PolicyResult, Error> {
     let policy = raw.policy.ok_or(Error::MissingField("policies/policy"))?;
     let summary = raw.summary.ok_or(Error::MissingField("policies/summary"))?;
     let policy_type = required(policy.policy_type, "policies/policy/policy-type")?;
+    let (successful_sessions, failed_sessions) =
+        match (summary.total_successful_session_count, summary.total_failure_session_count) {
+            (Some(ok), Some(failed)) => (ok, failed),
+            (None, None) => return Err(Error::MissingField("summary/total-successful-session-count")),
+            (ok, failed) => {
+                let missing = if ok.is_none() {
+                    "total-successful-session-count"
+                } else {
+                    "total-failure-session-count"
+                };
+                warnings.push(format!("policy {}: summary has no {missing}; read as 0", index + 1));
+                (ok.unwrap_or(0), failed.unwrap_or(0))
+            }
+        };
     Ok(PolicyResult {
         policy_type: PolicyType::parse(&policy_type),
         policy_string: policy.policy_string.0,
         policy_domain: policy.policy_domain.unwrap_or_default().to_ascii_lowercase(),
         mx_host: policy.mx_host.0,
-        successful_sessions: summary
-            .total_successful_session_count
-            .ok_or(Error::MissingField("summary/total-successful-session-count"))?,
-        failed_sessions: summary
-            .total_failure_session_count
-            .ok_or(Error::MissingField("summary/total-failure-session-count"))?,
+        successful_sessions,
+        failed_sessions,
         failure_details: raw
             .failure_details
             .into_iter()
@@ -183,5 +206,35 @@ fn check_strings(value: &serde_json::Value, max: u32) -> Result<(), Error> {
             check_strings(v, max)
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(summary: &str) -> Result<TlsReport, Error> {
+        let json = format!(
+            r#"{{"organization-name":"r","report-id":"1",
+               "date-range":{{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"}},
+               "policies":[{{"policy":{{"policy-type":"Brand-New","policy-domain":"example.com"}},"summary":{summary}}}]}}"#
+        );
+        parse_report(json.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn one_missing_session_count_is_zero_with_a_warning_and_none_is_an_error() {
+        let r = report(r#"{"total-successful-session-count":5}"#).expect("one count");
+        assert_eq!((r.successful_sessions(), r.failed_sessions()), (5, 0));
+        assert_eq!(r.warnings, ["policy 1: summary has no total-failure-session-count; read as 0"]);
+        assert_eq!(r.policies[0].policy_type, PolicyType::Other("Brand-New".into()), "kept as sent");
+        let r = report(r#"{"total-failure-session-count":2}"#).expect("one count");
+        assert_eq!((r.successful_sessions(), r.failed_sessions()), (0, 2));
+        assert_eq!(r.warnings.len(), 1);
+        assert!(report(r#"{"total-successful-session-count":1,"total-failure-session-count":0}"#)
+            .expect("both")
+            .warnings
+            .is_empty());
+        assert!(matches!(report("{}"), Err(Error::MissingField(_))));
     }
 }

@@ -23,7 +23,7 @@ use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use super::transfer::TransferEncoding;
 use super::{join, sniff, Content, Format, Found, Walker, SNIFF_BYTES};
 use crate::error::Error;
-use crate::failure::FailureReport;
+use crate::failure::{FailureReport, OriginalMessage, ReportMessage};
 use crate::limits::LimitExceeded;
 
 /// The parser: every MIME header is read except `Content-Transfer-Encoding`, which is
@@ -58,6 +58,14 @@ impl Drop for Parsed<'_> {
             // `message` now holds no nested message: dropping it recurses no further.
         }
     }
+}
+
+/// The parts of one failure report message, collected until all its parts were seen.
+struct ReportParts {
+    /// Who sent it and the original message.
+    context: ReportMessage,
+    /// Its ARF parts, with their locations.
+    arf: Vec<(String, FailureReport)>,
 }
 
 /// What the walk of one message found, across its nested messages.
@@ -105,8 +113,12 @@ impl<E> Walker<'_, E> {
         if findings.reports > 0 {
             return Ok(());
         }
-        if let Some(report) = findings.summary_text.as_deref().and_then(FailureReport::from_exim_summary) {
-            return (self.visit)(Found { location, content: Content::Failure(report) });
+        let max_field = self.limits.max_field_bytes as usize;
+        let summary =
+            findings.summary_text.as_deref().and_then(|t| FailureReport::from_exim_summary(t, max_field));
+        if let Some(report) = summary {
+            let report = ReportMessage::of(&message.0).complete(report);
+            return (self.visit)(Found { location, content: Content::Failure(Box::new(report)) });
         }
         let subject = message.0.subject().map(|s| format!(" (subject {:?})", crate::error::clip(s)));
         self.broken(location, Error::NoReportInMessage(subject.unwrap_or_default()))
@@ -122,10 +134,20 @@ impl<E> Walker<'_, E> {
         layers: u32,
         findings: &mut Findings,
     ) -> Result<(), E> {
-        let is_report = message.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-        });
+        let is_type = |ct: Option<&mail_parser::ContentType<'_>>, t: &str, sub: &str| {
+            ct.is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case(t)
+                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+            })
+        };
+        // A report is `multipart/report`, or any message with an ARF part: NetEase sends
+        // its failure reports as `multipart/mixed`.
+        let is_report = is_type(message.content_type(), "multipart", "report")
+            || message.parts.iter().any(|p| is_type(p.content_type(), "message", "feedback-report"));
+        // A failure report's parts come in order — summary, ARF fields, original
+        // message — and the report needs all of them, so its ARF parts wait here until
+        // every part was seen.
+        let mut report = ReportParts { context: ReportMessage::of(message), arf: Vec::new() };
         for (index, part) in message.parts.iter().enumerate() {
             self.mime_parts += 1;
             if self.mime_parts > self.limits.max_mime_parts {
@@ -143,7 +165,9 @@ impl<E> Walker<'_, E> {
             let encoding = transfer_encoding(part, raw);
             let is_message = ctype == "message" && (subtype == "rfc822" || subtype == "global");
             if is_message && is_report {
-                // The original message inside a failure report is evidence, not a report.
+                // The original message inside a failure report is evidence, not a report:
+                // its headers (and body) complete the failure report.
+                report.context.original = Some(self.original(part, raw, encoding));
                 continue;
             }
             if is_message && encoding != TransferEncoding::Identity {
@@ -177,11 +201,57 @@ impl<E> Walker<'_, E> {
                 PartType::Text(_) | PartType::Html(_) | PartType::Binary(_) | PartType::InlineBinary(_) => {
                     let body = encoding.decode(part.contents());
                     let is_text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
-                    self.leaf(name, (&ctype, &subtype), &body, is_text, is_report, layers, findings)?;
+                    let in_report = is_report.then_some(&mut report);
+                    self.leaf(name, (&ctype, &subtype), &body, is_text, in_report, layers, findings)?;
                 }
             }
         }
+        for (name, arf) in report.arf {
+            let content = Content::Failure(Box::new(report.context.complete(arf)));
+            (self.visit)(Found { location: name, content })?;
+        }
         Ok(())
+    }
+
+    /// The original message of a failure report, from its `message/rfc822` part.
+    fn original(
+        &self,
+        part: &mail_parser::MessagePart<'_>,
+        raw: &[u8],
+        encoding: TransferEncoding,
+    ) -> OriginalMessage {
+        let max_field = self.limits.max_field_bytes as usize;
+        match &part.body {
+            PartType::Message(nested) if encoding == TransferEncoding::Identity => {
+                OriginalMessage::from_message(nested, max_field, true)
+            }
+            _ => {
+                // Encoded (RFC 2046 forbids it, some reporters do it) or not parsed as a
+                // message: decode the body and read its headers and body from that.
+                let encoded = match &part.body {
+                    PartType::Message(_) | PartType::Multipart(_) => {
+                        raw.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default()
+                    }
+                    _ => part.contents(),
+                };
+                let decoded = encoding.decode(encoded);
+                match std::panic::catch_unwind(|| parser().parse_headers(&decoded[..])) {
+                    Ok(Some(headers)) => {
+                        let message = Parsed(headers);
+                        let mut original = OriginalMessage::from_message(&message.0, max_field, false);
+                        let body =
+                            decoded.get(message.0.parts.first().map_or(0, |p| p.offset_body as usize)..);
+                        if let Some(body) = body.filter(|b| !b.is_empty()) {
+                            original.body_bytes = body.len() as u64;
+                            original.body =
+                                Some(crate::text::decode_field(&body[..body.len().min(max_field)], false));
+                        }
+                        original
+                    }
+                    _ => OriginalMessage::default(),
+                }
+            }
+        }
     }
 
     /// One leaf part, decoded.
@@ -192,16 +262,29 @@ impl<E> Walker<'_, E> {
         (ctype, subtype): (&str, &str),
         body: &[u8],
         is_text: bool,
-        in_report: bool,
+        mut in_report: Option<&mut ReportParts>,
         layers: u32,
         findings: &mut Findings,
     ) -> Result<(), E> {
+        let max_field = self.limits.max_field_bytes as usize;
         if ctype == "message" && subtype == "feedback-report" {
             findings.reports += 1;
             let text = crate::text::decode_field(body, false);
-            let content = Content::Failure(FailureReport::from_arf(&text));
-            return (self.visit)(Found { location: name, content });
+            let arf = FailureReport::from_arf(&text, max_field);
+            match in_report {
+                Some(report) => report.arf.push((name, arf)),
+                None => (self.visit)(Found { location: name, content: Content::Failure(Box::new(arf)) })?,
+            }
+            return Ok(());
         }
+        if let Some(report) = in_report.as_deref_mut() {
+            if ctype == "text" && subtype == "rfc822-headers" {
+                let text = crate::text::decode_field(body, false);
+                report.context.original = OriginalMessage::from_headers(&text, max_field);
+                return Ok(());
+            }
+        }
+        let in_report = in_report.is_some();
         let format = sniff(&body[..body.len().min(SNIFF_BYTES)]);
         if is_text {
             if matches!(format, Format::Xml | Format::Json)

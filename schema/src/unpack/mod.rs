@@ -50,7 +50,7 @@ pub enum Content<'a> {
     /// A JSON document (a TLS report, if anything), decompressed and capped.
     Json(&'a mut dyn BufRead),
     /// A DMARC failure (forensic) report.
-    Failure(FailureReport),
+    Failure(Box<FailureReport>),
     /// Something that should have held a report and could not be decoded.
     Broken(Error),
 }

@@ -197,18 +197,25 @@ fn describe(parsed: &Parsed) -> String {
             escape_unsafe(&r.header.metadata.org_name),
             escape_unsafe(&r.header.policy.domain)
         ),
-        Parsed::Tlsrpt(r) => format!(
-            "tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
-            escape_unsafe(&r.organization_name),
-            escape_unsafe(r.policy_domain().unwrap_or("?")),
-            r.policies.len(),
-            r.successful_sessions(),
-            r.failed_sessions()
-        ),
+        Parsed::Tlsrpt(r) => {
+            let mut line = format!(
+                "tlsrpt from {} for {}, {} policies, {} successful and {} failed sessions",
+                escape_unsafe(&r.organization_name),
+                escape_unsafe(r.policy_domain().unwrap_or("?")),
+                r.policies.len(),
+                r.successful_sessions(),
+                r.failed_sessions()
+            );
+            for warning in &r.warnings {
+                line.push_str(&format!("\n  warning: {}", escape_unsafe(warning)));
+            }
+            line
+        }
         Parsed::Failure(r) => format!(
-            "dmarc failure report for {} from {}",
+            "dmarc failure report for {} from {}, reported by {}",
             escape_unsafe(r.reported_domain.as_deref().unwrap_or("?")),
-            r.source_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+            r.source_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
+            escape_unsafe(r.reporter.as_deref().unwrap_or("?"))
         ),
         Parsed::Error(err) => format!("error: {}", escape_unsafe(&err.to_string())),
     }
