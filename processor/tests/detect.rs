@@ -5,7 +5,8 @@
 use ruaflow_processor::detect::{evaluate, sweep, DeclaredSender, DetectConfig};
 use ruaflow_processor::normalize::DAY;
 use ruaflow_processor::pipeline::ReportWriter;
-use ruaflow_processor::sqlite::{Origin, SqliteStore};
+use ruaflow_processor::sender::Status;
+use ruaflow_processor::sqlite::{self, Origin, SqliteStore};
 use ruaflow_processor::store::Store;
 use ruaflow_schema::alert::{AlertKind, AlertState};
 use ruaflow_schema::dmarc::*;
@@ -198,4 +199,29 @@ fn one_episode_one_alert_whatever_the_arrival_order() {
         let alerts = evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate");
         assert!(alerts.iter().all(|a| a.kind != AlertKind::DkimReplaySuspected), "day {d}: {alerts:?}");
     }
+}
+
+/// An ESP that signs with the domain's key is a known sender only when the IP databases
+/// name it (its network); a PTR name, which whoever runs the address chooses, or a
+/// mailbox provider or cloud, is shown and never trusted.
+#[test]
+fn only_an_esp_named_by_its_network_is_a_known_service() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let rules = DetectConfig::default();
+    store_report(&mut store, "google.com", "example.com", 0, &[row("192.0.2.77", 300, true, false)]);
+    let status = |store: &SqliteStore, kind: &str, by: &str| {
+        store
+            .conn()
+            .execute(
+                "UPDATE sources SET service = 'SendGrid', service_kind = ?1, service_by = ?2 WHERE ip = '192.0.2.77'",
+                [kind, by],
+            )
+            .expect("update");
+        sqlite::sender_status(store.conn(), &rules, "example.com", "192.0.2.77", START).expect("status").0
+    };
+    assert_eq!(status(&store, "esp", "asn"), Status::Service);
+    assert_eq!(status(&store, "esp", "as_domain"), Status::Service);
+    assert_eq!(status(&store, "esp", "ptr"), Status::Unknown, "a PTR name is not proof");
+    assert_eq!(status(&store, "mailbox_provider", "asn"), Status::Unknown, "anyone can send through Gmail");
+    assert_eq!(status(&store, "hosting", "asn"), Status::Unknown, "anyone can rent a cloud machine");
 }

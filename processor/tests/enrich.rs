@@ -1,7 +1,11 @@
 //! Source enrichment against real inputs: the MaxMind test databases in
-//! `../shared/mmdb`, and dnsmasq (Debian package `dnsmasq-base`) started on a free
-//! loopback port as the nameserver. A missing dnsmasq or database fails the test; it is
-//! never a silent skip.
+//! `../shared/mmdb`, IPinfo Lite-layout databases written at test time
+//! (`mmdb_writer`), parsedmarc's community service map as `bench/peer-setup` installs it,
+//! and dnsmasq (Debian package `dnsmasq-base`) started on a free loopback port as the
+//! nameserver. A missing dnsmasq, database or map fails the test; it is never a silent
+//! skip.
+
+mod mmdb_writer;
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -9,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ruaflow_processor::enrich::{ptr_base, EnrichConfig, Enricher, MmdbInfo, PtrLookup};
+use ruaflow_processor::enrich::{
+    ptr_base, EnrichConfig, Enricher, MatchedBy, MmdbInfo, PtrLookup, ServiceKind, ServiceMap,
+};
 use ruaflow_processor::normalize::network_of;
 use ruaflow_processor::sqlite::SqliteStore;
 
@@ -341,6 +347,255 @@ fn unreadable_database_error_names_the_file() {
     let config = EnrichConfig { offline: true, country_db: Some(json.clone()), ..EnrichConfig::default() };
     let err = Enricher::new(&config).err().expect("not an mmdb file");
     assert!(err.to_string().contains(&json.display().to_string()), "{err}");
+}
+
+// ---------------------------------------------------------------- IPinfo Lite
+
+/// An IPinfo Lite-layout database in `dir`: one flat record of text fields per network,
+/// empty strings where IPinfo knows nothing, as `ipinfo_lite.mmdb` holds them.
+fn ipinfo_lite(dir: &Path) -> PathBuf {
+    use mmdb_writer::{Value, Writer};
+    let lite = |asn: &str, as_name: &str, as_domain: &str, code: &str, country: &str| {
+        Value::text_map(&[
+            ("asn", asn),
+            ("as_name", as_name),
+            ("as_domain", as_domain),
+            ("continent", "North America"),
+            ("continent_code", "NA"),
+            ("country", country),
+            ("country_code", code),
+        ])
+    };
+    let mut db = Writer::new("ipinfo_lite.mmdb");
+    db.insert("1.0.0.0/24", &lite("AS15169", "Google LLC", "google.com", "AU", "Australia"))
+        .insert("12.81.96.0/19", &lite("AS7018", "AT&T Services, Inc.", "att.com", "US", "United States"))
+        .insert("81.2.69.0/24", &lite("AS20712", "Andrews & Arnold Ltd", "aa.net.uk", "FR", "France"))
+        .insert("192.0.2.0/24", &lite("AS11377", "SendGrid, Inc.", "SendGrid.COM", "us", "United States"))
+        // Announced by nobody IPinfo knows: empty AS fields, as in the real file.
+        .insert("198.51.100.0/24", &lite("", "", "", "CN", "China"))
+        // A different AS than the GeoLite2 test database says (AS6730).
+        .insert(
+            "2001:1700::/32",
+            &lite("AS6830", "Liberty Global B.V.", "libertyglobal.com", "CH", "Switzerland"),
+        )
+        .insert(
+            "2001:db8:25::/48",
+            &lite("AS6939", "Hurricane Electric LLC", "he.net", "US", "United States"),
+        )
+        // IPinfo's older `country_asn` layout: `country` is the code.
+        .insert(
+            "203.0.113.0/24",
+            &Value::text_map(&[
+                ("asn", "AS2519"),
+                ("as_name", "ARTERIA Networks Corporation"),
+                ("as_domain", "arteria-net.com"),
+                ("continent", "AS"),
+                ("continent_name", "Asia"),
+                ("country", "JP"),
+                ("country_name", "Japan"),
+            ]),
+        );
+    let path = dir.join("ipinfo_lite.mmdb");
+    std::fs::write(&path, db.build()).expect("write ipinfo_lite.mmdb");
+    path
+}
+
+fn info(asn: Option<u32>, as_org: Option<&str>, as_domain: Option<&str>, country: Option<&str>) -> MmdbInfo {
+    MmdbInfo {
+        asn,
+        as_org: as_org.map(str::to_owned),
+        as_domain: as_domain.map(str::to_owned),
+        country: country.map(str::to_owned),
+    }
+}
+
+#[test]
+fn ipinfo_lite_gives_asn_as_name_domain_and_country() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        EnrichConfig { offline: true, ipinfo_db: Some(ipinfo_lite(dir.path())), ..EnrichConfig::default() };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    assert_eq!(
+        enricher.lookup_mmdb(ip("1.0.0.1")),
+        info(Some(15169), Some("Google LLC"), Some("google.com"), Some("AU"))
+    );
+    // The domain is lower-cased and the country code upper-cased.
+    assert_eq!(
+        enricher.lookup_mmdb(ip("192.0.2.200")),
+        info(Some(11377), Some("SendGrid, Inc."), Some("sendgrid.com"), Some("US"))
+    );
+    assert_eq!(
+        enricher.lookup_mmdb(ip("2001:db8:25::1")),
+        info(Some(6939), Some("Hurricane Electric LLC"), Some("he.net"), Some("US"))
+    );
+    // Empty strings are no value.
+    assert_eq!(enricher.lookup_mmdb(ip("198.51.100.9")), info(None, None, None, Some("CN")));
+    assert_eq!(
+        enricher.lookup_mmdb(ip("203.0.113.5")),
+        info(Some(2519), Some("ARTERIA Networks Corporation"), Some("arteria-net.com"), Some("JP"))
+    );
+    // Not in the database.
+    assert!(enricher.lookup_mmdb(ip("100.64.0.1")).is_empty());
+    assert!(enricher.lookup_mmdb(ip("2001:db8:26::1")).is_empty());
+}
+
+#[test]
+fn maxmind_files_answer_first_and_ipinfo_fills_the_gaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = EnrichConfig {
+        offline: true,
+        asn_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")),
+        country_db: Some(mmdb("GeoLite2-Country-Test.mmdb")),
+        ipinfo_db: Some(ipinfo_lite(dir.path())),
+        ..EnrichConfig::default()
+    };
+    let enricher = Enricher::new(&config).expect("enricher");
+
+    // GeoLite2-ASN's AS and name; IPinfo, naming the same AS, adds the domain; the
+    // country file has no answer, so IPinfo's country.
+    assert_eq!(
+        enricher.lookup_mmdb(ip("1.0.0.1")),
+        info(Some(15169), Some("Google Inc."), Some("google.com"), Some("AU"))
+    );
+    // GeoLite2-ASN has AS7018 without a name: IPinfo's name for the same AS fills it.
+    assert_eq!(
+        enricher.lookup_mmdb(ip("12.81.100.1")),
+        info(Some(7018), Some("AT&T Services, Inc."), Some("att.com"), Some("US"))
+    );
+    // The two disagree on the AS: GeoLite2's stands, with no domain from the other AS.
+    let sunrise = enricher.lookup_mmdb(ip("2001:1700::25"));
+    assert_eq!(
+        (sunrise.asn, sunrise.as_org.as_deref(), sunrise.as_domain),
+        (Some(6730), Some("Sunrise Communications AG"), None)
+    );
+    assert_eq!(sunrise.country.as_deref(), Some("CH"));
+    // The country file's answer stands over IPinfo's.
+    assert_eq!(enricher.lookup_mmdb(ip("81.2.69.142")).country.as_deref(), Some("GB"));
+    // Only IPinfo knows the address.
+    assert_eq!(
+        enricher.lookup_mmdb(ip("192.0.2.1")),
+        info(Some(11377), Some("SendGrid, Inc."), Some("sendgrid.com"), Some("US"))
+    );
+}
+
+#[test]
+fn a_database_of_another_layout_as_ipinfo_gives_nothing_and_no_error() {
+    // The GeoLite2-ASN file's records have none of IPinfo's fields.
+    let config = EnrichConfig {
+        offline: true,
+        ipinfo_db: Some(mmdb("GeoLite2-ASN-Test.mmdb")),
+        ..EnrichConfig::default()
+    };
+    let enricher = Enricher::new(&config).expect("enricher");
+    assert!(enricher.lookup_mmdb(ip("1.0.0.1")).is_empty());
+
+    let json = mmdb("GeoLite2-ASN-Test.json");
+    let config = EnrichConfig { offline: true, ipinfo_db: Some(json.clone()), ..EnrichConfig::default() };
+    let err = Enricher::new(&config).err().expect("not an mmdb file");
+    assert!(err.to_string().contains(&json.display().to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn ipinfo_fields_land_in_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_with_sources(dir.path(), &["192.0.2.7", "198.51.100.9", "100.64.0.1"]);
+    let config =
+        EnrichConfig { offline: true, ipinfo_db: Some(ipinfo_lite(dir.path())), ..EnrichConfig::default() };
+    let enricher = Enricher::new(&config).expect("enricher");
+    assert_eq!(enricher.enrich_pending(&db, 100).await.expect("enrich"), 3);
+    assert_eq!(
+        row(&db, "192.0.2.7"),
+        Row { country: Some("US".into()), ..unresolved(Some(11377), Some("SendGrid, Inc.")) }
+    );
+    assert_eq!(row(&db, "198.51.100.9"), Row { country: Some("CN".into()), ..unresolved(None, None) });
+    assert_eq!(row(&db, "100.64.0.1"), unresolved(None, None));
+    // The service is named and stored with what named it; an ESP named by its network
+    // is the one the sender model trusts.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let service = |ip: &str| -> (Option<String>, Option<String>, Option<String>) {
+        conn.query_row("SELECT service, service_kind, service_by FROM sources WHERE ip = ?1", [ip], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("row")
+    };
+    assert_eq!(service("192.0.2.7"), (Some("SendGrid".into()), Some("esp".into()), Some("as_domain".into())));
+    assert_eq!(service("100.64.0.1"), (None, None, None));
+    let rules = ruaflow_processor::detect::DetectConfig::default();
+    let (status, _) = ruaflow_processor::sqlite::sender_status(&conn, &rules, "example.com", "192.0.2.7", 0)
+        .expect("status");
+    assert_eq!(status, ruaflow_processor::sender::Status::Unknown, "never seen for the domain: no status");
+}
+
+// ---------------------------------------------------------------- service identification
+
+/// From an address to its service: what the IP database says, then the map.
+#[test]
+fn services_are_identified_from_ipinfo_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        EnrichConfig { offline: true, ipinfo_db: Some(ipinfo_lite(dir.path())), ..EnrichConfig::default() };
+    let enricher = Enricher::new(&config).expect("enricher");
+    let services = config.service_map().expect("built-in map");
+    let identify = |text: &str, ptr: Option<&str>| {
+        let found = enricher.lookup_mmdb(ip(text));
+        services
+            .identify(ptr, found.as_domain.as_deref(), found.asn, found.as_org.as_deref())
+            .map(|f| (f.service.name.clone(), f.service.kind, f.by))
+    };
+    assert_eq!(identify("192.0.2.1", None), Some(("SendGrid".into(), ServiceKind::Esp, MatchedBy::AsDomain)));
+    // Google's network without a Gmail PTR name is hosting; with one, Gmail.
+    assert_eq!(identify("1.0.0.1", None), Some(("Google".into(), ServiceKind::Hosting, MatchedBy::AsDomain)));
+    let gmail = identify("1.0.0.1", ptr_base("mail-sor-f41.google.com").as_deref());
+    assert_eq!(
+        gmail,
+        Some(("Google Workspace / Gmail".into(), ServiceKind::MailboxProvider, MatchedBy::Ptr))
+    );
+    assert_eq!(identify("198.51.100.9", None), None);
+}
+
+/// The file a user points `[enrich] services` at: parsedmarc's community map, as
+/// `bench/peer-setup` installs it (tests/run does). Read, not copied.
+#[test]
+fn parsedmarc_community_map_loads() {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/.venv/lib");
+    let map_file = std::fs::read_dir(&venv)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|python| python.path().join("site-packages/parsedmarc/resources/maps/base_reverse_dns_map.csv"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("parsedmarc's base_reverse_dns_map.csv is not under {}: run bench/peer-setup (tests/run does)", venv.display())
+        });
+    let map = ServiceMap::load(std::slice::from_ref(&map_file)).unwrap_or_else(|e| panic!("{e}"));
+    let builtin = ServiceMap::builtin();
+    assert!(map.len() > builtin.len() + 1_000, "{} services", map.len());
+
+    let text = std::fs::read_to_string(&map_file).expect("read");
+    let added = ServiceMap::builtin().add_csv(&map_file, &text).expect("loads");
+    assert!(added > 10_000, "{added} rows");
+    // Its type words map onto the kinds.
+    for kind in [
+        ServiceKind::MailboxProvider,
+        ServiceKind::Esp,
+        ServiceKind::SecurityGateway,
+        ServiceKind::Isp,
+        ServiceKind::Hosting,
+        ServiceKind::Other,
+    ] {
+        assert!(map.services().iter().any(|s| s.kind == kind), "no {kind} service");
+    }
+    // The big names resolve from their PTR domains, whichever map names them.
+    for (ptr, kind) in [
+        ("amazonses.com", ServiceKind::Esp),
+        ("pphosted.com", ServiceKind::SecurityGateway),
+        ("sendgrid.net", ServiceKind::Esp),
+    ] {
+        let found = map.identify(Some(ptr), None, None, None).unwrap_or_else(|| panic!("{ptr} unknown"));
+        assert_eq!((found.by, found.service.kind), (MatchedBy::Ptr, kind), "{ptr}: {:?}", found.service);
+    }
 }
 
 // ---------------------------------------------------------------- rDNS against dnsmasq

@@ -211,9 +211,9 @@ impl<'a> DayFold<'a> {
 
     /// The source's status as of the day, from its address row.
     fn status(&self, source: &DaySource) -> Status {
-        let declared =
-            self.config.declared(&self.out.domain, source.ip.parse().ok(), source.service.as_deref());
-        let context = Context { declared: declared.as_deref(), service: source.service.as_deref() };
+        let service = source.service.as_deref().filter(|_| source.service_trusted);
+        let declared = self.config.declared(&self.out.domain, source.ip.parse().ok(), service);
+        let context = Context { declared: declared.as_deref(), service };
         match &source.sender {
             Some(sender) => sender.status_as_of(self.config, context, self.out.day).0,
             None if declared.is_some() => Status::Configured,

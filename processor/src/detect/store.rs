@@ -23,8 +23,10 @@ pub struct DaySource {
     pub sender: Option<Sender>,
     /// The first day the model saw its network, if it saw it.
     pub network_first_day: Option<i64>,
-    /// The mail service enrichment named for the address.
+    /// The mail service enrichment named for the address (shown).
     pub service: Option<String>,
+    /// The service counts for the status rule: an ESP named by the IP databases.
+    pub service_trusted: bool,
 }
 
 /// Message counts of one source (and reporter) for a day.

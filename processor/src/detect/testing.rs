@@ -16,6 +16,7 @@ fn source(ip: &str, counts: DayCounts, sender: Sender, network_first_day: i64) -
         sender: Some(sender),
         network_first_day: Some(network_first_day),
         service: None,
+        service_trusted: false,
     }
 }
 

@@ -7,16 +7,20 @@
 //!
 //! Input: `sources` rows the store wrote as reports arrived, not yet given a reverse DNS
 //! answer. Output: their `ptr`, `ptr_base` (registrable domain of the PTR name), `asn`,
-//! `as_org`, `country` and `resolved_at`. Invariants: `resolved_at` is set only on a
+//! `as_org`, `as_domain`, `country`, the mail service behind the address (`service`,
+//! `service_kind`: named by [`ServiceMap`] from those fields) and `resolved_at`. Invariants: `resolved_at` is set only on a
 //! definitive answer (a name, NXDOMAIN, or no PTR record: then `ptr` is NULL); a failed
 //! lookup (timeout, SERVFAIL) leaves it NULL and the address is not asked again for
 //! `retry_after_secs`; `offline` sends no DNS query at all; MMDB fields are filled
 //! whenever a database is configured, offline too.
 //!
-//! Layout: `rdns` (resolver, concurrency bound, answer cache), `mmdb` (IP databases).
+//! Layout: `rdns` (resolver, concurrency bound, answer cache), `mmdb` (IP databases),
+//! `service` (which mail service is behind an address: the built-in map and user CSV
+//! files; pure, called by whoever holds the enriched fields).
 
 mod mmdb;
 mod rdns;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +33,10 @@ use tokio::task::JoinSet;
 use tracing::{debug, info};
 
 pub use mmdb::MmdbInfo;
+pub use service::{
+    Identified, MatchedBy, Service, ServiceKind, ServiceMap, ServiceMapError,
+    MAX_FILE_BYTES as MAX_SERVICE_MAP_BYTES, MAX_FILE_ROWS as MAX_SERVICE_MAP_ROWS,
+};
 
 use mmdb::Mmdb;
 use rdns::Rdns;
@@ -54,6 +62,14 @@ pub struct EnrichConfig {
     pub asn_db: Option<PathBuf>,
     /// A database in the GeoLite2-Country layout; fills `country`.
     pub country_db: Option<PathBuf>,
+    /// IPinfo's free "Lite" database (`ipinfo_lite.mmdb`: ASN, AS name, AS domain and
+    /// country in one file). Fills what `asn_db` and `country_db` leave empty, and the
+    /// AS domain.
+    pub ipinfo_db: Option<PathBuf>,
+    /// Service maps to load over the built-in one, in order (a later file's entry
+    /// replaces an earlier one's): CSV files in the `base_reverse_dns,name,type`
+    /// layout of parsedmarc's community map. See [`ServiceMap::load`].
+    pub services: Vec<PathBuf>,
     /// Reverse lookups in flight at once.
     pub max_concurrent_lookups: usize,
     /// Time allowed for one reverse lookup, in milliseconds (one attempt, no retry).
@@ -69,6 +85,8 @@ impl Default for EnrichConfig {
             nameservers: Vec::new(),
             asn_db: None,
             country_db: None,
+            ipinfo_db: None,
+            services: Vec::new(),
             max_concurrent_lookups: 32,
             lookup_timeout_ms: 2_000,
             retry_after_secs: 3_600,
@@ -86,6 +104,12 @@ impl EnrichConfig {
             return Err(EnrichError::Config("lookup_timeout_ms must be between 1 and 60000".into()));
         }
         Ok(())
+    }
+
+    /// The built-in service map with the `services` files over it. Reads the files:
+    /// call it once at startup, before anything connects, and share the map.
+    pub fn service_map(&self) -> Result<ServiceMap, ServiceMapError> {
+        ServiceMap::load(&self.services)
     }
 }
 
@@ -111,6 +135,9 @@ pub enum EnrichError {
     /// Reading or writing the `sources` table failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A service map file could not be read or holds an invalid row.
+    #[error(transparent)]
+    ServiceMap(#[from] ServiceMapError),
     /// A lookup or database task panicked or was cancelled.
     #[error("enrichment task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -145,6 +172,8 @@ pub struct Enricher {
     /// `None` when offline.
     rdns: Option<Arc<Rdns>>,
     mmdb: Mmdb,
+    /// Names the mail service behind an address from what the lookups found.
+    services: ServiceMap,
     retry_after: Duration,
     /// Addresses not to select again before the instant: failed lookups and, offline,
     /// addresses already given their MMDB fields.
@@ -152,16 +181,20 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    /// Validates the config, opens the IP databases (an error names the file) and sets
-    /// up the resolver (the system's configuration unless nameservers are given).
+    /// Validates the config, opens the IP databases and the service maps (an error names
+    /// the file) and sets up the resolver (the system's configuration unless nameservers
+    /// are given).
     /// Needs no runtime.
     pub fn new(config: &EnrichConfig) -> Result<Self, EnrichError> {
         config.validate()?;
-        let mmdb = Mmdb::open(config.asn_db.as_deref(), config.country_db.as_deref())?;
+        let mmdb =
+            Mmdb::open(config.asn_db.as_deref(), config.country_db.as_deref(), config.ipinfo_db.as_deref())?;
+        let services = config.service_map()?;
         let rdns = if config.offline { None } else { Some(Arc::new(Rdns::new(config)?)) };
         Ok(Self {
             rdns,
             mmdb,
+            services,
             retry_after: Duration::from_secs(config.retry_after_secs),
             deferred: Mutex::new(HashMap::new()),
         })
@@ -273,10 +306,17 @@ impl Enricher {
 
     /// The row update for `ip`: `ptr` is `Some` for a definitive rDNS answer.
     fn update(&self, ip: IpAddr, ptr: Option<Option<String>>) -> Update {
+        let mmdb = self.mmdb.lookup(ip);
+        let name = ptr.as_ref().and_then(Option::as_deref);
+        let service = self
+            .services
+            .identify(name, mmdb.as_domain.as_deref(), mmdb.asn, mmdb.as_org.as_deref())
+            .map(|found| (found.service.name.clone(), found.service.kind.as_str(), found.by.as_str()));
         Update {
             ip: ip.to_string(),
             ptr,
-            mmdb: self.mmdb.lookup(ip),
+            mmdb,
+            service,
             has_asn: self.mmdb.has_asn(),
             has_country: self.mmdb.has_country(),
         }
@@ -297,6 +337,9 @@ struct Update {
     /// `Some`: a definitive rDNS answer (the name, or none).
     ptr: Option<Option<String>>,
     mmdb: MmdbInfo,
+    /// The mail service named from the PTR name and the IP databases, its kind, and
+    /// what named it.
+    service: Option<(String, &'static str, &'static str)>,
     /// The ASN database is configured: its answer, even empty, replaces `asn`/`as_org`.
     has_asn: bool,
     /// The country database is configured: its answer replaces `country`.
@@ -406,6 +449,10 @@ fn write_batch(conn: &mut Connection, batch: &[Update]) -> Result<usize, rusqlit
                 resolved_at = CASE WHEN :has_ptr THEN :now ELSE resolved_at END,
                 asn         = CASE WHEN :has_asn THEN :asn ELSE asn END,
                 as_org      = CASE WHEN :has_asn THEN :as_org ELSE as_org END,
+                as_domain   = CASE WHEN :has_asn THEN :as_domain ELSE as_domain END,
+                service     = COALESCE(:service, service),
+                service_kind = CASE WHEN :service IS NULL THEN service_kind ELSE :service_kind END,
+                service_by  = CASE WHEN :service IS NULL THEN service_by ELSE :service_by END,
                 country     = CASE WHEN :has_country THEN :country ELSE country END
              WHERE ip = :ip",
         )?;
@@ -420,6 +467,10 @@ fn write_batch(conn: &mut Connection, batch: &[Update]) -> Result<usize, rusqlit
                 ":has_asn": u.has_asn,
                 ":asn": u.mmdb.asn,
                 ":as_org": u.mmdb.as_org,
+                ":as_domain": u.mmdb.as_domain,
+                ":service": u.service.as_ref().map(|(name, _, _)| name),
+                ":service_kind": u.service.as_ref().map(|(_, kind, _)| kind),
+                ":service_by": u.service.as_ref().map(|(_, _, by)| by),
                 ":has_country": u.has_country,
                 ":country": u.mmdb.country,
             })?;

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use ruaflow_schema::alert::{Alert, AlertKind, AlertSource, AlertState};
 use ruaflow_schema::clock::now;
 
-use super::senders::{sender_from_row, SENDER_COLUMNS};
+use super::senders::{sender_from_row, SENDER_COLUMNS, TRUSTED_SERVICE};
 use crate::detect::store::{
     DayCounts, DaySource, DetectStore, ReporterActivity, Signal, StoredNotice, StoredSignal, TlsDay,
     TlsFailure,
@@ -34,10 +34,11 @@ impl DetectStore for SqliteDetect<'_> {
     ) -> Result<(), Self::Error> {
         let columns: String =
             SENDER_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let trusted = TRUSTED_SERVICE.replace("service", "src.service");
         let sql = format!(
             "SELECT a.source_ip, a.network, a.reporter, a.messages, a.dmarc_pass, a.dkim_aligned_pass,
                     a.spf_aligned_pass, a.dkim_only_pass, a.disp_quarantine + a.disp_reject,
-                    n.first_day, src.service, s.domain IS NOT NULL, {columns}
+                    n.first_day, src.service, s.domain IS NOT NULL, {trusted} IS NOT NULL, {columns}
              FROM agg_source_day a
              LEFT JOIN senders s ON s.domain = a.domain AND s.source = a.source_ip
              LEFT JOIN sender_networks n ON n.domain = a.domain AND n.source = a.network
@@ -71,9 +72,10 @@ impl DetectStore for SqliteDetect<'_> {
                 ip,
                 network: r.get(1)?,
                 reporters: vec![(reporter, counts)],
-                sender: if has_sender { Some(sender_from_row(r, 12)?) } else { None },
+                sender: if has_sender { Some(sender_from_row(r, 13)?) } else { None },
                 network_first_day: r.get(9)?,
                 service: r.get(10)?,
+                service_trusted: r.get(12)?,
             });
         }
         if let Some(done) = current {

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../schema/sql/sqlite/0002_dead_letter_inputs.sql")),
     (3, include_str!("../../../schema/sql/sqlite/0003_failure_reports.sql")),
     (5, include_str!("../../../schema/sql/sqlite/0005_senders.sql")),
+    (6, include_str!("../../../schema/sql/sqlite/0006_service_trust.sql")),
     (7, include_str!("../../../schema/sql/sqlite/0007_alert_lifecycle.sql")),
 ];
 

@@ -32,7 +32,7 @@ impl super::SqliteStore {
         let service = match table {
             SenderTable::Sources if row.first_dkim_day.is_some() => self
                 .conn
-                .prepare_cached("SELECT service FROM sources WHERE ip = ?1")?
+                .prepare_cached(&format!("SELECT {TRUSTED_SERVICE} FROM sources WHERE ip = ?1"))?
                 .query_row([&row.source], |r| r.get::<_, Option<String>>(0))
                 .optional()?
                 .flatten(),
@@ -42,6 +42,13 @@ impl super::SqliteStore {
         Ok(OwnedContext { declared, service })
     }
 }
+
+/// The service of a `sources` row that the status rule trusts: an ESP (it signs its
+/// customers' mail with their keys) named by the IP databases. A PTR name is chosen by
+/// whoever runs the address, and a mailbox provider's or a cloud's customers include
+/// whoever replays a signed message through them: those names are shown, never trusted.
+pub(crate) const TRUSTED_SERVICE: &str =
+    "CASE WHEN service_kind = 'esp' AND service_by IN ('as_domain', 'asn', 'as_name') THEN service END";
 
 /// Which table of the sender model: per address, or per network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +220,7 @@ pub fn sender_status(
     day: i64,
 ) -> Result<(Status, String), StoreError> {
     let service: Option<String> = conn
-        .prepare_cached("SELECT service FROM sources WHERE ip = ?1")?
+        .prepare_cached(&format!("SELECT {TRUSTED_SERVICE} FROM sources WHERE ip = ?1"))?
         .query_row([ip], |r| r.get(0))
         .optional()?
         .flatten();
