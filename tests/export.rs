@@ -284,6 +284,12 @@ fn sources_lists_the_top_senders_of_the_range() {
         ok(run(&["sources", "--db", s(&store.db), "--domain", "example.com", "--json", "--limit", "3"]));
     let top: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     assert_eq!(top.len(), 3);
+    // Each source carries the sender model's answer: the corpus's top senders pass SPF
+    // aligned, so their own SPF authorizes them.
+    let statuses = ["configured", "authorized", "service", "familiar", "unknown"];
+    assert!(all.iter().all(|r| statuses.contains(&r["sender_status"].as_str().expect("status"))), "{all:?}");
+    assert!(all.iter().any(|r| r["sender_status"] == "authorized"
+        && r["sender_reason"].as_str().is_some_and(|why| why.starts_with("SPF-aligned pass since"))));
     assert_eq!(top.iter().map(|r| r["count"].as_u64().expect("n")).collect::<Vec<_>>(), by_volume[..3]);
 
     let text = ok(run(&["sources", "--db", s(&store.db), "--domain", "example.com", "--limit", "3"]));

@@ -1,6 +1,7 @@
 //! `ruaflow sources --db FILE [--domain D] [--since DATE] [--until DATE] [--days N]
 //! [--limit N] [--json]`: the sending sources of each policy domain over a range, most
-//! messages first, with what is known about them (reverse DNS, AS, country).
+//! messages first, with what is known about them: the sender model's status (is it one of
+//! the domain's own senders?), the mail service behind it, reverse DNS, AS, country.
 //!
 //! The rows are `ruaflow export --what sources`' (`crate::export`), topped by volume.
 
@@ -52,6 +53,8 @@ pub fn run(args: SourcesArgs) -> anyhow::Result<()> {
         ("messages", true),
         ("DMARC pass", true),
         ("DKIM-only", true),
+        ("status", false),
+        ("service", false),
         ("reverse DNS", false),
         ("AS", false),
         ("country", false),
@@ -74,6 +77,8 @@ pub fn run(args: SourcesArgs) -> anyhow::Result<()> {
             ruaflow_schema::text::thousands(n("count")),
             pct_text(pct(n("dmarc_pass"), n("count"))),
             ruaflow_schema::text::thousands(n("dkim_only_pass")),
+            s("sender_status"),
+            s("service"),
             s("source_reverse_dns"),
             as_name,
             s("source_country"),

@@ -161,6 +161,10 @@ pub const SOURCE_COLUMNS: &[&str] = &[
     "source_asn",
     "source_as_name",
     "source_country",
+    "service",
+    "service_kind",
+    "sender_status",
+    "sender_reason",
 ];
 
 /// The SQL of [`sources`]; `{order}` is the key order, or the top by messages.
@@ -168,8 +172,10 @@ fn sources_sql(top: bool) -> String {
     format!(
         "SELECT a.domain, a.source_ip, MAX(a.network), MIN(a.day), MAX(a.day), COUNT(DISTINCT a.day),
             SUM(a.messages), SUM(a.dmarc_pass), SUM(a.dkim_aligned_pass), SUM(a.spf_aligned_pass),
-            SUM(a.dkim_only_pass), s.ptr, s.ptr_base, s.asn, s.as_org, s.country
+            SUM(a.dkim_only_pass), s.ptr, s.ptr_base, s.asn, s.as_org, s.country, s.service, s.service_kind,
+            COALESCE(m.status, 'unknown'), COALESCE(m.reason, '')
         FROM agg_source_day a LEFT JOIN sources s ON s.ip = a.source_ip
+        LEFT JOIN senders m ON m.domain = a.domain AND m.source = a.source_ip
         WHERE a.day BETWEEN ?1 AND ?2 AND (?3 IS NULL OR lower(a.domain) = lower(?3))
         GROUP BY a.domain, a.source_ip
         ORDER BY {} LIMIT ?4",
@@ -177,7 +183,9 @@ fn sources_sql(top: bool) -> String {
     )
 }
 
-/// One row per policy domain × source IP over the range. With `top`, only the `top`
+/// One row per policy domain × source IP over the range, with the sender model's status
+/// of the source (as of the last report that touched it: configured, authorized,
+/// service, familiar or unknown) and why. With `top`, only the `top`
 /// sources with the most messages (what `ruaflow sources` shows), else all of them in
 /// key order (streamed along the `(domain, source_ip, day)` index).
 pub fn sources(
@@ -200,7 +208,9 @@ pub fn sources(
             cells.push(Cell::Int(r.get(i)?));
         }
         cells.extend([text(r, 11)?, text(r, 12)?, Cell::from(r.get::<_, Option<i64>>(13)?), text(r, 14)?]);
-        cells.push(text(r, 15)?);
+        for i in 15..20 {
+            cells.push(text(r, i)?);
+        }
         w.row(&cells)?;
         n += 1;
     }

@@ -541,7 +541,7 @@ fn sources_card(h: &mut String, title: &str, sub: &str, sources: &[Source], fail
     h.push_str(&svg::hbars(&rows, &series, "messages", title));
     // Two-line cells keep seven facts readable in a half-width card.
     let enriched = sources.iter().any(|s| s.asn.is_some() || s.as_org.is_some() || s.country.is_some());
-    let mut cols = vec![("Source", false)];
+    let mut cols = vec![("Source", false), ("Sender", false)];
     if enriched {
         cols.extend([("AS", false), ("CC", false)]);
     }
@@ -557,6 +557,7 @@ fn sources_card(h: &mut String, title: &str, sub: &str, sources: &[Source], fail
             html(&s.ip),
             t = html(&second)
         )];
+        row.push(sender_cell(s));
         if enriched {
             let asn = s.asn.map(|a| format!("AS{a}")).unwrap_or_default();
             row.push(format!(
@@ -567,11 +568,33 @@ fn sources_card(h: &mut String, title: &str, sub: &str, sources: &[Source], fail
             row.push(html(s.country.as_deref().unwrap_or("")));
         }
         row.push(thousands(s.messages));
-        row.push(if failing { thousands(s.dmarc_fail) } else { colored_pct(s.dmarc_pass_pct) });
+        // Passing mail from a source that is not the domain's is no reassurance: a
+        // replayed message passes DMARC.
+        let pass = if s.sender == "unknown" {
+            format!(r#"<span class="bad">{}</span>"#, pct_text(s.dmarc_pass_pct))
+        } else {
+            colored_pct(s.dmarc_pass_pct)
+        };
+        row.push(if failing { thousands(s.dmarc_fail) } else { pass });
         t.row(row);
     }
     t.render(h);
     h.push_str("</div>");
+}
+
+/// The sender status of a source as a badge (red when it is not one of the domain's
+/// senders), with the service below it and the reason on hover.
+fn sender_cell(s: &Source) -> String {
+    let class = if s.sender == "unknown" { "badge bad" } else { "badge" };
+    let service = s
+        .service
+        .as_deref()
+        .map_or(String::new(), |name| format!(r#"<div class="small" title="{n}">{n}</div>"#, n = html(name)));
+    format!(
+        r#"<span class="{class}" title="{why}">{status}</span>{service}"#,
+        why = html(&s.sender_reason),
+        status = html(&s.sender)
+    )
 }
 
 fn selectors_card(h: &mut String, i: usize, d: &DomainReport) {

@@ -230,6 +230,14 @@ pub struct Source {
     pub as_org: Option<String>,
     /// Country code, when known.
     pub country: Option<String>,
+    /// The mail service behind it, when enrichment named one.
+    pub service: Option<String>,
+    /// How it stands with the domain — `configured`, `authorized`, `service`,
+    /// `familiar` or `unknown` (not one of the domain's senders) — as of its latest
+    /// report, and why.
+    pub sender: String,
+    /// Why it has that status.
+    pub sender_reason: String,
     /// DMARC messages from it.
     pub messages: u64,
     /// Of which passed DMARC.

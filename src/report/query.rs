@@ -302,8 +302,10 @@ fn sources(conn: &Connection, domain: &str, range: &DayRange, order: &str) -> an
     };
     let sql = format!(
         "SELECT a.source_ip, MAX(a.network), SUM(a.messages), SUM(a.dmarc_pass), SUM(a.dkim_aligned_pass),
-                SUM(a.spf_aligned_pass), s.ptr, s.asn, s.as_org, s.country
+                SUM(a.spf_aligned_pass), s.ptr, s.asn, s.as_org, s.country, s.service,
+                COALESCE(m.status, 'unknown'), COALESCE(m.reason, '')
          FROM agg_source_day a LEFT JOIN sources s ON s.ip = a.source_ip
+         LEFT JOIN senders m ON m.domain = a.domain AND m.source = a.source_ip
          WHERE a.domain = ?1 AND a.day BETWEEN ?2 AND ?4
          GROUP BY a.source_ip {having}
          ORDER BY {order_by} DESC, a.source_ip LIMIT ?3"
@@ -326,6 +328,9 @@ fn sources(conn: &Connection, domain: &str, range: &DayRange, order: &str) -> an
                 asn: r.get(7)?,
                 as_org: r.get(8)?,
                 country: r.get(9)?,
+                service: r.get(10)?,
+                sender: r.get(11)?,
+                sender_reason: r.get(12)?,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -205,7 +205,9 @@ fn domain(out: &mut String, d: &DomainReport, st: Style) {
 fn sources_table(sources: &[Source], failing: bool) -> Table {
     let mut t = Table::new(&[
         ("ip", false),
+        ("sender", false),
         ("network", false),
+        ("service", false),
         ("ptr", false),
         ("asn", true),
         ("as org", false),
@@ -217,7 +219,9 @@ fn sources_table(sources: &[Source], failing: bool) -> Table {
         let last = if failing { thousands(s.dmarc_fail) } else { pct_text(s.dmarc_pass_pct) };
         t.row(vec![
             s.ip.clone(),
+            s.sender.clone(),
             s.network.clone(),
+            s.service.clone().unwrap_or_default(),
             s.ptr.clone().unwrap_or_default(),
             s.asn.map(|a| a.to_string()).unwrap_or_default(),
             s.as_org.clone().unwrap_or_default(),
