@@ -225,3 +225,112 @@ fn only_an_esp_named_by_its_network_is_a_known_service() {
     assert_eq!(status(&store, "mailbox_provider", "asn"), Status::Unknown, "anyone can send through Gmail");
     assert_eq!(status(&store, "hosting", "asn"), Status::Unknown, "anyone can rent a cloud machine");
 }
+
+/// The days of a replay flood and what happens after it, evaluated as they arrive.
+fn flood(
+    store: &mut SqliteStore,
+    config: &DetectConfig,
+    days: std::ops::Range<i64>,
+    now_of: impl Fn(i64) -> i64,
+) -> Vec<ruaflow_schema::alert::Alert> {
+    let normal = [row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)];
+    let mut sent = Vec::new();
+    for d in 0..days.end + 3 {
+        let mut rows: Vec<Row> = normal.iter().map(|r| row(r.ip, r.count, r.dkim, r.spf)).collect();
+        if days.contains(&d) {
+            rows.extend(
+                ["198.51.100.1", "198.51.100.2", "203.0.113.3"].map(|ip| row(ip, 40_000, true, false)),
+            );
+        }
+        store_report(store, "google.com", "example.com", d, &rows);
+        sent.extend(evaluate(&mut store.detect_state(), config, &[day(d)], now_of(d)).expect("evaluate"));
+    }
+    sent
+}
+
+fn replays(alerts: &[ruaflow_schema::alert::Alert]) -> Vec<&ruaflow_schema::alert::Alert> {
+    alerts.iter().filter(|a| a.kind == AlertKind::DkimReplaySuspected).collect()
+}
+
+/// A three-day flood is one episode: one firing notice, updated with each day's figures,
+/// and one resolved notice with the episode's own figures.
+#[test]
+fn an_episode_fires_once_and_resolves_with_its_own_figures() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    let sent = flood(&mut store, &config, 20..23, now);
+    let sent = replays(&sent);
+    assert_eq!(
+        sent.iter().map(|a| a.state).collect::<Vec<_>>(),
+        [AlertState::Firing, AlertState::Resolved],
+        "{sent:?}"
+    );
+    let episode = sent[1].episode.as_ref().expect("the resolved notice carries its episode");
+    assert_eq!((episode.first_day, episode.last_day), (START + 20 * DAY, START + 22 * DAY));
+    assert_eq!(episode.days(), 3);
+    assert!(episode.total >= episode.peak * 2.0, "{episode:?}");
+    let stored: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM alerts WHERE kind = 'dkim_replay_suspected'", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(stored, 2, "one firing row for the three days, one resolved");
+}
+
+/// An acknowledged episode sends nothing more: neither a new day nor its resolution.
+#[test]
+fn an_acknowledged_episode_is_not_notified_again() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    let normal = [row("192.0.2.10", 5000, true, true), row("192.0.2.11", 5000, true, true)];
+    let mut sent = Vec::new();
+    for d in 0..27 {
+        let mut rows: Vec<Row> = normal.iter().map(|r| row(r.ip, r.count, r.dkim, r.spf)).collect();
+        if (20..23).contains(&d) {
+            rows.extend(
+                ["198.51.100.1", "198.51.100.2", "203.0.113.3"].map(|ip| row(ip, 40_000, true, false)),
+            );
+        }
+        store_report(&mut store, "google.com", "example.com", d, &rows);
+        let now = evaluate(&mut store.detect_state(), &config, &[day(d)], now(d)).expect("evaluate");
+        if d == 20 {
+            assert_eq!(replays(&now).len(), 1, "the flood's first day fires");
+            store
+                .conn()
+                .execute("UPDATE alerts SET acknowledged_at = 1 WHERE kind = 'dkim_replay_suspected'", [])
+                .expect("ack");
+        } else {
+            sent.extend(now);
+        }
+    }
+    assert!(replays(&sent).is_empty(), "{sent:?}");
+    let resolved: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM alerts WHERE kind = 'dkim_replay_suspected' AND state = 'resolved'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(resolved, 1, "the resolution is stored, not sent");
+}
+
+/// A backfill (reports evaluated long after their day) learns and stores its alerts as
+/// historical, and sends nothing.
+#[test]
+fn a_backfill_stores_historical_alerts_and_sends_nothing() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    let config = DetectConfig::default();
+    let months_later = |_d: i64| START + 120 * DAY;
+    let sent = flood(&mut store, &config, 20..22, months_later);
+    assert!(replays(&sent).is_empty(), "{sent:?}");
+    let (historical, summary): (bool, String) = store
+        .conn()
+        .query_row(
+            "SELECT historical, summary FROM alerts WHERE kind = 'dkim_replay_suspected' AND state = 'firing'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the alert is stored");
+    assert!(historical);
+    assert!(summary.starts_with("Historical"), "{summary}");
+}

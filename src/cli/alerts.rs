@@ -1,14 +1,17 @@
 //! `ruaflow alerts --db FILE [--json] [--domain D] [--since DATE] [--until DATE] [--days N]`:
-//! the stored alerts, oldest first.
+//! the stored alerts, oldest first. `ruaflow alerts ack ID [--note TEXT]`: acknowledge a
+//! firing alert; its episode sends nothing more.
 //!
 //! With `--json`, one JSON object per line: the alert's `body` column, which already is
-//! the whole alert as the detector wrote it. Without, a readable line per alert and its
+//! the whole alert as the detector wrote it, with the row's `id` and its acknowledgement
+//! (`acknowledged_at`, `ack_note`) added. Without, a readable line per alert and its
 //! whole summary under it, wrapped to the terminal's width (100 columns when stdout is
 //! not a terminal). The range keeps the alerts whose window overlaps it (`crate::range`).
 
 use std::path::PathBuf;
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, Subcommand};
 use rusqlite::params;
 
 use crate::range::{DayRange, RangeArgs};
@@ -17,8 +20,8 @@ use crate::report::{query, text, write_stdout};
 /// Arguments of `ruaflow alerts`.
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
-    /// The SQLite database written by `ruaflow run` (opened read-only).
-    #[arg(long, default_value = "ruaflow.db")]
+    /// The SQLite database written by `ruaflow run` (opened read-only, except by `ack`).
+    #[arg(long, default_value = "ruaflow.db", global = true)]
     pub db: PathBuf,
     /// One JSON object per line (the stable machine format).
     #[arg(long)]
@@ -29,23 +32,88 @@ pub struct AlertsArgs {
     /// Only alerts whose window overlaps these report days.
     #[command(flatten)]
     pub range: RangeArgs,
+    /// What to do instead of listing.
+    #[command(subcommand)]
+    pub action: Option<AlertAction>,
+}
+
+/// What `ruaflow alerts` can do besides listing.
+#[derive(Debug, Subcommand)]
+pub enum AlertAction {
+    /// Acknowledge a firing alert: its episode is not notified again (later days still
+    /// update it in the store, and its resolved notice is stored, not sent).
+    Ack {
+        /// The alert's id (the first column of `ruaflow alerts`, `id` in `--json`).
+        id: i64,
+        /// Why, or who is on it; shown with the alert.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+}
+
+/// The longest note kept, in characters.
+const MAX_NOTE_CHARS: usize = 2_000;
+
+/// Acknowledges alert `id` in the store at `db`.
+fn ack(db: &std::path::Path, id: i64, note: Option<String>) -> anyhow::Result<()> {
+    anyhow::ensure!(db.is_file(), "no database at {}", db.display());
+    if let Some(note) = &note {
+        anyhow::ensure!(
+            note.chars().count() <= MAX_NOTE_CHARS,
+            "the note is longer than {MAX_NOTE_CHARS} characters"
+        );
+    }
+    let store = ruaflow_processor::sqlite::SqliteStore::open(db)
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let conn = store.conn();
+    let found: Option<(String, String, String, Option<i64>)> = conn
+        .query_row("SELECT state, kind, domain, acknowledged_at FROM alerts WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+    let Some((state, kind, domain, acknowledged)) = found else {
+        anyhow::bail!("no alert {id} in {} (ruaflow alerts lists them with their ids)", db.display());
+    };
+    anyhow::ensure!(
+        state == "firing",
+        "alert {id} is a {state} notice ({kind} {domain}); acknowledge the firing alert of its episode"
+    );
+    let now = ruaflow_schema::clock::now();
+    conn.execute(
+        "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2), ack_note = COALESCE(?3, ack_note)
+         WHERE id = ?1",
+        params![id, now, note],
+    )?;
+    let again = if acknowledged.is_some() { " (again; the first time is kept)" } else { "" };
+    write_stdout(&format!("acknowledged alert {id}: {kind} {domain}{again}\n"))
 }
 
 /// Prints the alerts.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
+    if let Some(AlertAction::Ack { id, note }) = args.action {
+        return ack(&args.db, id, note);
+    }
     let conn = query::open(&args.db)?;
     let range = args.range.resolve(|| query::newest_day(&conn, args.domain.as_deref()))?;
     if args.json {
         let mut out = String::new();
         let mut stmt = conn.prepare(
-            "SELECT body FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
+            "SELECT body, id, acknowledged_at, ack_note FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
              AND window_end >= ?2 AND window_start <= ?3
              ORDER BY window_start, id",
         )?;
-        let bodies =
-            stmt.query_map(params![&args.domain, range.lo(), range.hi()], |r| r.get::<_, String>(0))?;
-        for body in bodies {
-            out.push_str(&one_line(&body?));
+        let rows = stmt.query_map(params![&args.domain, range.lo(), range.hi()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (body, id, acknowledged_at, ack_note) = row?;
+            out.push_str(&with_row_fields(&body, id, acknowledged_at, ack_note));
             out.push('\n');
         }
         return write_stdout(&out);
@@ -66,15 +134,17 @@ fn width() -> usize {
     console::Term::stdout().size_checked().map_or(PIPE_WIDTH, |(_rows, cols)| usize::from(cols))
 }
 
-/// The body on one line. The detector writes compact JSON, which is printed as it is;
-/// a body with line breaks is re-serialized compactly so the output stays one object
-/// per line.
-fn one_line(body: &str) -> String {
-    if !body.contains(['\n', '\r']) {
-        return body.to_owned();
-    }
+/// The body on one line, with the row's id and acknowledgement added (serialized
+/// compactly, so the output stays one object per line).
+fn with_row_fields(body: &str, id: i64, acknowledged_at: Option<i64>, ack_note: Option<String>) -> String {
     match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(value) => value.to_string(),
-        Err(_) => serde_json::json!({ "error": "alert body is not JSON", "body": body }).to_string(),
+        Ok(serde_json::Value::Object(mut alert)) => {
+            alert.insert("id".into(), id.into());
+            alert.insert("acknowledged_at".into(), acknowledged_at.into());
+            alert.insert("ack_note".into(), ack_note.into());
+            serde_json::Value::Object(alert).to_string()
+        }
+        _ => serde_json::json!({ "id": id, "error": "alert body is not a JSON object", "body": body })
+            .to_string(),
     }
 }

@@ -238,6 +238,7 @@ fn overview(h: &mut String, r: &Report) {
             html(domain_name(d))
         };
         let tls = d.tls.as_ref().and_then(|t| t.success_pct);
+        let incidents = d.alerts.iter().filter(|a| a.state == "firing").count();
         t.row(vec![
             name,
             html(&policy_text(d)),
@@ -249,11 +250,7 @@ fn overview(h: &mut String, r: &Report) {
             thousands(v.dispositions.quarantine),
             thousands(v.dispositions.reject),
             colored_pct(tls),
-            if d.alerts.is_empty() {
-                "0".into()
-            } else {
-                format!(r#"<span class="bad">{}</span>"#, d.alerts.len())
-            },
+            if incidents == 0 { "0".into() } else { format!(r#"<span class="bad">{incidents}</span>"#) },
         ]);
     }
     t.render(h);

@@ -108,7 +108,8 @@ pub struct Totals {
     pub tls_failed_sessions: u64,
     /// DMARC failure (forensic) reports.
     pub failure_reports: u64,
-    /// Alerts in the window.
+    /// Incidents in the window: firing alerts (an episode of several days and its
+    /// resolved notice count once).
     pub alerts: u64,
     /// Dead letters in the store.
     pub dead_letters: u64,
@@ -492,6 +493,12 @@ pub struct Alert {
     pub raised_at: i64,
     /// One-line summary.
     pub summary: String,
+    /// About a window already old when it was evaluated (a backfill): stored, never sent.
+    pub historical: bool,
+    /// When an operator acknowledged it (`ruaflow alerts ack`), unix seconds.
+    pub acknowledged_at: Option<i64>,
+    /// The operator's note.
+    pub ack_note: Option<String>,
 }
 
 /// Dead letters: inputs that held no readable report.

@@ -106,7 +106,7 @@ fn load_snapshot(conn: &Connection, options: &Options) -> anyhow::Result<Report>
     let alerts = alerts(conn, filter, &range, RECENT_ALERTS)?;
     let alert_count: i64 = conn.query_row(
         "SELECT COUNT(*) FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1))
-         AND window_end >= ?2 AND window_start <= ?3",
+         AND window_end >= ?2 AND window_start <= ?3 AND state = 'firing'",
         params![filter, range.lo(), range.hi()],
         |r| r.get(0),
     )?;
@@ -680,7 +680,7 @@ pub fn alerts(
     let rows = conn
         .prepare(
             "SELECT id, kind, domain, severity, state, window_start, window_end, observed, baseline,
-                    first_seen, raised_at, summary
+                    first_seen, raised_at, summary, historical, acknowledged_at, ack_note
              FROM alerts WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND window_end >= ?2 AND window_start <= ?4
              ORDER BY window_start DESC, id DESC LIMIT ?3",
         )?
@@ -698,6 +698,9 @@ pub fn alerts(
                 first_seen: r.get(9)?,
                 raised_at: r.get(10)?,
                 summary: r.get(11)?,
+                historical: r.get(12)?,
+                acknowledged_at: r.get(13)?,
+                ack_note: r.get(14)?,
             })
         })?
         .collect::<Result<_, _>>()?;

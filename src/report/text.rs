@@ -363,6 +363,7 @@ const SUMMARY_INDENT: usize = 4;
 /// end is never cut off (the summary column of [`alerts_table`] is).
 pub fn alerts_list(alerts: &[Alert], width: usize, st: Style) -> String {
     let mut t = Table::new(&[
+        ("id", true),
         ("window start", false),
         ("severity", false),
         ("kind", false),
@@ -372,14 +373,20 @@ pub fn alerts_list(alerts: &[Alert], width: usize, st: Style) -> String {
         ("state", false),
     ]);
     for a in alerts {
+        let state = match (a.acknowledged_at, a.historical) {
+            (Some(_), _) => format!("{} (acknowledged)", a.state),
+            (None, true) => format!("{} (historical)", a.state),
+            (None, false) => a.state.clone(),
+        };
         t.row(vec![
+            a.id.to_string(),
             datetime(a.window_start),
             a.severity.clone(),
             a.kind.clone(),
             a.domain.clone(),
             figure(a.observed),
             figure(a.baseline),
-            a.state.clone(),
+            state,
         ]);
     }
     let mut table = String::new();
@@ -399,6 +406,13 @@ pub fn alerts_list(alerts: &[Alert], width: usize, st: Style) -> String {
         let _ = writeln!(out, "{line}");
         for part in wrap(&terminal_safe(&alert.summary), summary_width) {
             let _ = writeln!(out, "{indent}{part}");
+        }
+        if let Some(at) = alert.acknowledged_at {
+            let note = alert.ack_note.as_deref().map_or(String::new(), |n| format!(": {n}"));
+            let line = format!("Acknowledged {}{note}", datetime(at));
+            for part in wrap(&terminal_safe(&line), summary_width) {
+                let _ = writeln!(out, "{indent}{part}");
+            }
         }
     }
     out
