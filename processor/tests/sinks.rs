@@ -203,7 +203,7 @@ fn replay_alert() -> Alert {
 }
 
 fn webhook(url: String, token: Option<&str>, format: WebhookFormat) -> WebhookConfig {
-    WebhookConfig { url, bearer_token: token.map(str::to_owned), format }
+    WebhookConfig { url, bearer_token: token.map(ruaflow_schema::secret::Secret::value), format }
 }
 
 fn config(webhooks: Vec<WebhookConfig>, alertmanager: Vec<AlertmanagerConfig>, retries: u32) -> SinkConfig {
@@ -213,6 +213,34 @@ fn config(webhooks: Vec<WebhookConfig>, alertmanager: Vec<AlertmanagerConfig>, r
 const FLUSH: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------- tests
+
+/// A token in a file is read at each delivery: a rotated file is picked up, and a
+/// missing one is an error that names the endpoint, never a request without the token.
+#[test]
+fn webhook_token_from_a_file_is_read_at_each_delivery() {
+    let server = TestServer::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "first-token\n").expect("write");
+    let hook = WebhookConfig {
+        url: server.url("/hooks/ruaflow"),
+        bearer_token: Some(ruaflow_schema::secret::Secret::file(&token_file)),
+        format: WebhookFormat::Generic,
+    };
+    assert!(!format!("{hook:?}").contains("first-token"));
+    let sinks = Sinks::start(&config(vec![hook], vec![], 0)).expect("start");
+    sinks.emit(&replay_alert());
+    assert!(sinks.flush(FLUSH));
+    std::fs::write(&token_file, "rotated-token").expect("rotate");
+    sinks.emit(&replay_alert());
+    assert!(sinks.flush(FLUSH));
+    std::fs::remove_file(&token_file).expect("remove");
+    sinks.emit(&replay_alert());
+    sinks.flush(FLUSH);
+    let tokens: Vec<Option<String>> =
+        server.requests().iter().map(|r| r.header("authorization").map(str::to_owned)).collect();
+    assert_eq!(tokens, [Some("Bearer first-token".to_owned()), Some("Bearer rotated-token".to_owned())]);
+}
 
 #[test]
 fn generic_webhook_receives_alert_json_text_and_bearer_token() {
@@ -399,7 +427,7 @@ fn config_debug_redacts_token_and_webhook_path() {
     for secret in ["TokenSecret123", "PathSecret", "AmPassword"] {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
-    assert!(debug.contains("hooks.slack.com") && debug.contains("<redacted>"), "{debug}");
+    assert!(debug.contains("hooks.slack.com") && debug.contains("Secret([redacted])"), "{debug}");
     let sinks = Sinks::start(&config).expect("start");
     assert!(!format!("{sinks:?}").contains("PathSecret"));
 }

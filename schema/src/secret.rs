@@ -71,6 +71,11 @@ impl Secret {
         Self(Origin::Env(name.into()))
     }
 
+    /// True when the value is written in the configuration itself (checkable at load).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Origin::Value(_))
+    }
+
     /// Reads the value now: as given, the file's content, or the variable's, without
     /// surrounding whitespace (a trailing newline in a file is not part of a password).
     /// Use it right away and never log it.

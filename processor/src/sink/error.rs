@@ -83,6 +83,15 @@ pub enum SinkError {
         /// Why.
         source: SecretError,
     },
+    /// A webhook's bearer token could not be read (a missing file or variable), or is
+    /// not a valid header value.
+    #[error("cannot use the bearer token of {endpoint}: {reason}")]
+    Token {
+        /// The endpoint's label.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// The SMTP server refused the sender, a recipient or the message.
     #[error("SMTP server {server} refused the alert mail: {reason}")]
     SmtpRefused {
@@ -115,9 +124,10 @@ impl SinkError {
                     | ureq::Error::ConnectionFailed
                     | ureq::Error::ConnectProxyFailed(_)
             ),
-            SinkError::SmtpConnect { .. } | SinkError::SmtpLogin { .. } | SinkError::SmtpSecret { .. } => {
-                true
-            }
+            SinkError::SmtpConnect { .. }
+            | SinkError::SmtpLogin { .. }
+            | SinkError::SmtpSecret { .. }
+            | SinkError::Token { .. } => true,
             SinkError::SmtpRefused { transient, .. } => *transient,
             SinkError::Config { .. }
             | SinkError::CaFile { .. }

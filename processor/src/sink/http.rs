@@ -23,8 +23,8 @@ const MAX_ERROR_BODY_BYTES: u64 = 512;
 pub(crate) struct Destination {
     /// The full URL, used only for the request.
     pub url: String,
-    /// Sent as `Authorization: Bearer …` when set.
-    pub bearer_token: Option<String>,
+    /// Sent as `Authorization: Bearer …` when set; read at each attempt.
+    pub bearer_token: Option<ruaflow_schema::secret::Secret>,
     /// What logs show: `webhook https://hooks.slack.com/…`.
     pub label: String,
 }
@@ -74,7 +74,18 @@ impl Client {
     /// One attempt.
     fn post(&self, dest: &Destination, body: &[u8]) -> Result<(), SinkError> {
         let mut request = self.agent.post(&dest.url).content_type("application/json");
-        if let Some(token) = &dest.bearer_token {
+        if let Some(secret) = &dest.bearer_token {
+            let token = secret
+                .expose()
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    if is_header_token(&t) {
+                        Ok(t)
+                    } else {
+                        Err(format!("the token from {secret} is not printable ascii without spaces"))
+                    }
+                })
+                .map_err(|reason| SinkError::Token { endpoint: dest.label.clone(), reason })?;
             request = request.header("authorization", format!("Bearer {token}"));
         }
         let mut response = request.send(body)?;
@@ -88,6 +99,11 @@ impl Client {
         let _ = response.body_mut().as_reader().take(MAX_ERROR_BODY_BYTES).read_to_end(&mut start);
         Err(SinkError::Status { status, body: String::from_utf8_lossy(&start).trim().to_owned() })
     }
+}
+
+/// A bearer token fit for a header: visible ASCII (a newline would split the request).
+pub(crate) fn is_header_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Checks that `url` is an absolute `http://` or `https://` URL with a host.

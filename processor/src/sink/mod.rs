@@ -100,9 +100,10 @@ impl SinkConfig {
         }
         for (i, hook) in self.webhooks.iter().enumerate() {
             http::validate_url(format!("webhooks[{i}].url"), &hook.url)?;
-            if let Some(token) = &hook.bearer_token {
-                // A header value is visible ASCII; a newline would split the request.
-                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            // A token written in the config is checked now; one in a file or the
+            // environment at each use (it may be rotated).
+            if let Some(token) = hook.bearer_token.as_ref().filter(|t| t.is_inline()) {
+                if token.expose().ok().filter(|t| http::is_header_token(t)).is_none() {
                     return Err(SinkError::Config {
                         field: format!("webhooks[{i}].bearer_token"),
                         reason: "must be non-empty printable ascii without spaces",

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::origin;
+use ruaflow_schema::secret::Secret;
+
 use super::SinkError;
 
 /// How many sources a message names.
@@ -24,9 +26,10 @@ pub struct WebhookConfig {
     /// Where to POST, `http://` or `https://`. For Slack, the incoming-webhook URL: its
     /// path is a credential, so `Debug` and logs show only scheme, host and port.
     pub url: String,
-    /// Sent as `Authorization: Bearer <token>` when set. Redacted in `Debug`.
+    /// Sent as `Authorization: Bearer <token>` when set: `"…"`, `{ file = "PATH" }` or
+    /// `{ env = "NAME" }`, read at each attempt. `Debug` names where it is, never it.
     #[serde(default)]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     /// The body's shape; `generic` by default.
     #[serde(default)]
     pub format: WebhookFormat,
@@ -36,7 +39,7 @@ impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("url", &origin(&self.url))
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field("bearer_token", &self.bearer_token)
             .field("format", &self.format)
             .finish()
     }
