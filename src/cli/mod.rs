@@ -60,6 +60,9 @@ enum Command {
     Sources(list_sources::SourcesArgs),
     /// Everything known about one address: its standing with each domain, enrichment,
     /// recent days and the alerts that named it.
+    ///
+    /// Exit status: 0 when the store knows the address, 1 when nothing in it names the
+    /// address, 2 for what is not an address or a store that cannot be read.
     Source(source::SourceArgs),
     /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
     Export(export::ExportArgs),
