@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod dovecot;
 pub mod oauth2;
 pub mod smtp;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
