@@ -321,7 +321,13 @@ fn a_backfill_stores_historical_alerts_and_sends_nothing() {
     let mut store = SqliteStore::in_memory().expect("store");
     let config = DetectConfig::default();
     let months_later = |_d: i64| START + 120 * DAY;
-    let sent = flood(&mut store, &config, 20..22, months_later);
+    let mut sent = flood(&mut store, &config, 20..22, months_later);
+    // Another reporter's report of the flood's first day: the day is evaluated again.
+    let more = ["198.51.100.1", "198.51.100.2", "203.0.113.3"].map(|ip| row(ip, 90_000, true, false));
+    store_report(&mut store, "Yahoo", "example.com", 20, &more);
+    sent.extend(
+        evaluate(&mut store.detect_state(), &config, &[day(20)], months_later(20)).expect("evaluate"),
+    );
     assert!(replays(&sent).is_empty(), "{sent:?}");
     let (historical, summary): (bool, String) = store
         .conn()

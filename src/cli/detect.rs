@@ -87,10 +87,17 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         if !batch.is_empty() {
             // A batch that cannot be handled (ClickHouse down) is retried as it is: its
             // offsets stay uncommitted until it is done.
+            let started = Instant::now();
             loop {
                 match member.handle(&batch) {
                     Ok(n) => {
                         raised += n;
+                        tracing::info!(
+                            digests = batch.len(),
+                            notices = n,
+                            ms = started.elapsed().as_millis() as u64,
+                            "digests handled"
+                        );
                         break;
                     }
                     Err(err) if shutdown.is_triggered() => {

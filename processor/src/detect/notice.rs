@@ -18,6 +18,9 @@ use super::store::{DetectStore, StoredNotice};
 use super::{percent, thousands, DetectConfig, Finding};
 use crate::normalize::DAY;
 
+/// How the summary of a notice about a window already old when evaluated begins.
+const HISTORICAL: &str = "Historical (evaluated after the fact, not sent): ";
+
 /// Applies one finding for `domain` on `day`; returns the notice to send, if any.
 pub(crate) fn apply<S: DetectStore + ?Sized>(
     store: &mut S,
@@ -49,6 +52,9 @@ fn fire<S: DetectStore + ?Sized>(
         episode.record(day, updated.observed.max(same.alert.observed));
         updated.episode = Some(episode);
         updated.historical = same.alert.historical;
+        if updated.historical && !updated.summary.starts_with(HISTORICAL) {
+            updated.summary = format!("{HISTORICAL}{}", updated.summary);
+        }
         store.update_notice(same.id, &updated)?;
         return Ok(None);
     }
@@ -63,7 +69,7 @@ fn fire<S: DetectStore + ?Sized>(
     alert.episode = Some(Episode::starting(day, alert.observed));
     alert.historical = is_historical(config, now, alert.window_end);
     if alert.historical {
-        alert.summary = format!("Historical (evaluated after the fact, not sent): {}", alert.summary);
+        alert.summary = format!("{HISTORICAL}{}", alert.summary);
     }
     let inserted = store.insert_notice(&alert, subject)?;
     Ok((inserted && !alert.historical).then_some(alert))
