@@ -36,20 +36,21 @@ Prometheus) is a failure.
    by time stored). Each must
    succeed and return rows with data, on the test ClickHouse (18.16, over HTTP) and on
    current ClickHouse (chdb-core, in-process, same schema, the tables copied over).
-   Allowed to return nothing in this first pass: targets that read only `alerts`,
-   `detector_signals` or `sources`, which the distributed processor does not fill yet
-   (only the embedded pipeline raises alerts and enriches sources).
+   Allowed to return nothing in this first pass: targets that read only `sources`, which
+   the distributed deployment does not fill yet (only the embedded pipeline enriches
+   sources). `alerts` and `detector_signals` are the detector group's: a `ruaflow detect`
+   runs beside the processor and must have read every report's digest.
 4. Cross-checks on both engines: the Overview volume equals the messages of the reports
    at a daily and a weekly interval (nothing counted twice, no cross product); the replay
-   signal panel equals, day by day and domain by domain, the value the embedded
-   pipeline's replay detector stored (detector_signals); the source status split and the
+   signal panel (the detector group's detector_signals) equals, day by day and domain by
+   domain, the value the embedded pipeline's replay detector stored; the source status split and the
    TLS totals add up; no TLS by MX row shows a zero share for failed sessions; the
    failure reports and those from unknown sources are as many as the embedded store and
    its sender status (`ruaflow failures`) say, and no local part shows.
-5. Second pass: the embedded pipeline's alerts and detector signals, and its sources with
-   synthetic enrichment (documentation ASNs 64496-64511, a PTR name, a country), are
-   copied into both engines; every target that reads those tables runs again and must
-   return data, the sources join must carry the enrichment, the replay alert must show.
+5. Second pass: the embedded pipeline's sources with synthetic enrichment (documentation
+   ASNs 64496-64511, a PTR name, a country) are copied into both engines; every target
+   that reads them or the alerts runs again and must return data, the sources join must
+   carry the enrichment, the replay alert (the detector group's) must show.
 6. Prometheus panels (Pipeline dashboard): every metric name exists in the /metrics of the
    running processes or is registered in the source (a typo fails), and every PromQL
    expression runs on a real Prometheus (Debian's, installed with apt when missing) that
@@ -91,9 +92,9 @@ CHDB_PACKAGE = "chdb-core==26.9.0"
 
 CH_TYPE = "grafana-clickhouse-datasource"
 PROM_TYPE = "prometheus"
-# Tables only the embedded pipeline fills today: a target reading nothing else may be
-# empty in the first pass.
-ENRICHMENT_ONLY = {"alerts", "detector_signals", "sources"}
+# The table only the embedded pipeline fills today (enrichment): a target reading
+# nothing else may be empty in the first pass.
+ENRICHMENT_ONLY = {"sources"}
 TABLES = ["envelopes", "reports", "dmarc_records", "tlsrpt_policies", "tlsrpt_failures", "agg_source_day",
           "agg_selector_day", "sources", "dead_letters", "alerts", "detector_signals", "failure_reports"]
 WEEK = 7 * 86400
@@ -940,20 +941,9 @@ def clickhouse_totals(ch):
 
 
 def copy_embedded_enrichment(db, ch):
-    """Alerts, detector signals and sources of the embedded store into ClickHouse; sources
-    get synthetic enrichment (documentation ASNs 64496-64511, a PTR, a country)."""
+    """The sources of the embedded store into ClickHouse, with synthetic enrichment
+    (documentation ASNs 64496-64511, a PTR, a country)."""
     con = sqlite3.connect(db)
-    lines = []
-    for row in con.execute("SELECT kind, domain, subject, severity, window_start, window_end, observed, baseline, "
-                           "first_seen, raised_at, state, summary, body FROM alerts"):
-        lines.append("\t".join(tsv(v) for v in row))
-    ch.run("INSERT INTO alerts FORMAT TSV", data=("\n".join(lines) + "\n").encode())
-    alerts = len(lines)
-    lines = []
-    for domain, sig, subject, day, value in con.execute("SELECT domain, signal, subject, day, value FROM detector_signals"):
-        lines.append("\t".join([tsv(domain), tsv(sig), tsv(subject), day_text(day), repr(float(value)), str(int(time.time()))]))
-    ch.run("INSERT INTO detector_signals FORMAT TSV", data=("\n".join(lines) + "\n").encode())
-    signals = len(lines)
     lines = []
     countries = ["DE", "FR", "US", "NL", "BR", "JP", "IN", "PL"]
     for i, (ip, network, first_seen) in enumerate(con.execute("SELECT ip, network, first_seen FROM sources ORDER BY ip")):
@@ -962,7 +952,7 @@ def copy_embedded_enrichment(db, ch):
                                 countries[i % len(countries)], str(first_seen), str(first_seen)]))
     ch.run("INSERT INTO sources FORMAT TSV", data=("\n".join(lines) + "\n").encode())
     con.close()
-    return alerts, signals, len(lines)
+    return len(lines)
 
 
 def replay_signal_reference(db):
@@ -1145,6 +1135,11 @@ def main():
                                  stdout=proc_log, stderr=proc_log, stdin=subprocess.DEVNULL, env=env)
     ingest_http = subprocess.Popen([binary, "ingest", "http", "--config", config_path, "--kafka", kafka, "--topic", unique,
                                     "--partitions", "4"], stdout=http_log, stderr=http_log, stdin=subprocess.DEVNULL, env=env)
+    detect_log_path = os.path.join(workdir, "detect.log")
+    detect_log = open(detect_log_path, "w")
+    detector = subprocess.Popen([binary, "detect", "--config", config_path, "--kafka", kafka, "--topic", unique,
+                                 "--partitions", "4", "--clickhouse", f"{clickhouse}/{unique}", "--group", unique + "_detect"],
+                                stdout=detect_log, stderr=detect_log, stdin=subprocess.DEVNULL, env=env)
     prometheus, prom_url = None, None
     try:
         wait_for("the processor's /healthz", lambda: http_get(f"http://127.0.0.1:{proc_port}/healthz").strip() == "ok", 90)
@@ -1158,6 +1153,18 @@ def main():
         want = {k: ref[k] for k in ("reports", "records", "messages", "dead_letters", "failure_reports")}
         wait_for(f"ClickHouse to hold {want}", lambda: clickhouse_totals(ch) == want, 300)
         log(f"loaded through Kafka in {time.time() - load_started:.1f}s: {want}")
+        # The detector group has read a digest of every report (one each here, more for a
+        # TLS report of several policy domains) and then nothing more for 2 s.
+        digests = {"last": -1, "since": time.time()}
+
+        def detector_done():
+            with open(detect_log_path) as f:
+                handled = sum(int(w[len("digests="):]) for w in f.read().split() if w.startswith("digests="))
+            if handled != digests["last"]:
+                digests["last"], digests["since"] = handled, time.time()
+            return handled >= want["reports"] and time.time() - digests["since"] >= 2
+
+        wait_for("the detector to read every report's digest", detector_done, 300)
 
         before = scrapes(prom_url) if prom_url else 0
         # A report already stored, again over HTTP (a duplicate), and a request without the token.
@@ -1184,7 +1191,8 @@ def main():
         checked, total = check_prometheus(prom_url, dashboards, metrics_texts, load_started, fail)
         log(f"Prometheus: {total} PromQL targets name known metrics; {checked} ran on Prometheus")
     finally:
-        for proc, name in ((ingest_http, "ruaflow ingest http"), (processor, "ruaflow process")):
+        for proc, name in ((ingest_http, "ruaflow ingest http"), (processor, "ruaflow process"),
+                           (detector, "ruaflow detect")):
             err = stop(proc, name)
             if err:
                 fail.add(f"{err} (log in {workdir})")
@@ -1224,11 +1232,11 @@ def main():
         cross_checks(f"ClickHouse {chdb.version} (chdb)", queries, results, ref, detector, fail)
         log(f"first pass on ClickHouse {chdb.version} (chdb): {len(queries)} queries in {time.time() - t0:.1f}s")
 
-    # 4. Second pass: the embedded pipeline's alerts, signals and (enriched) sources; the
-    # queries that read them run again and must all return data.
-    alerts, signals, enriched = copy_embedded_enrichment(embedded_db, ch)
-    log(f"second pass: copied {alerts} alerts, {signals} detector signals, {enriched} sources from the embedded store")
-    again = [q for q in queries if q.tables & ENRICHMENT_ONLY]
+    # 4. Second pass: the embedded pipeline's (enriched) sources; the queries that read
+    # them, and the alerts the detector group raised, run again and must all return data.
+    enriched = copy_embedded_enrichment(embedded_db, ch)
+    log(f"second pass: copied {enriched} sources from the embedded store")
+    again = [q for q in queries if q.tables & (ENRICHMENT_ONLY | {"alerts"})]
     t0 = time.time()
     results = run_on_clickhouse(ch, again, lambda q: False, fail)
     enrichment_checks("ClickHouse 18.16", again, results, fail)
@@ -1236,7 +1244,7 @@ def main():
     if chdb:
         t0 = time.time()
         results = run_on_chdb(chdb, again, lambda q: False, fail,
-                              tables=export_tables(ch, workdir, ["alerts", "detector_signals", "sources"], "b"))
+                              tables=export_tables(ch, workdir, ["sources"], "b"))
         enrichment_checks(f"ClickHouse {chdb.version} (chdb)", again, results, fail)
         log(f"second pass on ClickHouse {chdb.version} (chdb): {len(again)} queries in {time.time() - t0:.1f}s")
         ttl_checks(chdb, fail)

@@ -741,6 +741,29 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
     .expect("alerts");
     assert_eq!(shown.trim().parse::<usize>().ok(), Some(expected.len()), "the dashboards' alerts");
 
+    // An operator lists the notices and acknowledges the replay.
+    let listed = |args: &[&str]| {
+        let out = ruaflow().args(["alerts", "--clickhouse", &url]).args(args).output().expect("alerts");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let notices: Vec<serde_json::Value> =
+        listed(&["--json"]).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let replay = notices
+        .iter()
+        .find(|n| n["kind"] == "dkim_replay_suspected" && n["state"] == "firing")
+        .unwrap_or_else(|| panic!("{notices:?}"));
+    let id = replay["id"].as_i64().expect("id").to_string();
+    let out = ruaflow()
+        .args(["alerts", "ack", &id, "--note", "rotating the key", "--clickhouse", &url])
+        .output()
+        .expect("ack");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = listed(&[]);
+    assert!(text.contains("firing (acknowledged)") && text.contains(": rotating the key"), "{text}");
+    let missing = ruaflow().args(["alerts", "ack", "12345", "--clickhouse", &url]).output().expect("ack");
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("no alert 12345"));
+
     // The same sender model as the embedded store, row by row.
     for table in ["senders", "sender_networks"] {
         let want = sqlite_model(&reference, table);

@@ -1,6 +1,7 @@
 //! `ruaflow alerts --db FILE [--json] [--domain D] [--since DATE] [--until DATE] [--days N]`:
 //! the stored alerts, oldest first. `ruaflow alerts ack ID [--note TEXT]`: acknowledge a
-//! firing alert; its episode sends nothing more.
+//! firing alert; its episode sends nothing more. With `--clickhouse URL` instead of
+//! `--db`, both work on the detector group's notices (distributed deployment).
 //!
 //! With `--json`, one JSON object per line: the alert's `body` column, which already is
 //! the whole alert as the detector wrote it, with the row's `id` and its acknowledgement
@@ -14,7 +15,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use rusqlite::params;
 
+use ruaflow_processor::clickhouse::notices::{self, Acknowledged};
+use ruaflow_processor::clickhouse::ClickHouseUrl;
+
 use crate::range::{DayRange, RangeArgs};
+use crate::report::model::Alert;
 use crate::report::{query, text, write_stdout};
 
 /// Arguments of `ruaflow alerts`.
@@ -32,6 +37,10 @@ pub struct AlertsArgs {
     /// Only alerts whose window overlaps these report days.
     #[command(flatten)]
     pub range: RangeArgs,
+    /// The detector group's notices in this ClickHouse database (distributed
+    /// deployment) instead of a SQLite file.
+    #[arg(long, value_name = "URL", global = true)]
+    pub clickhouse: Option<ClickHouseUrl>,
     /// What to do instead of listing.
     #[command(subcommand)]
     pub action: Option<AlertAction>,
@@ -54,15 +63,80 @@ pub enum AlertAction {
 /// The longest note kept, in characters.
 const MAX_NOTE_CHARS: usize = 2_000;
 
-/// Acknowledges alert `id` in the store at `db`.
-fn ack(db: &std::path::Path, id: i64, note: Option<String>) -> anyhow::Result<()> {
-    anyhow::ensure!(db.is_file(), "no database at {}", db.display());
-    if let Some(note) = &note {
+fn check_note(note: Option<&String>) -> anyhow::Result<()> {
+    if let Some(note) = note {
         anyhow::ensure!(
             note.chars().count() <= MAX_NOTE_CHARS,
             "the note is longer than {MAX_NOTE_CHARS} characters"
         );
     }
+    Ok(())
+}
+
+/// `ruaflow alerts [ack ID] --clickhouse URL`: the detector group's notices.
+fn distributed(args: AlertsArgs, url: &ClickHouseUrl) -> anyhow::Result<()> {
+    let runtime = super::assemble::runtime()?;
+    if let Some(AlertAction::Ack { id, note }) = &args.action {
+        check_note(note.as_ref())?;
+        let now = ruaflow_schema::clock::now();
+        return match notices::acknowledge(url, runtime.handle(), *id, note.as_deref(), now)? {
+            Acknowledged::Done { kind, domain, again } => {
+                let again = if again { " (again; the first time is kept)" } else { "" };
+                write_stdout(&format!("acknowledged alert {id}: {kind} {domain}{again}\n"))
+            }
+            Acknowledged::NotFound => anyhow::bail!("no alert {id} in {url} (ruaflow alerts --clickhouse lists them)"),
+            Acknowledged::Resolved { kind, domain } => anyhow::bail!(
+                "alert {id} is a resolved notice ({kind} {domain}); acknowledge the firing alert of its episode"
+            ),
+        };
+    }
+    let all = notices::list(url, runtime.handle(), args.domain.as_deref())?;
+    let parsed: Vec<(notices::StoredNotice, serde_json::Value)> =
+        all.into_iter().filter_map(|n| serde_json::from_str(&n.body).ok().map(|v| (n, v))).collect();
+    let day_of = |v: &serde_json::Value, key: &str| v[key].as_i64().unwrap_or(0);
+    let range = args
+        .range
+        .resolve(|| Ok::<_, anyhow::Error>(parsed.iter().map(|(_, v)| day_of(v, "window_start")).max()))?;
+    let shown = parsed
+        .into_iter()
+        .filter(|(_, v)| day_of(v, "window_end") >= range.lo() && day_of(v, "window_start") <= range.hi());
+    if args.json {
+        let mut out = String::new();
+        for (n, _) in shown {
+            out.push_str(&with_row_fields(&n.body, n.id, n.acknowledged_at, n.ack_note.clone()));
+            out.push('\n');
+        }
+        return write_stdout(&out);
+    }
+    let alerts: Vec<Alert> = shown
+        .map(|(n, v)| Alert {
+            id: n.id,
+            kind: v["kind"].as_str().unwrap_or_default().to_owned(),
+            domain: v["domain"].as_str().unwrap_or_default().to_owned(),
+            severity: v["severity"].as_str().unwrap_or_default().to_owned(),
+            state: n.state.clone(),
+            window_start: day_of(&v, "window_start"),
+            window_end: day_of(&v, "window_end"),
+            observed: v["observed"].as_f64().unwrap_or(0.0),
+            baseline: v["baseline"].as_f64().unwrap_or(0.0),
+            first_seen: day_of(&v, "first_seen"),
+            raised_at: 0,
+            summary: v["summary"].as_str().unwrap_or_default().to_owned(),
+            historical: n.historical,
+            acknowledged_at: n.acknowledged_at,
+            ack_note: n.ack_note,
+        })
+        .collect();
+    if alerts.is_empty() {
+        return write_stdout(if range == DayRange::ALL { "no alerts\n" } else { "no alerts in the range\n" });
+    }
+    write_stdout(&text::alerts_list(&alerts, width(), text::Style { color: false }))
+}
+
+/// Acknowledges alert `id` in the store at `db`.
+fn ack(db: &std::path::Path, id: i64, note: Option<String>) -> anyhow::Result<()> {
+    anyhow::ensure!(db.is_file(), "no database at {}", db.display());
+    check_note(note.as_ref())?;
     let store = ruaflow_processor::sqlite::SqliteStore::open(db)
         .with_context(|| format!("cannot open {}", db.display()))?;
     let conn = store.conn();
@@ -91,6 +165,9 @@ fn ack(db: &std::path::Path, id: i64, note: Option<String>) -> anyhow::Result<()
 
 /// Prints the alerts.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
+    if let Some(url) = args.clickhouse.clone() {
+        return distributed(args, &url);
+    }
     if let Some(AlertAction::Ack { id, note }) = args.action {
         return ack(&args.db, id, note);
     }

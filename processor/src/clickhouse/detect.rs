@@ -151,22 +151,23 @@ pub struct Positioned {
 
 /// A row of `notices`.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
-struct NoticeRow {
-    id: i64,
-    kind: String,
-    domain: String,
-    subject: String,
-    window_start: u32,
-    state: String,
-    body: String,
-    historical: u8,
-    notified: u8,
-    acknowledged_at: u32,
-    ack_note: String,
-    version: u64,
+pub(super) struct NoticeRow {
+    pub(super) id: i64,
+    pub(super) kind: String,
+    pub(super) domain: String,
+    pub(super) subject: String,
+    pub(super) window_start: u32,
+    pub(super) state: String,
+    pub(super) body: String,
+    pub(super) historical: u8,
+    pub(super) notified: u8,
+    pub(super) acknowledged_at: u32,
+    pub(super) ack_note: String,
+    pub(super) version: u64,
 }
 
-const NOTICE_FIELDS: &str = "id, kind, domain, subject, window_start, state, body, historical, notified, \
+pub(super) const NOTICE_FIELDS: &str =
+    "id, kind, domain, subject, window_start, state, body, historical, notified, \
      acknowledged_at, ack_note, version";
 
 /// A row of `alerts` (what the dashboards show).

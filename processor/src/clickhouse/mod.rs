@@ -17,6 +17,7 @@
 mod detect;
 mod insert;
 mod migrate;
+pub mod notices;
 pub mod retention;
 mod rows;
 
