@@ -206,3 +206,54 @@ fn watching_picks_up_new_files_and_sigterm_commits_and_exits() {
     assert!(out.contains("2 reports"), "summary after SIGTERM: {out}");
     assert_eq!(totals(&db).reports, 2);
 }
+
+/// While `run` watches, new sources are enriched as they come (here from the shared test
+/// ASN database, offline), not only when it stops.
+#[test]
+fn watching_enriches_new_sources_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    let mmdb = corpus().join("../mmdb/GeoLite2-ASN-Test.mmdb");
+    let config = dir.path().join("ruaflow.toml");
+    std::fs::write(&config, format!("[enrich]\nasn_db = \"{}\"\n", mmdb.display())).expect("config");
+    let report = r#"<?xml version="1.0"?>
+<feedback>
+  <report_metadata><org_name>example.net</org_name><email>dmarc@example.net</email>
+    <report_id>watch-enrich-1</report_id><date_range><begin>1788220800</begin><end>1788307199</end></date_range>
+  </report_metadata>
+  <policy_published><domain>example.com</domain><p>none</p></policy_published>
+  <record><row><source_ip>1.0.0.1</source_ip><count>3</count>
+    <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row>
+    <identifiers><header_from>example.com</header_from></identifiers>
+    <auth_results><dkim><domain>example.com</domain><result>pass</result></dkim>
+      <spf><domain>example.com</domain><result>pass</result></spf></auth_results></record>
+</feedback>
+"#;
+    std::fs::write(inputs.join("report.xml"), report).expect("report");
+    let db = dir.path().join("t.db");
+    let mut child = ruaflow()
+        .args(["run", "--offline", "--db"])
+        .arg(&db)
+        .arg("--config")
+        .arg(&config)
+        .arg(&inputs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let asn = || -> Option<i64> {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.query_row("SELECT asn FROM sources WHERE ip = '1.0.0.1'", [], |r| r.get(0)).ok()?
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline && asn().is_none() {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let still_running = child.try_wait().expect("wait").is_none();
+    let enriched = asn();
+    let _ = common::terminate(child);
+    assert!(still_running, "run stopped by itself");
+    assert_eq!(enriched, Some(15169), "the source was enriched while run was watching");
+}

@@ -659,6 +659,32 @@ async fn limit_bounds_the_rows_enriched() {
     }
 }
 
+/// A resolver that answers nothing stops the round: the first round's addresses are
+/// asked, the rest wait for the next attempt, and the call returns in about one timeout.
+#[tokio::test]
+async fn a_silent_resolver_is_given_up_on_after_one_round() {
+    let silent = SilentNameserver::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ips: Vec<String> = (0..200)
+        .map(|i| format!("198.51.100.{}", i % 250 + 1))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let db = db_with_sources(dir.path(), &refs);
+    let config = EnrichConfig { lookup_timeout_ms: 300, max_concurrent_lookups: 64, ..online(silent.addr()) };
+    let enricher = Enricher::new(&config).expect("enricher");
+    enricher.enrich_pending(&db, 1000).await.expect("enrich");
+    let asked = silent.queries();
+    assert!(
+        asked >= 1 && asked <= 64 * 3,
+        "{asked} queries: only the first round is asked (resolvers retry a little)"
+    );
+    // None is asked again before its retry time.
+    assert_eq!(enricher.enrich_pending(&db, 1000).await.expect("enrich"), 0);
+    assert_eq!(silent.queries(), 0);
+}
+
 #[tokio::test]
 async fn dead_nameserver_times_out_and_is_retried_later() {
     let silent = SilentNameserver::new();

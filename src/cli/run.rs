@@ -124,9 +124,9 @@ pub fn run_pipeline(
 /// The embedded pipeline with detection into the database at `db`, fed by `sources`
 /// until they are done or `shutdown` triggers; then the checks that need the whole
 /// picture run, sources are enriched and the alert sinks flushed. `run`, `demo` and
-/// `detect` are this with different sources. With `log_reports`, each stored report gets
-/// an info line. `[retention]` is applied beside it (at start, hourly) and once more at
-/// the end.
+/// `reprocess` are this with different sources. `watching` (`run` without `--once`):
+/// each stored report gets an info line, and new sources are enriched as they come.
+/// `[retention]` is applied beside it (at start, hourly) and once more at the end.
 #[allow(clippy::too_many_arguments)]
 pub fn detecting(
     db: &Path,
@@ -136,7 +136,7 @@ pub fn detecting(
     shutdown: &Shutdown,
     health: Health,
     progress: Arc<Progress>,
-    log_reports: bool,
+    watching: bool,
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db)
         .with_context(|| format!("cannot open database {}", db.display()))?
@@ -161,14 +161,19 @@ pub fn detecting(
             limits: config.limits.clone(),
             privacy: config.failure_reports.clone(),
             health,
-            log_reports,
+            log_reports: watching,
             ..PipelineConfig::default()
         },
         hook: Box::new(hook),
         progress: Arc::clone(&progress),
     };
-    let mut store = assemble(|queue| pipeline.start(queue), sources, shutdown, runtime.handle())
-        .context("storing reports failed")?;
+    let enriching =
+        if watching { enrich_while_watching(db, &config.enrich, runtime, shutdown) } else { None };
+    let stored = assemble(|queue| pipeline.start(queue), sources, shutdown, runtime.handle());
+    if let Some(task) = enriching {
+        task.abort();
+    }
+    let mut store = stored.context("storing reports failed")?;
     // Checks that need the whole picture (reporter silence) run once everything is in.
     for alert in detect::sweep(&mut store.detect_state(), &config.detect, ruaflow_schema::clock::now())? {
         alerts_raised.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +197,7 @@ pub fn detecting(
 fn enrich(db: &Path, config: &EnrichConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     /// Sources enriched per run; the rest are picked up by the next run.
     const MAX_PER_RUN: usize = 20_000;
-    if config.offline && config.asn_db.is_none() && config.country_db.is_none() {
+    if !enrichment_configured(config) {
         return Ok(());
     }
     let enricher = Enricher::new(config)?;
@@ -200,6 +205,48 @@ fn enrich(db: &Path, config: &EnrichConfig, runtime: &tokio::runtime::Runtime) -
     tracing::info!(sources = enriched, "sources enriched");
     Ok(())
 }
+
+/// Whether enrichment has anything to do: reverse DNS, or an IP database.
+fn enrichment_configured(config: &EnrichConfig) -> bool {
+    !config.offline || config.asn_db.is_some() || config.country_db.is_some() || config.ipinfo_db.is_some()
+}
+
+/// While `run` watches, new sources are enriched every [`ENRICH_EVERY`], a bounded
+/// number at a time, until the stop; the task is aborted when the pipeline returns.
+fn enrich_while_watching(
+    db: &Path,
+    config: &EnrichConfig,
+    runtime: &tokio::runtime::Runtime,
+    shutdown: &Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    /// Sources enriched per round.
+    const PER_ROUND: usize = 2_000;
+    if !enrichment_configured(config) {
+        return None;
+    }
+    let enricher = match Enricher::new(config) {
+        Ok(enricher) => enricher,
+        Err(err) => {
+            tracing::warn!(error = %err, "sources will not be enriched while watching");
+            return None;
+        }
+    };
+    let (db, shutdown) = (db.to_path_buf(), shutdown.clone());
+    Some(runtime.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.triggered() => return,
+                () = tokio::time::sleep(ENRICH_EVERY) => {}
+            }
+            if let Err(err) = enricher.enrich_pending(&db, PER_ROUND).await {
+                tracing::warn!(error = %err, "enriching sources failed; trying again later");
+            }
+        }
+    }))
+}
+
+/// How often new sources are enriched while `run` watches.
+const ENRICH_EVERY: Duration = Duration::from_secs(20);
 
 /// What `run` did.
 #[derive(Debug, Clone, Copy)]

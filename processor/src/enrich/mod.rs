@@ -45,6 +45,8 @@ use rdns::Rdns;
 const WRITE_BATCH: usize = 256;
 /// Rows read per page while looking for rows to enrich (past deferred ones).
 const SELECT_PAGE: usize = 1024;
+/// Reverse lookups started together; a round none of which is answered stops the rest.
+const LOOKUP_ROUND: usize = 64;
 /// How long a write waits for the pipeline's writer to release the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -246,25 +248,47 @@ impl Enricher {
                 }
             }
             Some(rdns) => {
-                // One task per address; the semaphore inside `rdns` bounds the queries.
-                let mut lookups = JoinSet::new();
-                for ip in pending {
-                    let rdns = Arc::clone(rdns);
-                    lookups.spawn(async move { (ip, rdns.lookup(ip).await) });
-                }
-                while let Some(joined) = lookups.join_next().await {
-                    let (ip, result) = joined?;
-                    let answer = match self.settle(ip, result) {
-                        PtrLookup::Answer(name) => {
-                            answered += 1;
-                            Some(name)
+                // A round of lookups at a time; the semaphore inside `rdns` bounds the
+                // queries. A resolver that answers none of a whole round is not asked
+                // about the rest now: they wait for the next attempt, and it is said.
+                let started = Instant::now();
+                let mut pending = pending.into_iter().peekable();
+                while pending.peek().is_some() {
+                    let mut lookups = JoinSet::new();
+                    for ip in pending.by_ref().take(LOOKUP_ROUND) {
+                        let rdns = Arc::clone(rdns);
+                        lookups.spawn(async move { (ip, rdns.lookup(ip).await) });
+                    }
+                    let round = lookups.len();
+                    let answered_before = answered;
+                    while let Some(joined) = lookups.join_next().await {
+                        let (ip, result) = joined?;
+                        let answer = match self.settle(ip, result) {
+                            PtrLookup::Answer(name) => {
+                                answered += 1;
+                                Some(name)
+                            }
+                            _ => {
+                                failed += 1;
+                                None
+                            }
+                        };
+                        writer.push(self.update(ip, answer)).await?;
+                    }
+                    if answered == answered_before && pending.peek().is_some() {
+                        let later: Vec<IpAddr> = pending.by_ref().collect();
+                        for &ip in &later {
+                            self.defer(ip);
+                            writer.push(self.update(ip, None)).await?;
                         }
-                        _ => {
-                            failed += 1;
-                            None
-                        }
-                    };
-                    writer.push(self.update(ip, answer)).await?;
+                        tracing::warn!(
+                            "reverse DNS: 0 of {round} lookups answered in {:.0} s; continuing without it for {} \
+                             more sources, asked again in {} s",
+                            started.elapsed().as_secs_f64(),
+                            later.len(),
+                            self.retry_after.as_secs()
+                        );
+                    }
                 }
             }
         }
