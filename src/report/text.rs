@@ -363,7 +363,7 @@ const SUMMARY_INDENT: usize = 4;
 /// end is never cut off (the summary column of [`alerts_table`] is).
 pub fn alerts_list(alerts: &[Alert], width: usize, st: Style) -> String {
     let mut t = Table::new(&[
-        ("id", true),
+        ("id", false),
         ("window start", false),
         ("severity", false),
         ("kind", false),
