@@ -257,3 +257,70 @@ fn watching_enriches_new_sources_while_it_runs() {
     assert!(still_running, "run stopped by itself");
     assert_eq!(enriched, Some(15169), "the source was enriched while run was watching");
 }
+
+/// `[metrics] listen`: while `run` watches, Prometheus text on its own address with the
+/// pipeline's counters as they move, the queue's depth and detection time.
+#[test]
+fn watching_serves_pipeline_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    std::fs::copy(corpus().join("parsedmarc/extract_report/nice-input.xml"), inputs.join("first.xml"))
+        .expect("copy");
+    let port = common::free_port();
+    let config = dir.path().join("ruaflow.toml");
+    std::fs::write(&config, format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+    let db = dir.path().join("t.db");
+    let child = ruaflow()
+        .args(["run", "--offline", "--db"])
+        .arg(&db)
+        .arg("--config")
+        .arg(&config)
+        .arg(&inputs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let scrape = || -> String {
+        ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+    };
+    let value = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = scrape();
+        if value(&text, "ruaflow_reports_total").is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let first = value(&text, "ruaflow_records_total");
+    // A second report arrives: the counters move.
+    std::fs::copy(corpus().join("dmarc-report-viewer/dmarc-reports/google.xml"), inputs.join("second.xml"))
+        .expect("copy");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut later = String::new();
+    while Instant::now() < deadline {
+        later = scrape();
+        if value(&later, "ruaflow_reports_total").is_some_and(|n| n >= 2.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let clean = common::terminate(child);
+    assert_eq!(value(&text, "ruaflow_reports_total"), Some(1.0), "{text}");
+    assert_eq!(value(&later, "ruaflow_reports_total"), Some(2.0), "{later}");
+    assert!(value(&later, "ruaflow_records_total") > first, "{later}");
+    assert_eq!(value(&later, "ruaflow_dead_letters_total"), Some(0.0), "{later}");
+    assert!(later.contains("ruaflow_queue_depth"), "{later}");
+    assert!(later.contains("ruaflow_detection_seconds"), "{later}");
+    assert!(clean, "run did not stop cleanly");
+}

@@ -42,6 +42,17 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// How input files and directories are walked (`[files]`).
     pub files: ruaflow_ingest::dir::DirConfig,
+    /// Prometheus metrics of `ruaflow run` (`[metrics]`).
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where `ruaflow run` serves Prometheus `/metrics` (pipeline counters,
+/// queue depth, detection latency), apart from the report endpoint.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `address:port` to listen on; unset, nothing is served.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -231,7 +242,7 @@ mod tests {
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);
-        let sections: [(&str, &[&str]); 15] = [
+        let sections: [(&str, &[&str]); 16] = [
             ("", fields_of::<Config>()),
             ("retention", fields_of::<RetentionConfig>()),
             ("failure_reports", fields_of::<PrivacyConfig>()),
@@ -247,6 +258,7 @@ mod tests {
             ("imap", fields_of::<ImapConfig>()),
             ("imap.oauth2", fields_of::<ruaflow_ingest::imap::OAuth2Config>()),
             ("files", fields_of::<ruaflow_ingest::dir::DirConfig>()),
+            ("metrics", fields_of::<MetricsConfig>()),
         ];
         let mut missing = Vec::new();
         for (path, fields) in sections {

@@ -14,6 +14,7 @@ mod ingest;
 mod inputs;
 mod list_sources;
 mod log;
+mod metrics;
 mod migrate;
 mod parse;
 mod process;

@@ -113,6 +113,9 @@ pub fn run_pipeline(
     if !config.imap.is_empty() {
         sources.push(Box::new(ImapFeed::new(&config.imap, &config.limits, once)?));
     }
+    if let Some(listen) = config.metrics.listen {
+        super::metrics::serve(listen, &runtime, Arc::clone(&progress))?;
+    }
     // Watching, each report is news: one info line each. A bulk load is summed up.
     let detected = detecting(db, config, sources, &runtime, &shutdown, health, Arc::clone(&progress), !once);
     if let Some(bar) = bar.lock().ok().and_then(|mut b| b.take()) {

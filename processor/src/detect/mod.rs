@@ -294,6 +294,7 @@ pub struct DetectHook<F: FnMut(&Alert) + Send> {
 impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook<crate::sqlite::SqliteStore> for DetectHook<F> {
     fn after_commit(&mut self, store: &mut crate::sqlite::SqliteStore, touched: &[(String, i64)]) {
         use crate::store::Store;
+        let started = std::time::Instant::now();
         // Evaluation writes signals and notices; one transaction keeps that cheap and atomic.
         let result = store.begin().map_err(|e| e.to_string()).and_then(|()| {
             let now = ruaflow_schema::clock::now();
@@ -302,8 +303,12 @@ impl<F: FnMut(&Alert) + Send> crate::pipeline::CommitHook<crate::sqlite::SqliteS
             store.commit(crate::barrier::Sealed::empty()).map_err(|e| e.to_string())?;
             Ok(notices)
         });
+        metrics::histogram!("ruaflow_detection_seconds").record(started.elapsed().as_secs_f64());
         match result {
-            Ok(notices) => notices.iter().for_each(&mut self.notify),
+            Ok(notices) => {
+                metrics::counter!("ruaflow_alert_notices_total").increment(notices.len() as u64);
+                notices.iter().for_each(&mut self.notify);
+            }
             Err(err) => {
                 // Detection never stops ingestion; the data is stored and the next commit
                 // touching these days evaluates them again.

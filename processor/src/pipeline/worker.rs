@@ -28,7 +28,9 @@ pub(super) fn run(
     loop {
         let delivery = {
             let Ok(mut queue) = queue.lock() else { return };
-            queue.blocking_recv()
+            let delivery = queue.blocking_recv();
+            metrics::gauge!("ruaflow_queue_depth").set(queue.len() as f64);
+            delivery
         };
         let Some(Delivery { envelope, ack }) = delivery else { return };
         let origin = Arc::new(Origin {
