@@ -1137,7 +1137,7 @@ def main():
                                     "--partitions", "4"], stdout=http_log, stderr=http_log, stdin=subprocess.DEVNULL, env=env)
     detect_log_path = os.path.join(workdir, "detect.log")
     detect_log = open(detect_log_path, "w")
-    detector = subprocess.Popen([binary, "detect", "--config", config_path, "--kafka", kafka, "--topic", unique,
+    detector = subprocess.Popen([binary, "detect", "--offline", "--config", config_path, "--kafka", kafka, "--topic", unique,
                                  "--partitions", "4", "--clickhouse", f"{clickhouse}/{unique}", "--group", unique + "_detect"],
                                 stdout=detect_log, stderr=detect_log, stdin=subprocess.DEVNULL, env=env)
     prometheus, prom_url = None, None

@@ -599,7 +599,7 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
     std::fs::write(
         &config,
         format!(
-            "[detect]\n# The synthetic reports are months old: notify as if they were new.\nnotify_max_age_days = 100000\n\n\
+            "[enrich]\noffline = true\n\n[detect]\n# The synthetic reports are months old: notify as if they were new.\nnotify_max_age_days = 100000\n\n\
              [alerts]\nretries = 5\n\n[[alerts.webhooks]]\nurl = \"{}\"\n",
             webhook.url
         ),
@@ -773,4 +773,73 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
             panic!("{table}: the first differing row\nclickhouse: {g:?}\nembedded:   {w:?}");
         }
     }
+}
+
+/// The detector group enriches the sources of the digests it reads: reverse DNS from a
+/// real nameserver (dnsmasq) and the shared test ASN database land in ClickHouse's
+/// `sources`, where the dashboards read them.
+#[test]
+fn the_detector_group_enriches_sources_into_clickhouse() {
+    let Some(svc) = services() else { return };
+    let (name, url) = svc.database("enrich");
+    migrate(&url);
+    let dns = common::dnsmasq::Dnsmasq::start(&[("192.0.2.25", "mail-1.outbound.example.co.uk")], "");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    let record = |ip: &str, count: u32| {
+        format!(
+            "<record><row><source_ip>{ip}</source_ip><count>{count}</count><policy_evaluated><disposition>none</disposition>\
+             <dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result></dkim><spf>\
+             <domain>example.com</domain><result>pass</result></spf></auth_results></record>"
+        )
+    };
+    let report = format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>example.net</org_name><email>d@example.net</email>\
+         <report_id>enrich-1</report_id><date_range><begin>1788220800</begin><end>1788307199</end></date_range>\
+         </report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published>{}{}</feedback>",
+        record("192.0.2.25", 5),
+        record("1.0.0.1", 3)
+    );
+    std::fs::write(inputs.join("report.xml"), report).expect("report");
+    let config = tmp.path().join("detect.toml");
+    let mmdb = corpus().join("../mmdb/GeoLite2-ASN-Test.mmdb");
+    std::fs::write(
+        &config,
+        format!("[enrich]\nnameservers = [\"{}\"]\nasn_db = \"{}\"\n", dns.addr, mmdb.display()),
+    )
+    .expect("config");
+    ingest(&svc.kafka, &name, 1, &[&inputs]);
+    let logs: Vec<PathBuf> = ["p", "d"].iter().map(|n| tmp.path().join(format!("{n}.log"))).collect();
+    let processor = process(&svc.kafka, &name, &url, &name, &logs[0]);
+    let detect = detector(&svc.kafka, &name, &url, &format!("{name}_detect"), &config, &logs[1]);
+    let rows = || -> Vec<String> {
+        clickhouse_query(
+            &svc.clickhouse,
+            &format!(
+                "SELECT ip, ptr, ptr_base, asn, as_org, resolved_at > 0 FROM {name}.sources FINAL ORDER BY ip FORMAT TSV"
+            ),
+        )
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline && rows().len() < 2 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let got = rows();
+    let clean = [common::terminate(processor), common::terminate(detect)];
+    let logs_text = logs.iter().map(|l| log_text(l)).collect::<Vec<_>>().join("\n---\n");
+    assert_eq!(
+        got,
+        [
+            "1.0.0.1\t\t\t15169\tGoogle Inc.\t1",
+            "192.0.2.25\tmail-1.outbound.example.co.uk\texample.co.uk\t0\t\t1"
+        ],
+        "{logs_text}"
+    );
+    assert_eq!(clean, [true; 2], "{logs_text}");
 }

@@ -15,7 +15,8 @@
 //! nothing twice and raises no notice twice (notices are found by identity), and a
 //! notice stored but not handed over by a member that died is handed over by the next
 //! owner of its domain. Reporter silence is checked every minute for the domains the
-//! member has seen.
+//! member has seen. With `[enrich]`, the digests' source addresses are enriched beside
+//! detection (`processor::clickhouse::SourceEnricher`) into ClickHouse's `sources`.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,9 +26,10 @@ use anyhow::Context;
 use clap::Args;
 
 use ruaflow_ingest::kafka::{KeyedConsumer, KeyedMessage};
-use ruaflow_processor::clickhouse::{ClickHouseDetect, ClickHouseUrl, Positioned};
+use ruaflow_processor::clickhouse::{ClickHouseDetect, ClickHouseUrl, Positioned, SourceEnricher};
 use ruaflow_processor::detect::{self, DetectConfig};
 use ruaflow_processor::digest::Digest;
+use ruaflow_processor::enrich::Enricher;
 use ruaflow_processor::sink::Sinks;
 use ruaflow_schema::alert::Alert;
 use ruaflow_schema::Shutdown;
@@ -49,9 +51,14 @@ pub struct DetectArgs {
     /// aggregates there and keep their state beside them.
     #[arg(long, env = "RUAFLOW_CLICKHOUSE")]
     pub clickhouse: ClickHouseUrl,
-    /// Configuration file (TOML): `[detect]`, `[[senders]]`, `[alerts]`, `[limits]`.
+    /// Configuration file (TOML): `[detect]`, `[[senders]]`, `[alerts]`, `[enrich]`,
+    /// `[limits]`.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// No reverse DNS while enriching the sources of the digests read (the IP databases
+    /// of `[enrich]` are still read).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Digests handled per batch at most.
@@ -64,7 +71,8 @@ const DELIVERY: Duration = Duration::from_secs(30);
 const SWEEP: Duration = Duration::from_secs(60);
 
 pub fn run(args: DetectArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.as_deref())?;
+    let mut config = Config::load(args.config.as_deref())?;
+    config.enrich.offline |= args.offline;
     let kafka = args.kafka.config(&config);
     let runtime = assemble::runtime()?;
     let shutdown = Shutdown::new();
@@ -76,10 +84,17 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let topic = kafka.digest_topic();
     let consumer = KeyedConsumer::join(&kafka, &topic, &args.group)?;
     let sinks = Sinks::start(&config.alerts)?;
+    let sources = if super::run::enrichment_configured(&config.enrich) {
+        let enricher = Enricher::new(&config.enrich).context("cannot set up enrichment")?;
+        let retry = Duration::from_secs(config.enrich.retry_after_secs);
+        Some(SourceEnricher::start(&args.clickhouse, enricher, retry, runtime.handle()))
+    } else {
+        None
+    };
     tracing::info!(group = %args.group, topic = %topic, clickhouse = %args.clickhouse, "detecting");
 
     let mut member =
-        Member { state: &mut state, config: &config.detect, sinks: &sinks, owned: HashSet::new() };
+        Member { state: &mut state, config: &config.detect, sinks: &sinks, sources, owned: HashSet::new() };
     let (mut digests, mut raised) = (0u64, 0u64);
     let mut last_sweep = Instant::now();
     while !shutdown.is_triggered() {
@@ -139,6 +154,8 @@ struct Member<'a> {
     state: &'a mut ClickHouseDetect,
     config: &'a DetectConfig,
     sinks: &'a Sinks,
+    /// Where the digests' source addresses go to be enriched, when enrichment is on.
+    sources: Option<SourceEnricher>,
     /// The domains whose digests this member has read (for the silence sweep).
     owned: HashSet<String>,
 }
@@ -160,6 +177,15 @@ impl Member<'_> {
             }
         }
         self.state.learn(&digests)?;
+        if let Some(enricher) = &self.sources {
+            for d in &digests {
+                d.digest
+                    .sources
+                    .iter()
+                    .filter_map(|c| c.source.parse().ok())
+                    .for_each(|ip| enricher.enrich(ip));
+            }
+        }
         let mut touched: Vec<(String, i64)> = Vec::new();
         for Positioned { digest, .. } in digests {
             let key = (digest.domain, digest.day);

@@ -210,7 +210,7 @@ fn enrich(db: &Path, config: &EnrichConfig, runtime: &tokio::runtime::Runtime) -
 }
 
 /// Whether enrichment has anything to do: reverse DNS, or an IP database.
-fn enrichment_configured(config: &EnrichConfig) -> bool {
+pub(super) fn enrichment_configured(config: &EnrichConfig) -> bool {
     !config.offline || config.asn_db.is_some() || config.country_db.is_some() || config.ipinfo_db.is_some()
 }
 

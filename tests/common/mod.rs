@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod dnsmasq;
 pub mod dovecot;
 pub mod oauth2;
 pub mod smtp;

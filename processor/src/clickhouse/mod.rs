@@ -15,6 +15,7 @@
 //!   reaches the consumer instead of memory growing.
 
 mod detect;
+mod enrich;
 mod insert;
 mod migrate;
 pub mod notices;
@@ -31,6 +32,7 @@ use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::Shutdown;
 
 pub use self::detect::{ClickHouseDetect, Positioned};
+pub use self::enrich::SourceEnricher;
 use self::insert::Inserter;
 pub use self::migrate::{applied_versions, check_schema, migrate, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;

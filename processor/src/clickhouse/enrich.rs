@@ -1,0 +1,175 @@
+//! Enrichment in the distributed deployment: what the detector group learns about the
+//! source addresses of the digests it reads, written to ClickHouse's `sources`.
+//!
+//! Input: addresses, handed over as digests are folded (never blocking detection: a
+//! full hand-over queue drops addresses, which come again with later reports). Output:
+//! `sources` rows (PTR name and its registrable domain, AS number and name, country;
+//! the newest `updated_at` wins). Invariants: an address with a definitive answer
+//! younger than `retry_after_secs` is not looked up again, whichever member answered
+//! it (the table is asked first); a failed lookup writes the IP databases' fields with
+//! no `resolved_at` and is asked again after `retry_after_secs`; offline, only the IP
+//! databases are read.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Row};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{datetime, ClickHouseUrl};
+use crate::enrich::{ptr_base, Enricher, PtrLookup};
+use crate::normalize::network_of;
+use crate::store::StoreError;
+
+/// Addresses waiting for enrichment at most.
+const QUEUE: usize = 100_000;
+/// Addresses enriched per round.
+const ROUND: usize = 512;
+
+/// A row of `sources`.
+#[derive(Debug, Row, Serialize)]
+struct SourceRow {
+    ip: String,
+    network: String,
+    ptr: String,
+    ptr_base: String,
+    asn: u32,
+    as_org: String,
+    country: String,
+    resolved_at: u32,
+    updated_at: u32,
+}
+
+/// Hands addresses to the enrichment task.
+#[derive(Clone)]
+pub struct SourceEnricher {
+    queue: mpsc::Sender<IpAddr>,
+}
+
+impl SourceEnricher {
+    /// Starts the task on `runtime`; it ends when every handle is dropped.
+    pub fn start(
+        url: &ClickHouseUrl,
+        enricher: Enricher,
+        retry_after: Duration,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
+        let (queue, received) = mpsc::channel(QUEUE);
+        let task =
+            Task { client: url.client(), enricher: Arc::new(enricher), retry_after, done: HashMap::new() };
+        runtime.spawn(task.run(received));
+        SourceEnricher { queue }
+    }
+
+    /// Asks for `ip` to be enriched (dropped when the queue is full).
+    pub fn enrich(&self, ip: IpAddr) {
+        let _ = self.queue.try_send(ip);
+    }
+}
+
+struct Task {
+    client: Client,
+    enricher: Arc<Enricher>,
+    retry_after: Duration,
+    /// Addresses this member wrote lately, with when (not asked again before `retry_after`).
+    done: HashMap<IpAddr, Instant>,
+}
+
+impl Task {
+    async fn run(mut self, mut received: mpsc::Receiver<IpAddr>) {
+        let mut round = Vec::with_capacity(ROUND);
+        while received.recv_many(&mut round, ROUND).await > 0 {
+            let now = Instant::now();
+            self.done.retain(|_, at| now.duration_since(*at) < self.retry_after);
+            let mut fresh: Vec<IpAddr> = round.drain(..).filter(|ip| !self.done.contains_key(ip)).collect();
+            fresh.sort_unstable();
+            fresh.dedup();
+            if fresh.is_empty() {
+                continue;
+            }
+            if let Err(err) = self.enrich(&fresh).await {
+                tracing::warn!(error = %err, sources = fresh.len(), "sources not enriched; they are asked again with later reports");
+            }
+        }
+    }
+
+    async fn enrich(&mut self, ips: &[IpAddr]) -> Result<(), StoreError> {
+        let answered = self.answered_lately(ips).await?;
+        let mut lookups = tokio::task::JoinSet::new();
+        for &ip in ips.iter().filter(|ip| !answered.contains(*ip)) {
+            let enricher = Arc::clone(&self.enricher);
+            lookups.spawn(async move { (ip, enricher.lookup_ptr(ip).await, enricher.lookup_mmdb(ip)) });
+        }
+        let now = datetime(ruaflow_schema::clock::now());
+        let started = Instant::now();
+        let (mut rows, mut answered, mut failed) = (Vec::new(), 0usize, 0usize);
+        while let Some(joined) = lookups.join_next().await {
+            let Ok((ip, ptr, mmdb)) = joined else { continue };
+            let (name, resolved_at) = match ptr {
+                PtrLookup::Answer(name) => {
+                    answered += 1;
+                    (name, now)
+                }
+                PtrLookup::Failed => {
+                    failed += 1;
+                    (None, 0)
+                }
+                PtrLookup::Skipped => (None, 0),
+            };
+            if resolved_at == 0 && mmdb.is_empty() {
+                continue;
+            }
+            rows.push(SourceRow {
+                ip: ip.to_string(),
+                network: network_of(ip),
+                ptr_base: name.as_deref().and_then(ptr_base).unwrap_or_default(),
+                ptr: name.unwrap_or_default(),
+                asn: mmdb.asn.unwrap_or(0),
+                as_org: mmdb.as_org.unwrap_or_default(),
+                country: mmdb.country.unwrap_or_default(),
+                resolved_at,
+                updated_at: now,
+            });
+            self.done.insert(ip, Instant::now());
+        }
+        if answered == 0 && failed > 0 {
+            tracing::warn!(
+                "reverse DNS: 0 of {failed} lookups answered in {:.0} s; continuing without it, asked again in {} s",
+                started.elapsed().as_secs_f64(),
+                self.retry_after.as_secs()
+            );
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let failed =
+            |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into sources: {e}"));
+        let mut insert = self.client.insert::<SourceRow>("sources").await.map_err(failed)?;
+        for row in &rows {
+            insert.write(row).await.map_err(failed)?;
+        }
+        insert.end().await.map_err(failed)?;
+        tracing::debug!(sources = rows.len(), "sources enriched");
+        Ok(())
+    }
+
+    /// Those of `ips` another member (or an earlier run) answered within `retry_after`.
+    async fn answered_lately(&self, ips: &[IpAddr]) -> Result<HashSet<IpAddr>, StoreError> {
+        let list: Vec<String> = ips.iter().map(|ip| format!("'{ip}'")).collect();
+        let sql = format!(
+            "SELECT ip FROM sources FINAL WHERE ip IN ({}) AND resolved_at > now() - {}",
+            list.join(","),
+            self.retry_after.as_secs()
+        );
+        let found: Vec<String> = self
+            .client
+            .query(&sql)
+            .fetch_all()
+            .await
+            .map_err(|e| StoreError::ClickHouse(format!("reading sources: {e}")))?;
+        Ok(found.iter().filter_map(|ip| ip.parse().ok()).collect())
+    }
+}
