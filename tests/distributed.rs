@@ -191,6 +191,11 @@ fn topic_messages(kafka: &str, topic: &str, expect: usize) -> Vec<HashMap<String
                 }
             }
             headers.insert("payload_len".into(), m.payload().map_or(0, <[u8]>::len).to_string());
+            headers.insert(
+                "key".into(),
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+            );
+            headers.insert("partition".into(), m.partition().to_string());
             out.push(headers);
         }
     }
@@ -491,91 +496,258 @@ fn replay_alerts(db: &Path) -> std::collections::BTreeSet<(String, i64)> {
         .collect()
 }
 
+/// The sender model of an embedded store, as `sender_model` gives ClickHouse's.
+type ModelRow = (String, String, String, i64, i64, u32, u64, Vec<String>);
+
+fn sqlite_model(db: &Path, table: &str) -> Vec<ModelRow> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT domain, source, status, first_day, last_day, days_seen, messages, dkim_keys FROM {table}"
+        ))
+        .expect("prepare");
+    let mut rows: Vec<ModelRow> = stmt
+        .query_map([], |r| {
+            let keys: String = r.get(7)?;
+            let mut keys: Vec<String> = serde_json::from_str(&keys).unwrap_or_default();
+            keys.sort();
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, keys))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows.sort();
+    rows
+}
+
+fn clickhouse_model(url: &str, db: &str, table: &str) -> Vec<ModelRow> {
+    let sql = format!(
+        "SELECT domain, source, status, toUInt16(first_day), toUInt16(last_day), days_seen, messages,
+                arrayStringConcat(arraySort(dkim_keys), ' ')
+         FROM {db}.{table} FINAL FORMAT TSV"
+    );
+    let text = clickhouse_query(url, &sql).expect("sender model");
+    let mut rows: Vec<ModelRow> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let n = |i: usize| f[i].parse::<i64>().expect("number");
+            let keys = f[7].split(' ').filter(|k| !k.is_empty()).map(str::to_owned).collect();
+            (
+                f[0].to_owned(),
+                f[1].to_owned(),
+                f[2].to_owned(),
+                n(3) * 86_400,
+                n(4) * 86_400,
+                n(5) as u32,
+                n(6) as u64,
+                keys,
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `ruaflow detect` on the digest topic, delivering to `webhook`, its log in `log`.
+fn detector(kafka: &str, topic: &str, clickhouse: &str, group: &str, config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    ruaflow()
+        .args(["detect", "--kafka", kafka, "--topic", topic, "--group", group, "--clickhouse", clickhouse])
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start detect")
+}
+
+/// The detector group: three `ruaflow detect` on a digest topic of four partitions, fed by
+/// two processors; one detector is killed (SIGKILL) while the flood's digests arrive.
+/// Every replay notice is stored once and reaches the webhook once, as the embedded
+/// pipeline raises them, and the sender model in ClickHouse equals the embedded one row
+/// by row.
 #[test]
-fn one_detector_alerts_on_a_replay_flood_once_however_many_processors_run() {
+fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() {
     let Some(svc) = services() else { return };
     let (name, url) = svc.database("detect");
     let tmp = tempfile::tempdir().expect("tempdir");
     let synthetic = synth(&tmp.path().join("synth"), "replay-flood", 1, 35);
+    let labels: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("synth/labels.json")).expect("labels"))
+            .expect("labels json");
+    let flood_day = labels["events"][0]["first_day"].as_i64().expect("the flood's first day");
+    // The days before the flood, then the flood: the detectors learn first.
+    let flood = tmp.path().join("flood");
+    std::fs::create_dir_all(&flood).expect("mkdir");
+    for file in walk(&synthetic) {
+        let name = file.file_name().expect("name").to_string_lossy().into_owned();
+        let begin: i64 = name.split('!').nth(2).and_then(|b| b.parse().ok()).expect("begin in the file name");
+        if begin >= flood_day {
+            std::fs::rename(&file, flood.join(&name)).expect("move");
+        }
+    }
+    let before_count = walk(&synthetic).len();
+    let total = before_count + walk(&flood).len();
+
     // The reference: the embedded pipeline on the same files, in the same order.
     let reference = tmp.path().join("ref.db");
-    let out = ruaflow()
-        .args(["run", "--once", "--offline", "--db"])
-        .arg(&reference)
-        .arg(&synthetic)
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = tmp.path().join("detect.toml");
+    let webhook = common::webhook::Webhook::start();
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\n# The synthetic reports are months old: notify as if they were new.\nnotify_max_age_days = 100000\n\n\
+             [alerts]\nretries = 5\n\n[[alerts.webhooks]]\nurl = \"{}\"\n",
+            webhook.url
+        ),
+    )
+    .expect("config");
+    for part in [&synthetic, &flood] {
+        let out = ruaflow()
+            .args(["run", "--once", "--offline", "--db"])
+            .arg(&reference)
+            .arg(part)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
     let expected = replay_alerts(&reference);
     assert!(!expected.is_empty(), "the scenario must raise a replay alert");
-    let want = common::sqlite_totals(&reference);
 
     migrate(&url);
-    // One partition keeps the files' order, so detection sees what the embedded run saw.
-    ingest(&svc.kafka, &name, 1, &[&synthetic]);
     let logs: Vec<PathBuf> =
-        ["a", "b", "detect"].iter().map(|n| tmp.path().join(format!("{n}.log"))).collect();
+        ["a", "b", "d0", "d1", "d2"].iter().map(|n| tmp.path().join(format!("{n}.log"))).collect();
+    ingest(&svc.kafka, &name, 4, &[&synthetic]);
     let a = process(&svc.kafka, &name, &url, &name, &logs[0]);
     let b = process(&svc.kafka, &name, &url, &name, &logs[1]);
-    let detect_db = tmp.path().join("detect.db");
-    let log = std::fs::File::create(&logs[2]).expect("log");
-    let detector = ruaflow()
-        .args([
-            "detect",
-            "--offline",
-            "--kafka",
-            &svc.kafka,
-            "--topic",
-            &name,
-            "--group",
-            &format!("{name}_detect"),
-        ])
-        .arg("--db")
-        .arg(&detect_db)
-        .args(["--clickhouse", &url])
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start detect");
-    let stored = wait_for(&svc.clickhouse, &name, want, Duration::from_secs(180));
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline
-        && !common::try_sqlite_totals(&detect_db).is_ok_and(|t| t.reports == want.reports)
-    {
+    let group = format!("{name}_detect");
+    let mut detectors: Vec<Child> =
+        (0..3).map(|i| detector(&svc.kafka, &name, &url, &group, &config, &logs[2 + i])).collect();
+    let reports = |want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while Instant::now() < deadline {
+            let n = clickhouse_query(&svc.clickhouse, &format!("SELECT count() FROM {name}.reports FINAL"))
+                .ok()
+                .and_then(|t| t.trim().parse::<usize>().ok());
+            if n == Some(want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    };
+    let all_logs = || logs.iter().map(|l| log_text(l)).collect::<Vec<_>>().join("\n---\n");
+    assert!(reports(before_count), "the days before the flood were stored\n{}", all_logs());
+    // The detector that owns the flooded domain: its digests' partition, in the last
+    // assignment each detector logged.
+    let digests = topic_messages(&svc.kafka, &format!("{name}.digests"), before_count);
+    let partition = digests
+        .iter()
+        .find(|m| m["key"] == "example.com")
+        .map(|m| m["partition"].clone())
+        .unwrap_or_else(|| panic!("no digest of example.com: {digests:?}"));
+    std::thread::sleep(Duration::from_secs(2));
+    let owner = (0..3)
+        .find(|i| {
+            log_text(&logs[2 + i])
+                .lines()
+                .rfind(|l| l.contains("partitions assigned"))
+                .and_then(|l| l.split_once("partitions=["))
+                .is_some_and(|(_, list)| list.trim_end_matches(']').split(", ").any(|p| p == partition))
+        })
+        .unwrap_or_else(|| panic!("no detector owns partition {partition}\n{}", all_logs()));
+    // The flood arrives; its owner dies while its digests are being read.
+    ingest(&svc.kafka, &name, 4, &[&flood]);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut killed = detectors.remove(owner);
+    killed.kill().expect("SIGKILL");
+    let _ = killed.wait();
+    assert!(reports(total), "every report was stored\n{}", all_logs());
+
+    // Its partitions move to the others (after the session timeout); wait for the
+    // notices, then a while longer for any duplicate.
+    let firing = |bodies: &[serde_json::Value]| -> Vec<(String, i64)> {
+        bodies
+            .iter()
+            .filter(|a| a["kind"] == "dkim_replay_suspected" && a["state"] == "firing")
+            .map(|a| {
+                (a["domain"].as_str().unwrap_or_default().to_owned(), a["window_start"].as_i64().unwrap_or(0))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && firing(&webhook.received()).len() < expected.len() {
         std::thread::sleep(Duration::from_millis(300));
     }
-    let clean = [common::terminate(a), common::terminate(b), common::terminate(detector)];
-    let all_logs = logs.iter().map(|l| log_text(l)).collect::<Vec<_>>().join("\n---\n");
-    assert!(stored.is_ok(), "{stored:?}\n{all_logs}");
-    assert_eq!(clean, [true; 3], "{all_logs}");
-    assert_eq!(common::sqlite_totals(&detect_db), want, "the detector stored every report once\n{all_logs}");
-    assert_eq!(
-        replay_alerts(&detect_db),
-        expected,
-        "same replay alerts as the embedded pipeline\n{all_logs}"
-    );
+    std::thread::sleep(Duration::from_secs(15));
+    let clean: Vec<bool> = [a, b].into_iter().chain(detectors).map(common::terminate).collect();
+    let logs_text = all_logs();
+    assert!(clean.iter().all(|c| *c), "{logs_text}");
+    // The partition moved to a survivor.
+    let taken_over = (0..3).filter(|i| *i != owner).any(|i| {
+        log_text(&logs[2 + i]).lines().filter(|l| l.contains("partitions assigned")).any(|l| {
+            l.split_once("partitions=[")
+                .is_some_and(|(_, list)| list.trim_end_matches(']').split(", ").any(|p| p == partition))
+        })
+    });
+    assert!(taken_over, "partition {partition} was not taken over\n{logs_text}");
 
-    // Copied into ClickHouse for Grafana, each notice once; the processors raised none.
-    let copied = clickhouse_query(
+    // At the webhook: each replay notice once, and no notice of any kind twice.
+    let received = webhook.received();
+    let mut replays = firing(&received);
+    replays.sort();
+    assert_eq!(
+        replays,
+        expected.iter().cloned().collect::<Vec<_>>(),
+        "replay notices at the webhook\n{logs_text}"
+    );
+    let mut identities: Vec<String> = received
+        .iter()
+        .map(|a| format!("{} {} {} {}", a["kind"], a["domain"], a["window_start"], a["state"]))
+        .collect();
+    let all = identities.len();
+    identities.sort();
+    identities.dedup();
+    assert_eq!(identities.len(), all, "a notice reached the webhook twice: {received:?}");
+
+    // In the store: each notice once, all of them notified.
+    let stored = clickhouse_query(
         &svc.clickhouse,
         &format!(
-            "SELECT domain, toUInt32(window_start) FROM {name}.alerts FINAL
+            "SELECT domain, toUInt32(window_start), notified FROM {name}.notices FINAL
              WHERE kind = 'dkim_replay_suspected' AND state = 'firing' ORDER BY domain, window_start FORMAT TSV"
         ),
     )
-    .expect("alerts");
-    let copied: std::collections::BTreeSet<(String, i64)> = copied
+    .expect("notices");
+    let stored: Vec<(String, i64, u8)> = stored
         .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(d, w)| (d.to_owned(), w.parse().unwrap_or(0)))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?.to_owned(), f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
         .collect();
-    assert_eq!(copied, expected);
-    let total = |sql: &str| {
-        clickhouse_query(&svc.clickhouse, sql).expect("count").trim().parse::<u64>().expect("number")
-    };
-    let sqlite_alerts: u64 = rusqlite::Connection::open(&detect_db)
-        .expect("open")
-        .query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(total(&format!("SELECT count() FROM {name}.alerts FINAL")), sqlite_alerts);
+    assert_eq!(
+        stored.iter().map(|(d, w, _)| (d.clone(), *w)).collect::<Vec<_>>(),
+        expected.iter().cloned().collect::<Vec<_>>()
+    );
+    assert!(stored.iter().all(|(_, _, notified)| *notified == 1), "{stored:?}");
+    let shown = clickhouse_query(
+        &svc.clickhouse,
+        &format!("SELECT count() FROM {name}.alerts FINAL WHERE kind = 'dkim_replay_suspected' AND state = 'firing'"),
+    )
+    .expect("alerts");
+    assert_eq!(shown.trim().parse::<usize>().ok(), Some(expected.len()), "the dashboards' alerts");
+
+    // The same sender model as the embedded store, row by row.
+    for table in ["senders", "sender_networks"] {
+        let want = sqlite_model(&reference, table);
+        let got = clickhouse_model(&svc.clickhouse, &name, table);
+        assert_eq!(got.len(), want.len(), "{table}: rows");
+        if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+            panic!("{table}: the first differing row\nclickhouse: {g:?}\nembedded:   {w:?}");
+        }
+    }
 }

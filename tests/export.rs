@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use common::{corpus, ok, run_args as run, s};
+use common::{corpus, csv, ok, run_args as run, s};
 
 struct Store {
     _dir: tempfile::TempDir,
@@ -45,35 +45,6 @@ impl Store {
         args.extend_from_slice(extra);
         serde_json::from_str(&ok(run(&args))).expect("report JSON")
     }
-}
-
-/// A minimal RFC 4180 reader: records of fields (quoted fields may hold commas,
-/// doubled quotes and line breaks).
-fn csv(text: &str) -> Vec<Vec<String>> {
-    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => assert_eq!(chars.next(), Some('\n'), "CR without LF"),
-            (false, '\n') => panic!("bare LF line end in CSV"),
-            (false, c) => field.push(c),
-        }
-        if !quoted && c == '\r' {
-            row.push(std::mem::take(&mut field));
-            rows.push(std::mem::take(&mut row));
-        }
-    }
-    assert!(field.is_empty() && row.is_empty(), "CSV does not end with CRLF");
-    rows
 }
 
 fn sum(rows: &[Value], key: &str) -> u64 {

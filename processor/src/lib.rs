@@ -30,6 +30,7 @@ pub mod barrier;
 pub mod cidr;
 pub mod clickhouse;
 pub mod detect;
+pub mod digest;
 pub mod enrich;
 pub mod normalize;
 pub mod pipeline;

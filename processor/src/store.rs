@@ -63,6 +63,9 @@ pub enum StoreError {
     /// The dead-letter queue did not take a dead letter.
     #[error("dead-letter queue: {0}")]
     DeadLetterQueue(String),
+    /// The detector group's topic did not take a report digest.
+    #[error("digest queue: {0}")]
+    DigestQueue(String),
     /// The database was written by a newer ruaflow.
     #[error("database schema version {found} is newer than this ruaflow supports ({supported})")]
     TooNew {
@@ -114,7 +117,9 @@ impl StoreError {
             StoreError::Sqlite(_) | StoreError::TooNew { .. } | StoreError::TooOld { .. } => {
                 ErrorClass::Fatal
             }
-            StoreError::ClickHouse(_) | StoreError::DeadLetterQueue(_) => ErrorClass::Retriable,
+            StoreError::ClickHouse(_) | StoreError::DeadLetterQueue(_) | StoreError::DigestQueue(_) => {
+                ErrorClass::Retriable
+            }
         }
     }
 

@@ -1,126 +1,197 @@
-//! `ruaflow detect --kafka BROKERS [--db FILE] [--clickhouse URL]`: detection and alerting
-//! for the distributed deployment.
+//! `ruaflow detect --kafka BROKERS --clickhouse URL [--group G] [--config FILE]`: the
+//! detector group of the distributed deployment.
 //!
-//! One instance reads every Envelope from Kafka in a consumer group of its own
-//! (`ruaflow-detect`, apart from the processors') and runs the embedded pipeline on it:
-//! the same parser, a SQLite detection store (`--db`) holding the learned baselines and
-//! known senders, the same detectors after every commit, the same sinks (log, webhooks,
-//! Alertmanager). Processors never raise alerts, so however many of them run, each
-//! notice is raised once. With `--clickhouse`, notices are also copied into its `alerts`
-//! table (keyed by the notice, so a copy made twice is stored once) for Grafana.
+//! Processors publish a digest of every report they stored to TOPIC.digests, keyed by
+//! the policy domain (`ruaflow process`). Any number of `ruaflow detect` instances join
+//! one consumer group on it, so each owns whole domains (the partitions their keys fall
+//! in) and the group shares them; when one dies, the others take its partitions over. A
+//! member folds each digest into the sender model, then runs the detectors on the
+//! (domain, day) pairs of what it read, with every piece of state — sender model,
+//! signals, notices — read from and written to ClickHouse (`processor::clickhouse::
+//! ClickHouseDetect`): no raw report is parsed again and no local file is kept.
 //!
-//! Run exactly one: a second member of the same group would see only part of each
-//! domain's reports. Its offsets are committed after its own SQLite commit, so a restart
-//! resumes where it left off; `ruaflow report --db FILE` works on its store.
+//! Invariants: offsets are committed after a batch's state is written and its notices
+//! are handed to the sinks; a batch read again after a crash or a rebalance folds
+//! nothing twice and raises no notice twice (notices are found by identity), and a
+//! notice stored but not handed over by a member that died is handed over by the next
+//! owner of its domain. Reporter silence is checked every minute for the domains the
+//! member has seen.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 
-use ruaflow_ingest::kafka::Consumer;
-use ruaflow_processor::clickhouse::{copy_alerts, ClickHouseUrl};
-use ruaflow_processor::pipeline::Progress;
-use ruaflow_schema::{Health, Shutdown};
+use ruaflow_ingest::kafka::{KeyedConsumer, KeyedMessage};
+use ruaflow_processor::clickhouse::{ClickHouseDetect, ClickHouseUrl, Positioned};
+use ruaflow_processor::detect::{self, DetectConfig};
+use ruaflow_processor::digest::Digest;
+use ruaflow_processor::sink::Sinks;
+use ruaflow_schema::alert::Alert;
+use ruaflow_schema::Shutdown;
 
 use super::assemble;
 use super::config::Config;
 use super::ingest::KafkaArgs;
-use super::run::detecting;
-use super::sources::KafkaFeed;
 
 /// Arguments of `ruaflow detect`.
 #[derive(Debug, Args)]
 pub struct DetectArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// The consumer group of the detector (not the processors' group).
+    /// The detector group (apart from the processors' group): every instance with the
+    /// same group shares the domains.
     #[arg(long, default_value = "ruaflow-detect")]
     pub group: String,
-    /// The detection store (SQLite): baselines, known senders, alerts.
-    #[arg(long, default_value = "ruaflow-detect.db")]
-    pub db: PathBuf,
-    /// Also copy alerts into this ClickHouse database's `alerts` table.
+    /// The ClickHouse database the processors write: the detectors read the reports'
+    /// aggregates there and keep their state beside them.
     #[arg(long, env = "RUAFLOW_CLICKHOUSE")]
-    pub clickhouse: Option<ClickHouseUrl>,
-    /// Configuration file (TOML): `[detect]`, `[alerts]`, `[enrich]`, `[limits]`.
+    pub clickhouse: ClickHouseUrl,
+    /// Configuration file (TOML): `[detect]`, `[[senders]]`, `[alerts]`, `[limits]`.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// No network lookups (reverse DNS) while enriching.
-    #[arg(long)]
-    pub offline: bool,
 }
 
-/// How long a stop waits for in-flight Envelopes to be stored before leaving the group.
-const DRAIN: Duration = Duration::from_secs(60);
-/// How often new alerts are copied into ClickHouse.
-const COPY_INTERVAL: Duration = Duration::from_secs(1);
+/// Digests handled per batch at most.
+const BATCH: usize = 500;
+/// How long a poll waits for the first digest of a batch.
+const POLL: Duration = Duration::from_millis(200);
+/// How long the sinks may take to deliver a batch's notices before its offsets commit.
+const DELIVERY: Duration = Duration::from_secs(30);
+/// How often reporter silence is checked.
+const SWEEP: Duration = Duration::from_secs(60);
 
 pub fn run(args: DetectArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    config.enrich.offline |= args.offline;
+    let config = Config::load(args.config.as_deref())?;
     let kafka = args.kafka.config(&config);
     let runtime = assemble::runtime()?;
     let shutdown = Shutdown::new();
     assemble::stop_on_signals(&runtime, &shutdown)?;
     super::ingest::ensure_topics(&runtime, &kafka)?;
-    let consumer = Consumer::join(&kafka, &args.group)?;
-    tracing::info!(group = %args.group, db = %args.db.display(), "detecting");
+    let mut state =
+        ClickHouseDetect::connect(&args.clickhouse, runtime.handle().clone(), config.detect.clone())
+            .with_context(|| format!("cannot use ClickHouse at {}", args.clickhouse))?;
+    let topic = kafka.digest_topic();
+    let consumer = KeyedConsumer::join(&kafka, &topic, &args.group)?;
+    let sinks = Sinks::start(&config.alerts)?;
+    tracing::info!(group = %args.group, topic = %topic, clickhouse = %args.clickhouse, "detecting");
 
-    // A signal of its own: the copier outlives the stop until the pipeline has drained
-    // and the last notices are in the store.
-    let copied = Shutdown::new();
-    let copier = args.clickhouse.clone().map(|url| {
-        let (db, copied, runtime) = (args.db.clone(), copied.clone(), runtime.handle().clone());
-        std::thread::spawn(move || copy_loop(&url, &db, &copied, &runtime))
-    });
-    let health = Health::stopping(shutdown.clone());
-    let feed = KafkaFeed { consumer, health: health.clone(), drain: DRAIN };
-    let summary = detecting(
-        &args.db,
-        &config,
-        vec![Box::new(feed)],
-        &runtime,
-        &shutdown,
-        health,
-        Arc::new(Progress::default()),
-        false,
-    );
-    copied.trigger("the pipeline drained");
-    if let Some(copier) = copier {
-        let _ = copier.join();
+    let mut member =
+        Member { state: &mut state, config: &config.detect, sinks: &sinks, owned: HashSet::new() };
+    let (mut digests, mut raised) = (0u64, 0u64);
+    let mut last_sweep = Instant::now();
+    while !shutdown.is_triggered() {
+        let batch = consumer.poll(BATCH, POLL);
+        if !batch.is_empty() {
+            // A batch that cannot be handled (ClickHouse down) is retried as it is: its
+            // offsets stay uncommitted until it is done.
+            loop {
+                match member.handle(&batch) {
+                    Ok(n) => {
+                        raised += n;
+                        break;
+                    }
+                    Err(err) if shutdown.is_triggered() => {
+                        tracing::warn!(error = %err, "stopping with a batch not handled; it is read again");
+                        return finish(&sinks, digests, raised);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "detection failed; retrying the batch");
+                        shutdown.wait_timeout(Duration::from_secs(1));
+                    }
+                }
+            }
+            digests += batch.len() as u64;
+            if let Err(err) = consumer.commit(&batch) {
+                tracing::warn!(error = %err, "offset commit failed; the batch will be read again (harmless)");
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP && !member.owned.is_empty() {
+            match member.sweep() {
+                Ok(n) => raised += n,
+                Err(err) => tracing::warn!(error = %err, "reporter silence check failed"),
+            }
+            last_sweep = Instant::now();
+        }
     }
-    let summary = summary?;
-    println!(
-        "{} inputs, {} reports, {} records read; {} alert notices raised: ruaflow alerts --db {}",
-        summary.envelopes,
-        summary.reports,
-        summary.records,
-        summary.alerts,
-        args.db.display()
-    );
+    finish(&sinks, digests, raised)
+}
+
+fn finish(sinks: &Sinks, digests: u64, raised: u64) -> anyhow::Result<()> {
+    if !sinks.flush(DELIVERY) {
+        tracing::error!("some alerts could not be delivered within 30 s (they are in ClickHouse's notices)");
+    }
+    println!("{digests} report digests read; {raised} alert notices raised");
     Ok(())
 }
 
-/// Copies new alerts from the detection store into ClickHouse every second until
-/// `done` triggers, and once more after it. Failures are logged and retried on the next
-/// round.
-fn copy_loop(url: &ClickHouseUrl, db: &std::path::Path, done: &Shutdown, runtime: &tokio::runtime::Handle) {
-    let mut copied = 0i64;
-    loop {
-        let last_round = done.is_triggered();
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-        match rusqlite::Connection::open_with_flags(db, flags) {
-            Ok(conn) => match copy_alerts(runtime, url, &conn, copied) {
-                Ok(last) => copied = last,
-                Err(err) => tracing::warn!(error = %err, "alerts not copied to ClickHouse yet; retrying"),
-            },
-            Err(err) => tracing::debug!(error = %err, "detection store not readable yet"),
+/// One member's work.
+struct Member<'a> {
+    state: &'a mut ClickHouseDetect,
+    config: &'a DetectConfig,
+    sinks: &'a Sinks,
+    /// The domains whose digests this member has read (for the silence sweep).
+    owned: HashSet<String>,
+}
+
+impl Member<'_> {
+    /// Folds the batch's digests, runs the detectors on what they touched, hands the
+    /// notices to the sinks and records that it did. Returns the notices raised.
+    fn handle(&mut self, batch: &[KeyedMessage]) -> anyhow::Result<u64> {
+        let mut digests: Vec<Positioned> = Vec::with_capacity(batch.len());
+        for message in batch {
+            match serde_json::from_slice::<Digest>(&message.payload) {
+                Ok(digest) => {
+                    digests.push(Positioned { digest, partition: message.partition, offset: message.offset })
+                }
+                Err(err) => {
+                    tracing::warn!(partition = message.partition, offset = message.offset, error = %err,
+                    "not a report digest; skipped")
+                }
+            }
         }
-        if last_round {
-            return;
+        self.state.learn(&digests)?;
+        let mut touched: Vec<(String, i64)> = Vec::new();
+        for Positioned { digest, .. } in digests {
+            let key = (digest.domain, digest.day);
+            if !touched.contains(&key) {
+                touched.push(key);
+            }
         }
-        done.wait_timeout(COPY_INTERVAL);
+        let mut notices: Vec<Alert> = Vec::new();
+        let domains: HashSet<&String> = touched.iter().map(|(d, _)| d).collect();
+        for domain in domains {
+            notices.extend(self.state.unnotified(domain)?);
+            self.owned.insert(domain.clone());
+        }
+        notices.extend(detect::evaluate(
+            &mut *self.state,
+            self.config,
+            &touched,
+            ruaflow_schema::clock::now(),
+        )?);
+        self.notify(&notices)
+    }
+
+    /// Reporter silence over the domains this member has seen.
+    fn sweep(&mut self) -> anyhow::Result<u64> {
+        self.state.own(self.owned.clone());
+        let notices = detect::sweep(&mut *self.state, self.config, ruaflow_schema::clock::now())?;
+        self.notify(&notices)
+    }
+
+    fn notify(&mut self, notices: &[Alert]) -> anyhow::Result<u64> {
+        for alert in notices {
+            self.sinks.emit(alert);
+        }
+        if !notices.is_empty() && !self.sinks.flush(DELIVERY) {
+            tracing::error!(
+                "some alerts could not be delivered within 30 s (they are in ClickHouse's notices)"
+            );
+        }
+        self.state.mark_notified()?;
+        Ok(notices.len() as u64)
     }
 }

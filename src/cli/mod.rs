@@ -21,6 +21,7 @@ mod prune;
 mod report;
 mod reprocess;
 mod run;
+mod source;
 mod sources;
 mod synth;
 
@@ -55,8 +56,14 @@ enum Command {
     Report(report::ReportArgs),
     /// The stored alerts (one JSON object per line with --json).
     Alerts(alerts::AlertsArgs),
-    /// The sending sources of each domain, most messages first.
+    /// The sending sources of each domain, most messages first, with the sender model's status.
     Sources(list_sources::SourcesArgs),
+    /// Everything known about one address: its standing with each domain, enrichment,
+    /// recent days and the alerts that named it.
+    ///
+    /// Exit status: 0 when the store knows the address, 1 when nothing in it names the
+    /// address, 2 for what is not an address or a store that cannot be read.
+    Source(source::SourceArgs),
     /// Rows of the store as CSV or JSON lines: records, aggregates, sources, reports, TLS, alerts.
     Export(export::ExportArgs),
     /// Every dead letter, with where it came from and why.
@@ -90,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
         Command::Alerts(args) => alerts::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sources(args) => list_sources::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Source(args) => source::run(args),
         Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
         Command::DeadLetters(args) => dead_letters::run(args).map(|()| ExitCode::SUCCESS),
         Command::Reprocess(args) => reprocess::run(args).map(|()| ExitCode::SUCCESS),

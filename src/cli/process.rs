@@ -4,7 +4,9 @@
 //! is committed only after the insert holding its rows succeeded (the pipeline's
 //! durability barrier fires the acknowledgement that marks the offset done).
 //!
-//! Dead letters go to the `dead_letters` table and, whole, to TOPIC.dlq. While
+//! Dead letters go to the `dead_letters` table and, whole, to TOPIC.dlq. A digest of
+//! each stored report goes to TOPIC.digests, keyed by its policy domain, for the
+//! detector group (`ruaflow detect`), before the report's `reports` row. While
 //! ClickHouse is down the batch is held and retried, and polling pauses (back-pressure).
 //! SIGINT/SIGTERM: stop polling, finish and insert what is in flight, commit the
 //! offsets, leave the group. `/metrics` and `/healthz` are served on `--listen`.
@@ -20,8 +22,9 @@ use clap::Args;
 
 use ruaflow_ingest::kafka::{Consumer, Publisher};
 use ruaflow_processor::clickhouse::{
-    ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, InsertStats,
+    ClickHouseStore, ClickHouseUrl, DeadLetter, DeadLetterQueue, DigestQueue, InsertStats,
 };
+use ruaflow_processor::digest::Digest;
 use ruaflow_processor::pipeline::{PipelineConfig, Progress};
 use ruaflow_schema::{Envelope, Health, Shutdown};
 
@@ -72,7 +75,12 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let stats = store.stats();
     let dead_letters =
         KafkaDeadLetters { publisher: Publisher::new(&kafka)?, runtime: runtime.handle().clone() };
-    let store = store.with_dead_letter_queue(Box::new(dead_letters));
+    let digests = KafkaDigests {
+        publisher: Publisher::new(&kafka)?,
+        topic: kafka.digest_topic(),
+        runtime: runtime.handle().clone(),
+    };
+    let store = store.with_dead_letter_queue(Box::new(dead_letters)).with_digest_queue(Box::new(digests));
 
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(args.listen))
@@ -135,6 +143,25 @@ impl DeadLetterQueue for KafkaDeadLetters {
             }
             Ok(())
         })
+    }
+}
+
+/// Report digests to the detector group's topic, keyed by policy domain, confirmed
+/// before the batch's `reports` rows are inserted.
+struct KafkaDigests {
+    publisher: Publisher,
+    topic: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl DigestQueue for KafkaDigests {
+    fn publish(&mut self, digests: &[Digest]) -> Result<(), String> {
+        let messages: Vec<(String, Vec<u8>)> = digests
+            .iter()
+            .map(|d| serde_json::to_vec(d).map(|json| (d.domain.clone(), json)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        self.runtime.block_on(self.publisher.publish_keyed(&self.topic, &messages)).map_err(|e| e.to_string())
     }
 }
 

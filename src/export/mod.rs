@@ -26,7 +26,7 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use crate::range::DayRange;
-pub use tables::{failure_row, sources, FAILURE_COLUMNS};
+pub use tables::{failure_row, sources, SourceSelection, FAILURE_COLUMNS};
 pub use write::{Format, RowWriter};
 
 /// What to export, one row per …
@@ -70,7 +70,7 @@ pub fn export(
     let rows = match what {
         What::Records => tables::records(conn, filter, format, out),
         What::Aggregates => tables::aggregates(conn, filter, format, out),
-        What::Sources => tables::sources(conn, filter, None, format, out),
+        What::Sources => tables::sources(conn, filter, &SourceSelection::default(), format, out),
         What::Reports => tables::reports(conn, filter, format, out),
         What::Tls => tables::tls(conn, filter, format, out),
         What::Failures => tables::failures(conn, filter, format, out),

@@ -12,6 +12,9 @@ use rusqlite::{params, Connection, Row};
 use ruaflow_processor::normalize::reporter_domain;
 use serde_json::Value;
 
+use ruaflow_processor::sender::Status;
+
+use crate::report::format::pct;
 use crate::report::model::FailureEntry;
 use crate::report::query::{for_each_failure, FailureFilter};
 
@@ -143,7 +146,8 @@ pub fn aggregates(
     })
 }
 
-/// Columns of a sources row (`ruaflow sources --json` prints the same).
+/// Columns of a sources row (`ruaflow sources --json` and `--csv` print the same). The
+/// `*_pct` rates come last so that CSV readers that go by position keep their columns.
 pub const SOURCE_COLUMNS: &[&str] = &[
     "domain",
     "source_ip_address",
@@ -165,10 +169,26 @@ pub const SOURCE_COLUMNS: &[&str] = &[
     "service_kind",
     "sender_status",
     "sender_reason",
+    "dmarc_pass_pct",
+    "dkim_aligned_pct",
+    "spf_aligned_pct",
 ];
 
-/// The SQL of [`sources`]; `{order}` is the key order, or the top by messages.
-fn sources_sql(top: bool) -> String {
+/// Which sources [`sources`] writes, and in what order.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSelection {
+    /// Most messages first (what `ruaflow sources` shows); else key order, streamed
+    /// along the `(domain, source_ip, day)` index (what the export writes).
+    pub by_volume: bool,
+    /// At most this many rows (`None` = all).
+    pub limit: Option<u32>,
+    /// Only sources whose sender status is one of these (empty = any status).
+    pub statuses: Vec<Status>,
+}
+
+/// The SQL of [`sources`]: `?4` is the row limit (-1 = none), `?5` a JSON array of the
+/// statuses to keep (NULL = all). A source the model has no row for is `unknown`.
+fn sources_sql(by_volume: bool) -> String {
     format!(
         "SELECT a.domain, a.source_ip, MAX(a.network), MIN(a.day), MAX(a.day), COUNT(DISTINCT a.day),
             SUM(a.messages), SUM(a.dmarc_pass), SUM(a.dkim_aligned_pass), SUM(a.spf_aligned_pass),
@@ -177,28 +197,32 @@ fn sources_sql(top: bool) -> String {
         FROM agg_source_day a LEFT JOIN sources s ON s.ip = a.source_ip
         LEFT JOIN senders m ON m.domain = a.domain AND m.source = a.source_ip
         WHERE a.day BETWEEN ?1 AND ?2 AND (?3 IS NULL OR lower(a.domain) = lower(?3))
+            AND (?5 IS NULL OR COALESCE(m.status, 'unknown') IN (SELECT value FROM json_each(?5)))
         GROUP BY a.domain, a.source_ip
         ORDER BY {} LIMIT ?4",
-        if top { "SUM(a.messages) DESC, a.domain, a.source_ip" } else { "a.domain, a.source_ip" }
+        if by_volume { "SUM(a.messages) DESC, a.domain, a.source_ip" } else { "a.domain, a.source_ip" }
     )
 }
 
 /// One row per policy domain × source IP over the range, with the sender model's status
 /// of the source (as of the last report that touched it: configured, authorized,
-/// service, familiar or unknown) and why. With `top`, only the `top`
-/// sources with the most messages (what `ruaflow sources` shows), else all of them in
-/// key order (streamed along the `(domain, source_ip, day)` index).
+/// service, familiar or unknown), why, and the pass rates (percent of the source's
+/// messages, one decimal). Rows are written as SQLite steps; in key order nothing is
+/// sorted, by volume SQLite sorts the range's sources (spilling to disk when large).
 pub fn sources(
     conn: &Connection,
     filter: &Filter,
-    top: Option<u32>,
+    selection: &SourceSelection,
     format: Format,
     out: impl Write,
 ) -> anyhow::Result<u64> {
     let mut w = RowWriter::new(out, format, SOURCE_COLUMNS)?;
-    let mut stmt = conn.prepare(&sources_sql(top.is_some()))?;
-    let limit = top.map_or(-1, i64::from);
-    let mut rows = stmt.query(params![filter.range.lo(), filter.range.hi(), filter.domain, limit])?;
+    let mut stmt = conn.prepare(&sources_sql(selection.by_volume))?;
+    let limit = selection.limit.map_or(-1, i64::from);
+    let statuses =
+        (!selection.statuses.is_empty()).then(|| serde_json::to_string(&selection.statuses)).transpose()?;
+    let range = &filter.range;
+    let mut rows = stmt.query(params![range.lo(), range.hi(), filter.domain, limit, statuses])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {
         let mut cells = vec![text(r, 0)?, text(r, 1)?, text(r, 2)?];
@@ -211,11 +235,21 @@ pub fn sources(
         for i in 15..20 {
             cells.push(text(r, i)?);
         }
+        let count: i64 = r.get(6)?;
+        for part in [7, 8, 9] {
+            cells.push(rate(r.get(part)?, count));
+        }
         w.row(&cells)?;
         n += 1;
     }
     w.finish()?;
     Ok(n)
+}
+
+/// `part` as a percentage of `whole`, one decimal; absent when `whole` is 0.
+fn rate(part: i64, whole: i64) -> Cell {
+    let (part, whole) = (u64::try_from(part).unwrap_or(0), u64::try_from(whole).unwrap_or(0));
+    pct(part, whole).map_or(Cell::Null, Cell::Float)
 }
 
 const REPORT_COLUMNS: &[&str] = &[
@@ -515,9 +549,9 @@ mod tests {
         let conn = store.conn();
         let sql = [RECORDS_SQL.to_owned(), AGGREGATES_SQL.to_owned(), sources_sql(false)];
         for (i, sql) in sql.iter().enumerate() {
-            for domain in [None, Some("example.com")] {
+            for (domain, statuses) in [(None, None), (Some("example.com"), Some(r#"["unknown"]"#))] {
                 let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
-                let args = params![0, i64::MAX, domain, -1];
+                let args = params![0, i64::MAX, domain, -1, statuses];
                 let count = stmt.parameter_count();
                 let plan: Vec<String> = stmt
                     .query_map(&args[..count], |r| r.get::<_, String>(3))

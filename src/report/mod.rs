@@ -15,6 +15,7 @@
 //! Layout:
 //! - `query`: the SQL, one read snapshot → [`model::Report`];
 //! - `model`: the report types, which are also the `--json` document;
+//! - `profile`: everything known about one address (`ruaflow source IP`);
 //! - `format`: numbers, dates, escaping;
 //! - `text`: the terminal view;
 //! - `html` + `svg`: the page and its charts.
@@ -22,6 +23,7 @@
 pub mod format;
 mod html;
 pub mod model;
+pub mod profile;
 pub mod query;
 mod svg;
 pub mod text;

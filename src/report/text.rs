@@ -469,7 +469,7 @@ impl Table {
     }
 
     /// Leaves out columns with no value in any row (e.g. no enrichment yet).
-    fn drop_empty_columns(&mut self) {
+    pub fn drop_empty_columns(&mut self) {
         let keep: Vec<usize> = (0..self.headers.len())
             .filter(|&i| self.rows.iter().any(|r| r.get(i).is_some_and(|c| !c.is_empty())))
             .collect();

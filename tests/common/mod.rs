@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod dovecot;
 pub mod oauth2;
 pub mod smtp;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -207,4 +208,33 @@ pub fn try_sqlite_totals(db: &std::path::Path) -> rusqlite::Result<Totals> {
             })
         },
     )
+}
+
+/// A minimal RFC 4180 reader: records of fields (quoted fields may hold commas,
+/// doubled quotes and line breaks).
+pub fn csv(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => assert_eq!(chars.next(), Some('\n'), "CR without LF"),
+            (false, '\n') => panic!("bare LF line end in CSV"),
+            (false, c) => field.push(c),
+        }
+        if !quoted && c == '\r' {
+            row.push(std::mem::take(&mut field));
+            rows.push(std::mem::take(&mut row));
+        }
+    }
+    assert!(field.is_empty() && row.is_empty(), "CSV does not end with CRLF");
+    rows
 }

@@ -1,4 +1,4 @@
-//! Topic setup: the Envelope and dead-letter topics, created when missing.
+//! Topic setup: the Envelope, dead-letter and digest topics, created when missing.
 
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<(), KafkaQueueError> 
     let admin: AdminClient<DefaultClientContext> =
         config.client_config().create().map_err(KafkaQueueError::Client)?;
     let max = config.max_message_bytes.to_string();
-    let names = [config.topic.clone(), config.dlq_topic()];
+    let names = [config.topic.clone(), config.dlq_topic(), config.digest_topic()];
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| {

@@ -4,7 +4,9 @@
 //! On the wire (DESIGN.md "Envelope"): topic `ruaflow.reports`, key = the SHA-256 of the
 //! bytes (hex), value = the raw bytes exactly as received, headers = provenance
 //! (`source`, `received_at`, `filename`, `content_type`, `origin`). Dead letters go to
-//! `ruaflow.reports.dlq` with the same headers plus `reason` and `location`.
+//! `ruaflow.reports.dlq` with the same headers plus `reason` and `location`. Report
+//! digests (what the detector group learns of each stored report) go to
+//! `ruaflow.reports.digests`, key = the policy domain, value = the digest's JSON.
 //!
 //! Invariants:
 //! - [`publish`] fires a delivery's acknowledgement only after Kafka confirmed the
@@ -22,6 +24,7 @@
 
 mod admin;
 mod consumer;
+mod keyed;
 mod offsets;
 mod publisher;
 
@@ -33,6 +36,7 @@ use ruaflow_schema::{Envelope, Source};
 
 pub use self::admin::{ensure_topics, REACH_TIMEOUT};
 pub use self::consumer::Consumer;
+pub use self::keyed::{KeyedConsumer, KeyedMessage};
 pub use self::publisher::{publish, Publisher};
 
 /// The topic Envelopes go to unless configured otherwise.
@@ -84,6 +88,12 @@ impl KafkaConfig {
     /// The dead-letter topic.
     pub fn dlq_topic(&self) -> String {
         format!("{}.dlq", self.topic)
+    }
+
+    /// The report-digest topic the processors publish to and the detector group reads,
+    /// keyed by policy domain.
+    pub fn digest_topic(&self) -> String {
+        format!("{}.digests", self.topic)
     }
 
     pub(crate) fn client_config(&self) -> ClientConfig {

@@ -60,6 +60,35 @@ impl Publisher {
         }
     }
 
+    /// Publishes `(key, payload)` messages to `topic` and returns once Kafka confirmed
+    /// every one of them.
+    pub async fn publish_keyed(
+        &self,
+        topic: &str,
+        messages: &[(String, Vec<u8>)],
+    ) -> Result<(), KafkaQueueError> {
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for (key, payload) in messages {
+            loop {
+                let record = FutureRecord::to(topic).key(key).payload(payload);
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err((err, _)) => return Err(KafkaQueueError::Delivery(err)),
+                }
+            }
+        }
+        for delivery in deliveries {
+            confirmed(delivery).await?;
+        }
+        Ok(())
+    }
+
     /// Publishes an input that produced dead letters — the whole raw input, its
     /// provenance and the reasons its parts were refused — and returns once Kafka
     /// confirmed it. One message per input, however many dead letters it held.

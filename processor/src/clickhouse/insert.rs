@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clickhouse::{Client, RowOwned, RowWrite};
 
-use super::{Batch, DeadLetterQueue, InsertStats, MAX_BACKOFF};
+use super::{Batch, DeadLetterQueue, DigestQueue, InsertStats, MAX_BACKOFF};
 use crate::barrier::{Releaser, Sealed};
 use crate::store::StoreError;
 use ruaflow_schema::Shutdown;
@@ -40,6 +40,7 @@ impl Inserter {
     pub(super) fn start(
         client: Client,
         dlq: Option<Box<dyn DeadLetterQueue>>,
+        digests: Option<Box<dyn DigestQueue>>,
         shutdown: Shutdown,
         stats: Arc<InsertStats>,
         runtime: tokio::runtime::Handle,
@@ -47,7 +48,7 @@ impl Inserter {
         // A rendezvous channel: the hand-over waits until the thread takes the batch.
         let (jobs, rx) = sync_channel::<Job>(0);
         let failed = Arc::new(Mutex::new(None));
-        let worker = Worker { client, dlq, shutdown, stats, failed: Arc::clone(&failed), runtime };
+        let worker = Worker { client, dlq, digests, shutdown, stats, failed: Arc::clone(&failed), runtime };
         let thread = std::thread::Builder::new()
             .name("clickhouse".into())
             .spawn(move || worker.run(rx))
@@ -100,6 +101,7 @@ impl Inserter {
 struct Worker {
     client: Client,
     dlq: Option<Box<dyn DeadLetterQueue>>,
+    digests: Option<Box<dyn DigestQueue>>,
     shutdown: Shutdown,
     stats: Arc<InsertStats>,
     failed: Arc<Mutex<Option<String>>>,
@@ -189,8 +191,18 @@ impl Worker {
                 Self::drop_stored_reports(&self.client, batch).await?;
                 batch.done |= 1 << 9;
             }
-            Self::insert_tables(&self.client, batch).await
-        })
+            Self::insert_details(&self.client, batch).await
+        })?;
+        // The detector group hears of the reports once their rows are in, and before the
+        // `reports` rows say they are: a report redelivered after a crash here is stored
+        // again and its digest published again (the detector folds each report once).
+        if batch.done & (1 << 12) == 0 {
+            if let (Some(queue), false) = (self.digests.as_mut(), batch.digests.is_empty()) {
+                queue.publish(&batch.digests).map_err(StoreError::DigestQueue)?;
+            }
+            batch.done |= 1 << 12;
+        }
+        self.runtime.block_on(Self::insert_announcements(&self.client, batch))
     }
 
     /// Removes from the batch every report whose identity is already in `reports` (or,
@@ -217,10 +229,12 @@ impl Worker {
         batch.policies.retain(|r| keep(&r.report_key));
         batch.failures.retain(|r| keep(&r.report_key));
         batch.failure_reports.retain(|r| keep(&r.report_key));
+        let stored_hex: HashSet<String> = stored.iter().map(|k| ruaflow_schema::envelope::hex(k)).collect();
+        batch.digests.retain(|d| !stored_hex.contains(&d.report));
         Ok(())
     }
 
-    async fn insert_tables(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
+    async fn insert_details(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
         // Details before the rows that announce them: a `reports` row implies its
         // records and aggregates are in, and an `envelopes` row that the input is done.
         insert(client, "dmarc_records", &batch.records, &mut batch.done, 1 << 1).await?;
@@ -231,6 +245,10 @@ impl Worker {
         insert(client, "dead_letters", &batch.dead_letters, &mut batch.done, 1 << 6).await?;
         insert(client, "dead_letter_inputs", &batch.dead_letter_inputs, &mut batch.done, 1 << 10).await?;
         insert(client, "failure_reports", &batch.failure_reports, &mut batch.done, 1 << 11).await?;
+        Ok(())
+    }
+
+    async fn insert_announcements(client: &Client, batch: &mut Batch) -> Result<(), StoreError> {
         insert(client, "reports", &batch.reports, &mut batch.done, 1 << 7).await?;
         insert(client, "envelopes", &batch.envelopes, &mut batch.done, 1 << 8).await?;
         Ok(())

@@ -14,7 +14,7 @@
 //!   the writer stops taking work, the workers and the queue fill, and back-pressure
 //!   reaches the consumer instead of memory growing.
 
-mod alerts;
+mod detect;
 mod insert;
 mod migrate;
 pub mod retention;
@@ -29,12 +29,13 @@ use ruaflow_schema::dmarc::{Record, ReportHeader};
 use ruaflow_schema::tlsrpt::TlsReport;
 use ruaflow_schema::Shutdown;
 
-pub use self::alerts::copy_alerts;
+pub use self::detect::{ClickHouseDetect, Positioned};
 use self::insert::Inserter;
 pub use self::migrate::{applied_versions, check_schema, migrate, ClickHouseUrl, SUPPORTED_VERSION};
 use self::rows::*;
 use crate::aggregate::Aggregates;
 use crate::barrier::Sealed;
+use crate::digest::Digest;
 use crate::normalize::Verdict;
 use crate::store::{InputTally, Origin, ReportFacts, ReportTotals, Store, StoreError};
 
@@ -58,6 +59,12 @@ pub trait DeadLetterQueue: Send {
     fn publish(&mut self, letters: &[DeadLetter]) -> Result<(), String>;
 }
 
+/// Where report digests go once a batch's rows are in (the detector group's topic).
+pub trait DigestQueue: Send {
+    /// Publishes the digests and returns once the queue durably holds all of them.
+    fn publish(&mut self, digests: &[Digest]) -> Result<(), String>;
+}
+
 /// The rows of the open batch, per table.
 #[derive(Default)]
 struct Batch {
@@ -72,6 +79,8 @@ struct Batch {
     dead_letters: Vec<DeadLetterRow>,
     dead_letter_inputs: Vec<DeadLetterInputRow>,
     dlq: Vec<DeadLetter>,
+    /// What the detector group learns of each report, published before the `reports` rows.
+    digests: Vec<Digest>,
     /// Report keys written in this batch: the same report twice in one batch is skipped.
     keys: HashSet<[u8; 16]>,
     /// Steps of [`ClickHouseStore::flush`] already done in an earlier attempt.
@@ -106,7 +115,7 @@ pub struct OpenDmarc {
     ordinal: u32,
     part: u32,
     /// Buffer lengths when the report began, to drop its rows if it is aborted.
-    marks: (usize, usize, usize),
+    marks: (usize, usize, usize, usize),
 }
 
 /// Counters of what the store inserted, for `/metrics` and summaries.
@@ -130,6 +139,10 @@ pub struct ClickHouseStore {
     dlq: Option<Box<dyn DeadLetterQueue>>,
     /// Dead letters also go to a queue (kept after the inserter took it).
     dlq_enabled: bool,
+    /// Until the inserter starts: where digests go.
+    digest_queue: Option<Box<dyn DigestQueue>>,
+    /// Digests are collected (a queue is set).
+    digests_enabled: bool,
     shutdown: Shutdown,
     runtime: tokio::runtime::Handle,
     stats: Arc<InsertStats>,
@@ -153,6 +166,8 @@ impl ClickHouseStore {
             batch: Batch::default(),
             dlq: None,
             dlq_enabled: false,
+            digest_queue: None,
+            digests_enabled: false,
             shutdown,
             runtime,
             stats: Arc::default(),
@@ -167,6 +182,14 @@ impl ClickHouseStore {
         self
     }
 
+    /// Publishes a digest of every stored report to `queue` (for the detector group),
+    /// after the report's rows and before its `reports` row.
+    pub fn with_digest_queue(mut self, queue: Box<dyn DigestQueue>) -> Self {
+        self.digest_queue = Some(queue);
+        self.digests_enabled = true;
+        self
+    }
+
     /// What the store inserted so far.
     pub fn stats(&self) -> Arc<InsertStats> {
         Arc::clone(&self.stats)
@@ -175,9 +198,16 @@ impl ClickHouseStore {
     /// The inserter thread, started on first use.
     fn inserter(&mut self) -> &mut Inserter {
         let (url, shutdown, stats, runtime) = (&self.url, &self.shutdown, &self.stats, &self.runtime);
-        let dlq = &mut self.dlq;
+        let (dlq, digests) = (&mut self.dlq, &mut self.digest_queue);
         self.inserter.get_or_insert_with(|| {
-            Inserter::start(url.client(), dlq.take(), shutdown.clone(), Arc::clone(stats), runtime.clone())
+            Inserter::start(
+                url.client(),
+                dlq.take(),
+                digests.take(),
+                shutdown.clone(),
+                Arc::clone(stats),
+                runtime.clone(),
+            )
         })
     }
 
@@ -217,6 +247,11 @@ impl ClickHouseStore {
                 dkim_only_pass: c.dkim_only_pass,
                 stored_at: r.stored_at,
             });
+        }
+        if self.digests_enabled {
+            let day = i64::from(r.day) * crate::normalize::DAY;
+            let digest = Digest::dmarc(&r.domain, day, &r.report_key, report.part, &r.org_name, part);
+            self.batch.digests.push(digest);
         }
         report.part += 1;
     }
@@ -275,7 +310,7 @@ impl Store for ClickHouseStore {
             return Ok(None);
         }
         let b = &self.batch;
-        let marks = (b.records.len(), b.source_days.len(), b.selector_days.len());
+        let marks = (b.records.len(), b.source_days.len(), b.selector_days.len(), b.digests.len());
         let row = ReportRow {
             report_key: key,
             kind: k.kind.as_str().into(),
@@ -369,7 +404,8 @@ impl Store for ClickHouseStore {
     }
 
     fn abort_report(&mut self, report: OpenDmarc) -> Result<(), StoreError> {
-        let (records, sources, selectors) = report.marks;
+        let (records, sources, selectors, digests) = report.marks;
+        self.batch.digests.truncate(digests);
         self.batch.records.truncate(records);
         self.batch.source_days.truncate(sources);
         self.batch.selector_days.truncate(selectors);
@@ -386,9 +422,14 @@ impl Store for ClickHouseStore {
         }
         let day = date(facts.day);
         let stored_at = datetime(ruaflow_schema::clock::now());
+        let mut digested = HashSet::new();
         for (i, p) in report.policies.iter().enumerate() {
             let policy_domain =
                 if p.policy_domain.is_empty() { domain.clone() } else { p.policy_domain.clone() };
+            if self.digests_enabled && digested.insert(policy_domain.clone()) {
+                let digest = Digest::tls(&policy_domain, facts.day, &key, &report.organization_name);
+                self.batch.digests.push(digest);
+            }
             self.batch.policies.push(PolicyRow {
                 report_key: key,
                 ordinal: i as u32,

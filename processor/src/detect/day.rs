@@ -279,7 +279,7 @@ impl<'a> DayFold<'a> {
         self.close_network();
         self.out.failing.finish();
         self.out.unknown_dkim_only.values_mut().for_each(Volume::finish);
-        self.out.regulars.sort_by(|a, b| b.today.messages.cmp(&a.today.messages));
+        self.out.regulars.sort_by_key(|r| std::cmp::Reverse(r.today.messages));
         self.out
     }
 }

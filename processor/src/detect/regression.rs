@@ -28,7 +28,7 @@ pub(super) fn detect(config: &DetectConfig, day: &Day, out: &mut Outcome) {
             out.findings.push(Finding::Quiet(AlertKind::AuthRegression, method.name().to_owned()));
             continue;
         }
-        dropped.sort_by(|a, b| b.0.today.messages.cmp(&a.0.today.messages));
+        dropped.sort_by_key(|d| std::cmp::Reverse(d.0.today.messages));
         let failing_of = |r: &Regular| r.today.messages - method.passed(&r.today);
         let affected: u64 = dropped.iter().map(|(r, _, _)| r.today.messages).sum();
         let failing: u64 = dropped.iter().map(|(r, _, _)| failing_of(r)).sum();
