@@ -18,7 +18,9 @@ pub struct SynthArgs {
     pub seed: u64,
     /// What happens on top of normal traffic: baseline, replay-flood, slow-ramp-replay,
     /// spoofing-spike, tls-failure, new-esp, mailing-list-growth, dkim-rotation,
-    /// reporter-joining.
+    /// reporter-joining, esp-dkim-only, churning-forwarders, old-selector-replay,
+    /// late-reports, replay-size-0.5, replay-size-1, replay-size-2, replay-size-5,
+    /// replay-size-50.
     #[arg(long, default_value = "baseline")]
     pub scenario: Scenario,
     /// Report days, starting 2026-09-01 UTC.

@@ -1,8 +1,8 @@
 //! The generator's fixed calendar: report days, weekdays and UTC date formatting.
 //!
 //! Nothing here reads the clock. Report day 0 starts at [`FIRST_DAY`] (2026-09-01 00:00 UTC,
-//! a Tuesday); every report covers one whole UTC day, `begin ..= begin + 86399`, as Google's
-//! and Yahoo's daily reports do.
+//! a Tuesday); a report day is one whole UTC day, `begin ..= begin + 86399`, the window of
+//! Google's and Yahoo's daily reports (other windows: `delivery`).
 
 /// Unix time of 2026-09-01 00:00:00 UTC, the start of report day 0.
 pub const FIRST_DAY: u64 = 1_788_220_800;

@@ -118,9 +118,13 @@ fn dialect(style: Style) -> Dialect {
     }
 }
 
-/// The report id in the reporter's format (unique per reporter, domain and day).
-pub fn report_id(seed: u64, rep: &Reporter, r: usize, d: usize, day: u32) -> String {
-    let mut rng = Rng::derive(seed, &[T_REPORT_ID, r as u64, d as u64, u64::from(day)]);
+/// The report id in the reporter's format (unique per reporter, domain, day and `part`,
+/// the report's number among those a reporter sends about one day).
+pub fn report_id(seed: u64, rep: &Reporter, r: usize, d: usize, day: u32, part: u64) -> String {
+    let mut rng = match part {
+        0 => Rng::derive(seed, &[T_REPORT_ID, r as u64, d as u64, u64::from(day)]),
+        _ => Rng::derive(seed, &[T_REPORT_ID, r as u64, d as u64, u64::from(day), part]),
+    };
     // Reports are generated a few hours after the day ends.
     let generated = day_end(day) + 1 + rng.between(3_600, 6 * 3_600);
     match rep.style {
@@ -197,8 +201,15 @@ impl Xml<'_> {
 /// Envelope recipients' domains in Microsoft's `<envelope_to>`.
 const MS_RECIPIENT_DOMAINS: [&str; 4] = ["outlook.com", "hotmail.com", "live.com", "msn.com"];
 
-/// Appends reporter `rep`'s report on `dom` for `day` to `buf`.
-pub fn render(rep: &Reporter, dom: &Domain, day: u32, report_id: &str, recs: &[Rec<'_>], buf: &mut Vec<u8>) {
+/// Appends reporter `rep`'s report on `dom` for the window `(begin, end)` to `buf`.
+pub fn render(
+    rep: &Reporter,
+    dom: &Domain,
+    (begin, end): (u64, u64),
+    report_id: &str,
+    recs: &[Rec<'_>],
+    buf: &mut Vec<u8>,
+) {
     let dl = dialect(rep.style);
     buf.extend_from_slice(dl.declaration.as_bytes());
     buf.push(b'\n');
@@ -216,8 +227,8 @@ pub fn render(rep: &Reporter, dom: &Domain, day: u32, report_id: &str, recs: &[R
     }
     x.leaf("report_id", report_id);
     x.open("date_range");
-    x.leaf("begin", day_start(day));
-    x.leaf("end", day_end(day));
+    x.leaf("begin", begin);
+    x.leaf("end", end);
     x.close("date_range");
     if let Some(g) = dl.generator {
         x.leaf("generator", g);

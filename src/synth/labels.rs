@@ -3,12 +3,16 @@
 //! Positive events have `kind` `dkim_replay`, `spoofing_spike` or `tls_failure` and name the
 //! alert a detector should raise (`alert`); hard negatives have `kind: "negative"`, say
 //! which (`negative`), and list the alerts that must not fire (`must_not_alert`). Days are
-//! unix seconds of a report day's start (00:00 UTC); `last_day` is inclusive.
+//! unix seconds of a report day's start (00:00 UTC); `last_day` is inclusive. A replay
+//! event's `first_arrival_day` is the day its first report reached the mailbox; where
+//! reporters deliver late or in other windows than a UTC day, `delivery` says how each
+//! one does, and the files sit in one directory per arrival day.
 
 use serde_json::{json, Value};
 
-use super::calendar::{day_start, FIRST_DAY};
-use super::scenario::{Plan, Scenario, LIST_GROWTH_END, TLS_OUTAGE_FAILURE_SHARE};
+use super::calendar::{day_start, DAY_SECS, FIRST_DAY};
+use super::delivery::{Delivery, Window};
+use super::scenario::{Plan, Scenario, FORWARDED_SHARE, LIST_GROWTH_END, TLS_OUTAGE_FAILURE_SHARE};
 use super::traffic::{Class, Tally};
 use super::world::World;
 use super::SynthOptions;
@@ -32,7 +36,21 @@ pub fn labels(opts: &SynthOptions, world: &World, plan: &Plan, tally: &Tally) ->
         })
         .collect();
     let reporters: Vec<&str> = world.reporters.iter().map(|r| r.org_name.as_str()).collect();
-    json!({
+    let delivery: serde_json::Map<String, Value> = world
+        .reporters
+        .iter()
+        .map(|rep| (rep.org_name.clone(), Delivery::of(opts.scenario, rep.style)))
+        .filter(|(_, d)| *d != Delivery::of(Scenario::Baseline, super::world::Style::Generic))
+        .map(|(org, d)| {
+            let window = match d.window {
+                Window::Day => "day".to_owned(),
+                Window::Hour => "hour".to_owned(),
+                Window::Days(n) => format!("{n} days"),
+            };
+            (org, json!({ "window": window, "late_days": d.late_days }))
+        })
+        .collect();
+    let mut doc = json!({
         "generator": "ruaflow synth",
         "scenario": opts.scenario.name(),
         "hard_negative": opts.scenario.is_negative(),
@@ -44,7 +62,12 @@ pub fn labels(opts: &SynthOptions, world: &World, plan: &Plan, tally: &Tally) ->
         "domains": domains,
         "reporters": reporters,
         "events": events(world, plan, tally),
-    })
+    });
+    if !delivery.is_empty() {
+        doc["delivery"] = Value::Object(delivery);
+        doc["reports_by_arrival_day"] = json!(true);
+    }
+    doc
 }
 
 fn events(world: &World, plan: &Plan, tally: &Tally) -> Vec<Value> {
@@ -81,7 +104,11 @@ fn events(world: &World, plan: &Plan, tally: &Tally) -> Vec<Value> {
     };
     let event = match plan.scenario {
         Scenario::Baseline => return Vec::new(),
-        Scenario::ReplayFlood | Scenario::SlowRampReplay => {
+        Scenario::ReplayFlood
+        | Scenario::SlowRampReplay
+        | Scenario::OldSelectorReplay
+        | Scenario::LateReports
+        | Scenario::ReplaySize(_) => {
             let networks: Vec<String> =
                 world.botnet_networks.iter().map(|n| format!("100.{n}.0.0/16")).collect();
             // Replayed messages per reporter over the whole event.
@@ -96,6 +123,19 @@ fn events(world: &World, plan: &Plan, tally: &Tally) -> Vec<Value> {
                 .filter(|(_, n)| n.as_u64() != Some(0))
                 .collect();
             let top = by_reporter.iter().max_by_key(|(_, n)| n.as_u64()).map(|(org, _)| org.clone());
+            // The first report holding replayed mail to reach the mailbox.
+            let first_arrival = world
+                .reporters
+                .iter()
+                .enumerate()
+                .flat_map(|(r, rep)| {
+                    let delivery = Delivery::of(plan.scenario, rep.style);
+                    (first..=last)
+                        .filter(move |&day| tally.replay_at_reporter(d, day, r) > 0)
+                        .map(move |day| delivery.first_arrival(r, day, plan.days))
+                })
+                .min()
+                .map(|t| t - t % DAY_SECS);
             let mut v = base("dkim_replay");
             merge(
                 &mut v,
@@ -109,10 +149,16 @@ fn events(world: &World, plan: &Plan, tally: &Tally) -> Vec<Value> {
                     "source_ips": world.botnet.len(),
                     "networks": networks,
                     "multipliers": plan.replay_schedule(),
+                    "size": plan.peak_replay_multiplier(),
                     "daily": daily(Class::Replay),
                     "by_reporter": by_reporter,
+                    "first_arrival_day": first_arrival,
                 }),
             );
+            if let Some(rotated) = plan.rotation_day() {
+                v["rotation_day"] = json!(day_start(rotated));
+                v["new_selector"] = json!(dom.rotated_selector);
+            }
             v
         }
         Scenario::SpoofingSpike => {
@@ -169,6 +215,30 @@ fn events(world: &World, plan: &Plan, tally: &Tally) -> Vec<Value> {
         Scenario::DkimRotation => negative(
             "dkim_rotation",
             json!({ "old_selector": dom.selector, "new_selector": dom.rotated_selector }),
+        ),
+        Scenario::EspDkimOnly => {
+            let esp = &world.signer_esp;
+            let ips: Vec<String> = esp.ips.iter().map(|s| s.ip.to_string()).collect();
+            negative(
+                "esp_dkim_only",
+                json!({
+                    "esp_domain": esp.domain,
+                    "selector": esp.customer_selector,
+                    "source_ips": ips,
+                    "may_alert": ["new_authenticated_source"],
+                    "daily": daily(Class::NewEsp),
+                }),
+            )
+        }
+        Scenario::ChurningForwarders => negative(
+            "churning_forwarders",
+            json!({
+                "share": [FORWARDED_SHARE.0, FORWARDED_SHARE.1],
+                "old_selector": dom.selector,
+                "new_selector": dom.rotated_selector,
+                "rotation_day": plan.rotation_day().map(day_start),
+                "daily": daily(Class::Forwarded),
+            }),
         ),
         Scenario::ReporterJoining => {
             let Some(r) = world.joining_reporter else {

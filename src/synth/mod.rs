@@ -21,11 +21,13 @@
 //! - `world`: policy domains, their senders, reporters, the address plan.
 //! - `scenario`: [`Scenario`] and the day-by-day `Plan` of its event.
 //! - `traffic`: records per (domain, reporter, day), TLS sessions, exact tallies.
+//! - `delivery`: report windows (day, hour, several days) and arrival times.
 //! - `dmarc_xml`, `tlsrpt_json`: documents in each receiver's dialect.
 //! - `write`: file names, compression, files on disk.
 //! - `labels`: `labels.json`.
 
 mod calendar;
+mod delivery;
 mod dmarc_xml;
 mod labels;
 pub mod rng;
@@ -46,6 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub use scenario::Scenario;
 
 use calendar::{day_end, day_start};
+use delivery::{Delivery, Window};
 use scenario::Plan;
 use traffic::{Rec, Tally, Traffic};
 use world::{Style, World};
@@ -93,7 +96,9 @@ pub struct SynthSummary {
 }
 
 /// Where [`generate`] puts the report files for output directory `out`: `out/reports`.
-/// Point the pipeline there; `out/labels.json` is not a report.
+/// Point the pipeline there; `out/labels.json` is not a report. In the `late-reports`
+/// scenario the files sit in one subdirectory per arrival day (`reports/2026-09-02/`),
+/// so that they can be fed in the order a mailbox received them.
 pub fn reports_dir(out: &Path) -> PathBuf {
     out.join(write::REPORTS_SUBDIR)
 }
@@ -203,15 +208,19 @@ impl Job<'_> {
             summary: SynthSummary::default(),
             tally: Tally::new(w.domains.len(), self.opts.days, w.reporters.len()),
         };
-        let mut writer = out.map(Writer::new).transpose()?;
+        let by_arrival = self.opts.scenario == Scenario::LateReports;
+        let mut writer = out.map(|o| Writer::new(o, by_arrival)).transpose()?;
+        // Records received but not reported yet, per reporter (multi-day windows).
+        let mut held: Vec<Vec<Rec<'_>>> = vec![Vec::new(); w.reporters.len()];
         let mut recs: Vec<Rec<'_>> = Vec::new();
         loop {
             let d = self.next_domain.fetch_add(1, Ordering::Relaxed);
             if d >= w.domains.len() || self.failed.load(Ordering::Relaxed) {
                 break;
             }
+            held.iter_mut().for_each(Vec::clear);
             for day in 0..self.opts.days {
-                let done = self.domain_day(d, day, &mut part, writer.as_mut(), &mut recs);
+                let done = self.domain_day(d, day, &mut part, writer.as_mut(), &mut recs, &mut held);
                 if let Err(e) = done {
                     self.failed.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -225,8 +234,9 @@ impl Job<'_> {
         Ok(part)
     }
 
-    /// All reports about domain `d` for `day`: one per DMARC reporter that saw mail, one
-    /// per TLS reporter if the domain publishes TLSRPT.
+    /// All reports about domain `d` whose window ends with `day`: per DMARC reporter that
+    /// saw mail, one per window ending that day (see [`Delivery`]); one per TLS reporter if
+    /// the domain publishes TLSRPT.
     fn domain_day<'w>(
         &'w self,
         d: usize,
@@ -234,34 +244,45 @@ impl Job<'_> {
         part: &mut Part,
         mut writer: Option<&mut Writer>,
         recs: &mut Vec<Rec<'w>>,
+        held: &mut [Vec<Rec<'w>>],
     ) -> io::Result<()> {
         let (world, seed) = (self.world, self.opts.seed);
         let dom = &world.domains[d];
         let (begin, end) = (day_start(day), day_end(day));
         for (r, rep) in world.reporters.iter().enumerate() {
             self.traffic.dmarc(d, r, day, recs);
-            if recs.is_empty() {
-                // Receivers send no report for a day without mail.
+            part.tally.add(d, r, day, recs);
+            let delivery = Delivery::of(self.opts.scenario, rep.style);
+            held[r].extend_from_slice(recs);
+            let windows = delivery.windows_ending(day, self.opts.days);
+            if windows.is_empty() {
                 continue;
             }
-            part.tally.add(d, r, day, recs);
-            part.summary.dmarc_reports += 1;
-            part.summary.records += recs.len() as u64;
-            part.summary.messages += recs.iter().map(|rec| rec.count).sum::<u64>();
-            let Some(writer) = writer.as_deref_mut() else {
-                continue;
-            };
-            let id = dmarc_xml::report_id(seed, rep, r, d, day);
-            dmarc_xml::render(rep, dom, day, &id, recs, &mut writer.doc);
-            let name = match rep.style {
-                // FastMail appends the report id to its file names.
-                Style::Fastmail => {
-                    format!("{}!{}!{begin}!{end}!{id}.xml", rep.file_prefix, dom.name)
+            let hours = (delivery.window == Window::Hour).then(|| hourly(seed, &held[r], (d, r, day)));
+            for (k, &(w_begin, w_end)) in windows.iter().enumerate() {
+                let rows = hours.as_ref().map_or(held[r].as_slice(), |h| h[k].as_slice());
+                if rows.is_empty() {
+                    // Receivers send no report for a window without mail.
+                    continue;
                 }
-                _ => format!("{}!{}!{begin}!{end}.xml", rep.file_prefix, dom.name),
-            };
-            // Reporters send a few hours after the day ends.
-            writer.emit(&name, rep.container, end + 1 + 3_600 * (1 + r as u64 % 6))?;
+                part.summary.dmarc_reports += 1;
+                part.summary.records += rows.len() as u64;
+                part.summary.messages += rows.iter().map(|rec| rec.count).sum::<u64>();
+                let Some(writer) = writer.as_deref_mut() else {
+                    continue;
+                };
+                let id = dmarc_xml::report_id(seed, rep, r, d, day, k as u64);
+                dmarc_xml::render(rep, dom, (w_begin, w_end), &id, rows, &mut writer.doc);
+                let name = match rep.style {
+                    // FastMail appends the report id to its file names.
+                    Style::Fastmail => {
+                        format!("{}!{}!{w_begin}!{w_end}!{id}.xml", rep.file_prefix, dom.name)
+                    }
+                    _ => format!("{}!{}!{w_begin}!{w_end}.xml", rep.file_prefix, dom.name),
+                };
+                writer.emit(&name, rep.container, delivery.arrival(r, w_end))?;
+            }
+            held[r].clear();
         }
         let Some(setup) = &dom.tls else {
             return Ok(());
@@ -284,4 +305,48 @@ impl Job<'_> {
         }
         Ok(())
     }
+}
+
+/// Diurnal profile of hourly report volumes (UTC), relative weights.
+const DIURNAL: [f64; 24] = [
+    1.0, 1.0, 1.0, 1.0, 1.2, 2.0, 3.0, 5.0, 7.0, 8.0, 8.0, 8.0, 7.0, 7.0, 8.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0,
+    2.5, 2.0, 1.5,
+];
+
+/// Stream tag of the hourly split.
+const T_HOURS: u64 = 30;
+
+/// Splits a day's records into 24 hourly reports: a record of fewer than 24 messages goes
+/// whole into one hour drawn from the diurnal profile, a larger one is spread over the
+/// hours by the profile (the remainder in its busiest hour). Counts add up exactly.
+fn hourly<'w>(seed: u64, recs: &[Rec<'w>], (d, r, day): (usize, usize, u32)) -> Vec<Vec<Rec<'w>>> {
+    let mut rng = rng::Rng::derive(seed, &[T_HOURS, d as u64, r as u64, u64::from(day)]);
+    let total: f64 = DIURNAL.iter().sum();
+    let mut hours: Vec<Vec<Rec<'w>>> = vec![Vec::new(); 24];
+    for rec in recs {
+        if rec.count < 24 {
+            let mut u = rng.unit() * total;
+            let h = DIURNAL.iter().position(|w| {
+                u -= w;
+                u < 0.0
+            });
+            hours[h.unwrap_or(23)].push(*rec);
+            continue;
+        }
+        let mut left = rec.count;
+        for (h, w) in DIURNAL.iter().enumerate() {
+            let n = ((rec.count as f64 * w / total) as u64).min(left);
+            left -= n;
+            if n > 0 {
+                hours[h].push(Rec { count: n, ..*rec });
+            }
+        }
+        if left > 0 {
+            match hours[9].iter_mut().rev().find(|x| x.ip == rec.ip && x.class == rec.class) {
+                Some(x) => x.count += left,
+                None => hours[9].push(Rec { count: left, ..*rec }),
+            }
+        }
+    }
+    hours
 }

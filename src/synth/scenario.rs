@@ -36,11 +36,30 @@ pub enum Scenario {
     /// Hard negative: a large new reporter (FastMail) starts sending reports for every
     /// domain, so totals jump while the sources stay the known ones.
     ReporterJoining,
+    /// Hard negative: example.com starts sending through an ESP that signs with the
+    /// domain's key under its own selector but bounces with its own domain, so SPF never
+    /// aligns (the Mandrill pattern): DKIM-only mail from a few addresses in one network,
+    /// ramping to a third of the domain's mail.
+    EspDkimOnly,
+    /// Hard negative: example.com's users' mail is forwarded every day by hundreds of small
+    /// forwarders (new addresses every day; DKIM pass, SPF unaligned; 10-15% of its
+    /// volume), and its DKIM key rotates mid-way.
+    ChurningForwarders,
+    /// After a rotation to a new selector, a replay flood signed with the old one (still
+    /// published).
+    OldSelectorReplay,
+    /// A replay flood while reports arrive late and out of order (Google one day late,
+    /// Microsoft two), Yahoo reports hourly and the RFC 9990 reporter every three days.
+    LateReports,
+    /// A replay flood of a given size: the replayed volume per day as a multiple of the
+    /// domain's normal volume, in tenths (`ReplaySize(5)` is 0.5x); the sizes with a name
+    /// are 0.5, 1, 2, 5 and 50 (see [`Scenario::ALL`]).
+    ReplaySize(u16),
 }
 
 impl Scenario {
     /// Every scenario, in a stable order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 18] = [
         Scenario::Baseline,
         Scenario::ReplayFlood,
         Scenario::SlowRampReplay,
@@ -50,6 +69,15 @@ impl Scenario {
         Scenario::MailingListGrowth,
         Scenario::DkimRotation,
         Scenario::ReporterJoining,
+        Scenario::EspDkimOnly,
+        Scenario::ChurningForwarders,
+        Scenario::OldSelectorReplay,
+        Scenario::LateReports,
+        Scenario::ReplaySize(5),
+        Scenario::ReplaySize(10),
+        Scenario::ReplaySize(20),
+        Scenario::ReplaySize(50),
+        Scenario::ReplaySize(500),
     ];
 
     /// The kebab-case name used on the command line and in `labels.json`.
@@ -64,6 +92,16 @@ impl Scenario {
             Scenario::MailingListGrowth => "mailing-list-growth",
             Scenario::DkimRotation => "dkim-rotation",
             Scenario::ReporterJoining => "reporter-joining",
+            Scenario::EspDkimOnly => "esp-dkim-only",
+            Scenario::ChurningForwarders => "churning-forwarders",
+            Scenario::OldSelectorReplay => "old-selector-replay",
+            Scenario::LateReports => "late-reports",
+            Scenario::ReplaySize(5) => "replay-size-0.5",
+            Scenario::ReplaySize(10) => "replay-size-1",
+            Scenario::ReplaySize(20) => "replay-size-2",
+            Scenario::ReplaySize(50) => "replay-size-5",
+            Scenario::ReplaySize(500) => "replay-size-50",
+            Scenario::ReplaySize(_) => "replay-size",
         }
     }
 
@@ -76,6 +114,8 @@ impl Scenario {
                 | Scenario::MailingListGrowth
                 | Scenario::DkimRotation
                 | Scenario::ReporterJoining
+                | Scenario::EspDkimOnly
+                | Scenario::ChurningForwarders
         )
     }
 }
@@ -136,6 +176,17 @@ pub const TLS_OUTAGE_FAILURE_SHARE: f64 = 0.45;
 const NEW_ESP: [f64; 4] = [0.05, 0.15, 0.30, 0.40];
 /// Mailing-list volume on the last day, relative to before the growth started.
 pub const LIST_GROWTH_END: f64 = 2.5;
+/// A moderate flood (5x normal volume, tapering on the third day): the replay under an
+/// old selector and the replay among late reports.
+const MODERATE_FLOOD: [f64; 3] = [5.0, 5.0, 2.0];
+/// The DKIM-only ESP's volume by day since onboarding, as a multiple of the domain's
+/// legitimate volume: 0.5 is a third of the domain's mail.
+const ESP_DKIM_ONLY: [f64; 4] = [0.08, 0.2, 0.35, 0.5];
+/// Days before the event that the DKIM-only ESP starts: it ramps while unknown and is
+/// still sending when it has become familiar.
+const ESP_DKIM_ONLY_LEAD_DAYS: u32 = 9;
+/// Churning forwarders' share of the domain's legitimate volume, drawn per day in this range.
+pub const FORWARDED_SHARE: (f64, f64) = (0.10, 0.15);
 
 /// When and how strongly the scenario's event happens; all lookups are by domain index
 /// and report day (0-based).
@@ -181,6 +232,11 @@ impl Plan {
             Scenario::TlsFailure => span(TLS_OUTAGE_DAYS),
             Scenario::MailingListGrowth => (self.list_growth_start(), last),
             Scenario::NewEsp | Scenario::DkimRotation | Scenario::ReporterJoining => (e, last),
+            Scenario::EspDkimOnly => (self.esp_dkim_only_start(), last),
+            Scenario::ChurningForwarders => (0, last),
+            Scenario::OldSelectorReplay | Scenario::LateReports | Scenario::ReplaySize(_) => {
+                span(self.replay_schedule().len() as u32)
+            }
         })
     }
 
@@ -197,34 +253,51 @@ impl Plan {
         self.days / 3
     }
 
+    fn esp_dkim_only_start(&self) -> u32 {
+        self.event_day().saturating_sub(ESP_DKIM_ONLY_LEAD_DAYS)
+    }
+
+    /// The day the domain's servers start signing with the new selector: the event day in
+    /// the rotation scenario, mid-window where a rotation is the background of the event.
+    pub fn rotation_day(&self) -> Option<u32> {
+        match self.scenario {
+            Scenario::DkimRotation => Some(self.event_day()),
+            Scenario::ChurningForwarders | Scenario::OldSelectorReplay => Some(self.days / 2),
+            _ => None,
+        }
+    }
+
     /// Replayed volume as a multiple of the domain's normal weekday volume (0 if none).
     pub fn replay_multiplier(&self, domain: usize, day: u32) -> f64 {
         match self.scenario {
-            Scenario::ReplayFlood => {
-                self.since(domain, day, self.event_day()).and_then(|k| FLOOD.get(k).copied()).unwrap_or(0.0)
-            }
             Scenario::SlowRampReplay => {
                 self.since(domain, day, self.ramp_start()).map_or(0.0, |k| RAMP[k.min(RAMP.len() - 1)])
             }
-            _ => 0.0,
+            _ => self
+                .since(domain, day, self.event_day())
+                .and_then(|k| self.replay_schedule().get(k).copied())
+                .unwrap_or(0.0),
         }
     }
 
     /// The largest replay multiplier of the scenario (sizes the replaying botnet).
     pub fn peak_replay_multiplier(&self) -> f64 {
-        match self.scenario {
-            Scenario::ReplayFlood => FLOOD[0],
-            Scenario::SlowRampReplay => RAMP[RAMP.len() - 1],
-            _ => 0.0,
-        }
+        self.replay_schedule().iter().copied().fold(0.0, f64::max)
     }
 
-    /// The replay schedule by day of the event, for labels.
-    pub fn replay_schedule(&self) -> &'static [f64] {
+    /// The replay schedule by day of the event: as the December 2021 flood, a moderate
+    /// one, or one of the sized floods (two full days, a third at 40% as receivers start
+    /// blocking).
+    pub fn replay_schedule(&self) -> Vec<f64> {
         match self.scenario {
-            Scenario::ReplayFlood => &FLOOD,
-            Scenario::SlowRampReplay => &RAMP,
-            _ => &[],
+            Scenario::ReplayFlood => FLOOD.to_vec(),
+            Scenario::SlowRampReplay => RAMP.to_vec(),
+            Scenario::OldSelectorReplay | Scenario::LateReports => MODERATE_FLOOD.to_vec(),
+            Scenario::ReplaySize(tenths) => {
+                let m = f64::from(tenths) / 10.0;
+                vec![m, m, 0.4 * m]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -267,6 +340,21 @@ impl Plan {
         }
     }
 
+    /// Volume sent through the DKIM-only ESP, as a multiple of the domain's legitimate volume.
+    pub fn esp_dkim_only(&self, domain: usize, day: u32) -> f64 {
+        match self.scenario {
+            Scenario::EspDkimOnly => self
+                .since(domain, day, self.esp_dkim_only_start())
+                .map_or(0.0, |k| ESP_DKIM_ONLY[k.min(ESP_DKIM_ONLY.len() - 1)]),
+            _ => 0.0,
+        }
+    }
+
+    /// Whether the domain's mail is forwarded by churning small forwarders.
+    pub fn churning_forwarders(&self, domain: usize) -> bool {
+        self.scenario == Scenario::ChurningForwarders && domain == self.target
+    }
+
     /// Multiplier of the domain's mailing-list volume: linear growth to 2.5x on the last day.
     pub fn list_growth(&self, domain: usize, day: u32) -> f64 {
         let start = self.list_growth_start();
@@ -282,12 +370,13 @@ impl Plan {
     /// Share of the domain's own servers already signing with the new selector: half of
     /// them on the first day of the rotation, all of them after.
     pub fn rotated_share(&self, domain: usize, day: u32) -> f64 {
-        match self.scenario {
-            Scenario::DkimRotation => {
-                self.since(domain, day, self.event_day()).map_or(0.0, |k| if k == 0 { 0.5 } else { 1.0 })
+        self.rotation_day().and_then(|start| self.since(domain, day, start)).map_or(0.0, |k| {
+            if k == 0 {
+                0.5
+            } else {
+                1.0
             }
-            _ => 0.0,
-        }
+        })
     }
 }
 

@@ -585,3 +585,153 @@ fn replay_flood_numbers_hold_for_other_seeds() {
         }
     }
 }
+
+/// Records of reporter 0 (Google) for example.com on `day` under `o`.
+fn google_records(o: &SynthOptions, day: u32, f: impl FnOnce(&World, &[Rec<'_>])) {
+    let world = World::build(o.seed, o.scale, false);
+    let plan = Plan::new(o.scenario, o.days, world.domains.len());
+    let traffic = Traffic::new(&world, &plan, o.seed);
+    let mut recs = Vec::new();
+    traffic.dmarc(VICTIM, 0, day, &mut recs);
+    f(&world, &recs);
+}
+
+#[test]
+fn the_dkim_only_esp_signs_with_the_domains_key_from_one_network_up_to_a_third() {
+    let o = opts(Scenario::EspDkimOnly);
+    let (_, t) = tally(&o);
+    let (first, last) = Plan::new(o.scenario, o.days, 3).event_days().expect("event");
+    assert_eq!(t.class(VICTIM, first - 1, Class::NewEsp), 0);
+    assert!(t.class(VICTIM, first, Class::NewEsp) > 0);
+    let share = t.class(VICTIM, last, Class::NewEsp) as f64 / t.total(VICTIM, last) as f64;
+    assert!((0.25..0.4).contains(&share), "{share}");
+    google_records(&o, last, |_, recs| {
+        let esp: Vec<&Rec<'_>> = recs.iter().filter(|r| r.class == Class::NewEsp).collect();
+        assert!(!esp.is_empty());
+        assert!(esp.iter().all(|r| r.dmarc_dkim && !r.dmarc_spf && r.spf == "pass"));
+        assert!(esp.iter().all(|r| r.envelope_from == "mandrel.example"));
+        assert!(esp
+            .iter()
+            .all(|r| r.dkim[0].is_some_and(|k| k.domain == "example.com" && k.selector == "mte")));
+        let nets: BTreeSet<[u8; 3]> = esp
+            .iter()
+            .filter_map(|r| match r.ip {
+                IpAddr::V4(a) => Some([a.octets()[0], a.octets()[1], a.octets()[2]]),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        assert_eq!(nets.len(), 1, "one network");
+        assert!(esp.len() <= 8, "a few addresses");
+    });
+}
+
+#[test]
+fn churning_forwarders_are_new_every_day_and_follow_the_rotation() {
+    let o = opts(Scenario::ChurningForwarders);
+    let (_, t) = tally(&o);
+    for day in (0..o.days).filter(|&d| !is_weekend(d)) {
+        let own_list = (t.total(VICTIM, day) - t.class(VICTIM, day, Class::Spoof)) as f64;
+        let share = t.class(VICTIM, day, Class::Forwarded) as f64 / own_list;
+        assert!((0.07..0.17).contains(&share), "day {day}: {share}");
+    }
+    let rotation = Plan::new(o.scenario, o.days, 3).rotation_day().expect("rotation");
+    let forwarded = |day: u32| {
+        let mut out = (BTreeSet::new(), BTreeSet::new());
+        google_records(&o, day, |_, recs| {
+            for r in recs.iter().filter(|r| r.class == Class::Forwarded) {
+                assert!(r.dmarc_dkim && !r.dmarc_spf);
+                out.0.insert(r.ip);
+                out.1.extend(r.dkim[0].map(|k| k.selector.to_owned()));
+            }
+        });
+        out
+    };
+    let (before, sels_before) = forwarded(rotation - 1);
+    let (after, sels_after) = forwarded(rotation + 1);
+    assert!(before.len() >= 100, "{} forwarders at Google", before.len());
+    assert!(before.intersection(&after).count() * 20 < before.len(), "new addresses every day");
+    assert_eq!(sels_before, BTreeSet::from(["s2026".to_owned()]));
+    assert_eq!(sels_after, BTreeSet::from(["s2026b".to_owned()]));
+}
+
+#[test]
+fn the_old_selector_replay_comes_after_the_rotation() {
+    let o = opts(Scenario::OldSelectorReplay);
+    let plan = Plan::new(o.scenario, o.days, 3);
+    let rotation = plan.rotation_day().expect("rotation");
+    assert!(rotation + 7 < plan.event_day());
+    google_records(&o, plan.event_day(), |_, recs| {
+        let own: BTreeSet<&str> = recs
+            .iter()
+            .filter(|r| r.class == Class::Own)
+            .filter_map(|r| r.dkim[0].map(|k| k.selector))
+            .collect();
+        let replay: BTreeSet<&str> = recs
+            .iter()
+            .filter(|r| r.class == Class::Replay)
+            .filter_map(|r| r.dkim[0].map(|k| k.selector))
+            .collect();
+        assert_eq!(own, BTreeSet::from(["s2026b"]));
+        assert_eq!(replay, BTreeSet::from(["s2026"]));
+    });
+}
+
+#[test]
+fn replay_sizes_are_multiples_of_the_normal_volume() {
+    for (tenths, name) in [(5, "replay-size-0.5"), (10, "replay-size-1"), (500, "replay-size-50")] {
+        let s = Scenario::ReplaySize(tenths);
+        assert_eq!(s.name(), name);
+        assert_eq!(name.parse::<Scenario>(), Ok(s));
+        let o = opts(s);
+        let (_, t) = tally(&o);
+        let normal = weekday_median(&t, VICTIM, 30, None);
+        let size = t.class(VICTIM, 30, Class::Replay) as f64 / normal;
+        let want = f64::from(tenths) / 10.0;
+        assert!((size / want - 1.0).abs() < 0.25, "{name}: {size}");
+    }
+}
+
+#[test]
+fn late_reports_arrive_by_day_in_odd_windows_with_every_message() {
+    let dir = TempDir::new("late");
+    let o = SynthOptions { days: 10, ..opts(Scenario::LateReports) };
+    let s = generate(&o, &dir.0).expect("generate");
+    let reports = reports_dir(&dir.0);
+    let mut days: Vec<String> = fs::read_dir(&reports)
+        .expect("reports")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    days.sort();
+    assert_eq!(
+        days.first().map(String::as_str),
+        Some("2026-09-01"),
+        "Yahoo's hourly reports arrive the same day"
+    );
+    assert_eq!(days.last().map(String::as_str), Some("2026-09-13"), "Microsoft's last report two days late");
+    let all = files(&reports);
+    assert_eq!(all.len(), s.files);
+    let in_dir = |day: &str, prefix: &str| {
+        all.iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with(day)))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+            .count()
+    };
+    // Day 0 (2026-09-01): Google's report arrives on 09-03, Microsoft's on 09-04.
+    assert_eq!(in_dir("2026-09-02", "google.com!example.com!1788220800!1788307199.zip"), 0);
+    assert_eq!(in_dir("2026-09-03", "google.com!example.com!1788220800!1788307199.zip"), 1);
+    assert_eq!(in_dir("2026-09-04", "enterprise.protection.outlook.com!example.com!1788220800!"), 1);
+    // Yahoo: 23 hourly reports on the day itself, the last hour's just after midnight.
+    assert_eq!(in_dir("2026-09-02", "yahoo.com!example.com!1788303600!"), 1);
+    assert!(in_dir("2026-09-01", "yahoo.com!example.com!") >= 20);
+    // isp.example: one report for days 0-2, arriving on day 3.
+    assert_eq!(in_dir("2026-09-04", "isp.example!example.com!1788220800!1788479999.xml"), 1);
+    // Every message of the tally is in some report.
+    let (counted, _) = tally(&o);
+    assert_eq!(s.messages, counted.messages);
+    let labels: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.0.join(LABELS_FILE)).expect("labels")).expect("json");
+    assert_eq!(labels["reports_by_arrival_day"], true);
+    assert_eq!(labels["delivery"]["Enterprise Outlook"]["late_days"], 2);
+    let event = &labels["events"][0];
+    assert_eq!(event["first_arrival_day"], event["first_day"], "the hourly reporter sees the flood that day");
+}

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::calendar::is_weekend;
 use super::rng::{hash, Rng};
-use super::scenario::Plan;
-use super::world::{Disposition, Domain, Style, World};
+use super::scenario::{Plan, FORWARDED_SHARE};
+use super::world::{Disposition, Domain, Source, Style, World};
 
 /// What kind of sender a record comes from (ground truth, never written to reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +29,14 @@ pub enum Class {
     Spoof,
     /// DKIM replay.
     Replay,
-    /// The newly onboarded ESP.
+    /// The newly onboarded ESP (SPF-aligned, or DKIM-only in the esp-dkim-only scenario).
     NewEsp,
+    /// Small forwarders that change every day (DKIM pass, SPF unaligned).
+    Forwarded,
 }
 
 /// Number of [`Class`] values.
-pub const CLASSES: usize = 7;
+pub const CLASSES: usize = 8;
 
 /// One DKIM auth result.
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +200,13 @@ const T_SPOOF: u64 = 14;
 const T_REPLAY: u64 = 15;
 const T_NEW_ESP: u64 = 16;
 const T_TLS: u64 = 17;
+const T_FORWARD: u64 = 18;
+const T_SIGNER: u64 = 19;
+
+/// Small forwarders of a domain per normal weekday at scale 1, all reporters together.
+const FORWARDERS: f64 = 320.0;
+/// Share of the DKIM-only ESP's addresses sending on a given day (it rotates its pool).
+const SIGNER_ACTIVE: f64 = 0.75;
 
 /// Weekend volume relative to a weekday (people send less mail on weekends).
 const WEEKEND: f64 = 0.4;
@@ -368,8 +377,108 @@ impl<'w> Traffic<'w> {
             });
         }
 
+        self.signer_esp(dom, d, r, day, share, out);
+        self.forwarders(dom, d, r, day, share, out);
         self.spoofing(dom, d, r, day, share, out);
         self.replay(dom, d, r, day, out);
+    }
+
+    /// An ESP that signs with the domain's key under its own selector and bounces with
+    /// its own domain (SPF passes unaligned): DKIM-only mail from a few addresses in one
+    /// network, a rotating subset of them each day.
+    fn signer_esp(&self, dom: &'w Domain, d: usize, r: usize, day: u32, share: f64, out: &mut Vec<Rec<'w>>) {
+        let m = self.plan.esp_dkim_only(d, day);
+        if m == 0.0 {
+            return;
+        }
+        let esp = &self.world.signer_esp;
+        let mut rng = self.rng(&[T_SIGNER, d as u64, r as u64, u64::from(day)]);
+        let season = if is_weekend(day) { WEEKEND } else { 1.0 };
+        let vol = dom.volume * season * self.day_noise(d, day) * share * m;
+        let active: Vec<&Source> = esp
+            .ips
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let u = (hash(dom.salt, &[T_SIGNER, u64::from(day), *i as u64]) >> 11) as f64;
+                u / ((1u64 << 53) as f64) < SIGNER_ACTIVE
+            })
+            .map(|(_, s)| s)
+            .collect();
+        let weight: f64 = active.iter().map(|s| s.weight).sum();
+        let sigs = [
+            Some(Dkim { domain: &dom.name, selector: &esp.customer_selector, result: "pass" }),
+            Some(Dkim { domain: &esp.domain, selector: &esp.own_selector, result: "pass" }),
+        ];
+        for src in active {
+            let x = vol * src.weight / weight * rng.noise(0.2, 0.1);
+            let count = rng.round(x);
+            if count > 0 {
+                out.push(Rec {
+                    ip: src.ip,
+                    count,
+                    envelope_from: &esp.domain,
+                    spf: "pass",
+                    dkim: sigs,
+                    dmarc_dkim: true,
+                    dmarc_spf: false,
+                    disposition: Disposition::None,
+                    reason: None,
+                    class: Class::NewEsp,
+                });
+            }
+        }
+    }
+
+    /// Users' own forwarding (a `.forward` on a small server, a vanity domain's
+    /// catch-all): hundreds of small forwarders a day, different ones every day, each
+    /// forwarding to one mailbox provider. The author's DKIM survives; SPF is the
+    /// forwarder's (rewritten with SRS) or fails for the domain (not rewritten).
+    fn forwarders(&self, dom: &'w Domain, d: usize, r: usize, day: u32, share: f64, out: &mut Vec<Rec<'w>>) {
+        if !self.plan.churning_forwarders(d) {
+            return;
+        }
+        let (dd, rr, dy) = (d as u64, r as u64, u64::from(day));
+        let mut rng = self.rng(&[T_FORWARD, dd, rr, dy]);
+        let season = if is_weekend(day) { WEEKEND } else { 1.0 };
+        // The share is the domain's, the same for every reporter that day.
+        let (lo, hi) = FORWARDED_SHARE;
+        let day_share = self.rng(&[T_FORWARD, dd, dy]).uniform(lo, hi);
+        let vol = dom.volume * season * self.day_noise(d, day) * share * day_share;
+        let x = FORWARDERS * self.world.scale.sqrt() * season * share * rng.noise(0.1, 0.5);
+        let n = rng.round(x).max(1);
+        let weights: Vec<f64> = (0..n).map(|k| rng.uniform(0.5, 1.5) / (k as f64 + 3.0)).collect();
+        let total: f64 = weights.iter().sum();
+        let junk = &self.world.junk;
+        for (k, w) in weights.into_iter().enumerate() {
+            let x = vol * w / total * rng.noise(0.3, 0.1);
+            let count = rng.round(x);
+            if count == 0 {
+                continue;
+            }
+            // A new address every day: forwarders on dynamic and cheap hosting addresses.
+            let h = hash(dom.salt, &[T_FORWARD, dy, rr, k as u64]);
+            let ip =
+                IpAddr::V4(Ipv4Addr::new(198, 18 + (h & 1) as u8, (h >> 8) as u8, (h >> 16) as u8 % 254 + 1));
+            let selector = self.selector(dom, d, day, 2000 + (h >> 24) % 64);
+            let (envelope_from, spf) = if h >> 40 & 1 == 0 {
+                (junk[(h >> 41) as usize % junk.len()].as_str(), "pass")
+            } else {
+                (dom.name.as_str(), "fail")
+            };
+            out.push(Rec {
+                ip,
+                count,
+                envelope_from,
+                spf,
+                dkim: [Some(Dkim { domain: &dom.name, selector, result: "pass" }), None],
+                dmarc_dkim: true,
+                dmarc_spf: false,
+                disposition: Disposition::None,
+                reason: None,
+                class: Class::Forwarded,
+            });
+        }
     }
 
     /// Background spoofing (and the spoofing spike): many IPs, a few messages each, DMARC

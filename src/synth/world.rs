@@ -10,9 +10,11 @@
 //! | 192.0.2.25-40 | shop.example.net and example.org outbound |
 //! | 192.0.2.50-190, 198.51.100.128-250, 203.0.113.128-250, 2001:db8:20::/48 | other domains' outbound |
 //! | 192.0.2.193-222 | reporters' sending MTAs (TLSRPT `sending-mta-ip`) |
+//! | 192.0.2.224-231 | the DKIM-only ESP (esp-dkim-only scenario) |
 //! | 203.0.113.1-62, 2001:db8:115::/48 | mailing lists and forwarders (shared by all domains) |
 //! | 203.0.113.64-111 | ESPs (shared by their customers); .100-.111 the newly onboarded one |
 //! | 100.64.0.0/10, 198.18.0.0/15, 2001:db8:f00d::/48 | spoofers and the replay botnet |
+//! | 198.18.0.0/15 | small churning forwarders (churning-forwarders scenario), new every day |
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -227,6 +229,9 @@ pub struct World {
     pub esps: Vec<Esp>,
     /// The ESP onboarded in the new-esp scenario.
     pub new_esp: Esp,
+    /// The ESP of the esp-dkim-only scenario: signs with its customers' keys, bounces
+    /// with its own domain.
+    pub signer_esp: Esp,
     /// Mailing lists and forwarders.
     pub lists: Vec<ListServer>,
     /// Throwaway envelope domains of spammers and replayers.
@@ -319,6 +324,15 @@ impl World {
             esp("mailcannon.example", "mc1", "mc", 84, 10, seed),
         ];
         let new_esp = esp("nimbusmail.example", "nm1", "nm2026", 100, 12, seed);
+        let signer_esp = Esp {
+            domain: "mandrel.example".to_owned(),
+            own_selector: "mte1".to_owned(),
+            customer_selector: "mte".to_owned(),
+            ips: weighted(
+                (224..232).map(|h| v4(192, 0, 2, h)).collect(),
+                &mut Rng::derive(seed, &[T_MISC, 224]),
+            ),
+        };
         let lists = list_servers(seed);
         let domain_count = (3.0 * scale).ceil().max(1.0) as usize;
         let mut pool = OwnPool::default();
@@ -333,6 +347,7 @@ impl World {
             tls_reporters: tls_reporters(),
             esps,
             new_esp,
+            signer_esp,
             lists,
             junk: junk_domains(seed, 160),
             botnet,

@@ -5,7 +5,8 @@
 //! member of the same name; most others: `.xml.gz`; a few: plain `.xml`). Timestamps
 //! inside the archives are the report's generation time, never the clock, so the bytes
 //! depend only on the seed and options. Each file is built in memory and written with a
-//! single `write` call.
+//! single `write` call. Written by arrival, the files go to one subdirectory per UTC day
+//! they reach the mailbox (`reports/2026-09-02/`).
 
 use std::fs;
 use std::io::{self, Cursor, Write};
@@ -16,7 +17,7 @@ use flate2::{Compression, GzBuilder};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use super::calendar::civil;
+use super::calendar::{civil, DAY_SECS};
 use super::world::Container;
 
 /// Subdirectory of the output directory that holds the report files.
@@ -28,6 +29,7 @@ const LEVEL: u32 = 6;
 /// Builds and writes report files; counts files and bytes.
 pub struct Writer {
     dir: PathBuf,
+    by_arrival: bool,
     /// The document being built; [`Writer::emit`] packages and clears it.
     pub doc: Vec<u8>,
     packed: Vec<u8>,
@@ -38,12 +40,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer into `out/reports/` (created if missing).
-    pub fn new(out: &Path) -> io::Result<Self> {
+    /// A writer into `out/reports/` (created if missing); `by_arrival` puts each file in
+    /// the subdirectory of the day it arrives.
+    pub fn new(out: &Path, by_arrival: bool) -> io::Result<Self> {
         let dir = out.join(REPORTS_SUBDIR);
         fs::create_dir_all(&dir)?;
         Ok(Self {
             dir,
+            by_arrival,
             doc: Vec::with_capacity(1 << 20),
             packed: Vec::with_capacity(1 << 18),
             files: 0,
@@ -53,7 +57,8 @@ impl Writer {
 
     /// Packages [`Writer::doc`] as `container` under `name` (the uncompressed member's
     /// name, e.g. `google.com!example.com!1788220800!1788307199.xml`) and writes it.
-    /// `generated` (unix seconds) becomes the archive timestamp.
+    /// `generated` (unix seconds) becomes the archive timestamp and the file's time: when it
+    /// reached the mailbox.
     pub fn emit(&mut self, name: &str, container: Container, generated: u64) -> io::Result<()> {
         self.packed.clear();
         let file_name = match container {
@@ -95,7 +100,14 @@ impl Writer {
                 format!("{stem}.zip")
             }
         };
-        let path = self.dir.join(&file_name);
+        let path = if self.by_arrival {
+            let (y, mo, d, ..) = civil(generated - generated % DAY_SECS);
+            let dir = self.dir.join(format!("{y:04}-{mo:02}-{d:02}"));
+            fs::create_dir_all(&dir)?;
+            dir.join(&file_name)
+        } else {
+            self.dir.join(&file_name)
+        };
         fs::write(&path, &self.packed)?;
         // The file's time is when the receiver generated it, so inputs read oldest first
         // arrive in the order a mailbox would have received them.

@@ -33,7 +33,10 @@ pub struct Day {
     /// DKIM-aligned, SPF-unaligned passing mail from unknown sources, by the signing key
     /// its sources use (`domain/selector`; empty when receivers did not say).
     pub unknown_dkim_only: BTreeMap<String, Volume>,
-    /// The keys that the day's known senders sign with.
+    /// The keys that the day's own senders sign with: known senders but the familiar
+    /// ones (configured, SPF-authorized, a trusted service). A familiar sender relays or
+    /// signs for the domain without its SPF (a list, a DKIM-only ESP): it shows that a
+    /// key is in use, not that unknown mail under it is the domain's own.
     pub established_keys: BTreeSet<String>,
     /// DMARC-failing mail.
     pub failing: Volume,
@@ -178,7 +181,7 @@ impl<'a> DayFold<'a> {
         self.out.failing.add(&source, status, service, DayCounts::dmarc_fail);
         let key = source.sender.as_ref().and_then(|s| s.dkim_keys.first()).cloned().unwrap_or_default();
         if status.is_known() {
-            if let Some(sender) = &source.sender {
+            if let Some(sender) = source.sender.as_ref().filter(|_| status != Status::Familiar) {
                 self.out.established_keys.extend(sender.dkim_keys.iter().cloned());
             }
         } else {

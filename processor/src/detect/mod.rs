@@ -107,7 +107,8 @@ pub struct DetectConfig {
     pub tls_ratio: f64,
     /// Silence: a reporter counts as daily when it reported on this many of the last 14 days (10).
     pub silence_regular_days: i64,
-    /// Silence: days without a report, while others report, before an alert (2).
+    /// Silence: days without a report, while others report, before an alert (2), counted
+    /// from the reporter's usual lag behind the others.
     pub silence_days: i64,
 }
 
@@ -247,16 +248,33 @@ pub fn evaluate<S: DetectStore + ?Sized>(
     Ok(notices)
 }
 
-/// The checks that need the whole picture rather than one new report: reporter silence.
-/// Run after a batch run and periodically while watching.
+/// The checks that need the whole picture rather than one new report: reporter silence,
+/// judged against each reporter's usual lag (recorded here, once per sweep and latest
+/// day). Run after a batch run and periodically while watching.
 pub fn sweep<S: DetectStore + ?Sized>(
     store: &mut S,
     config: &DetectConfig,
     now: i64,
 ) -> Result<Vec<Alert>, S::Error> {
-    let activity = store.reporter_activity(silence::REGULAR_WINDOW_DAYS * DAY)?;
+    let window = silence::REGULAR_WINDOW_DAYS * DAY;
+    let activity = store.reporter_activity(window)?;
+    let mut histories: BTreeMap<String, History> = BTreeMap::new();
+    for a in &activity {
+        if !histories.contains_key(&a.domain) {
+            let signals = store.signals(&a.domain, a.latest_day - window, a.latest_day)?;
+            histories.insert(a.domain.clone(), History::new(signals));
+        }
+    }
+    let (findings, lags) = silence::detect(config, activity, |domain| histories.get(domain));
+    let mut by_domain: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
+    for (domain, signal) in lags {
+        by_domain.entry(domain).or_default().push(signal);
+    }
+    for (domain, signals) in &by_domain {
+        store.record_signals(domain, signals)?;
+    }
     let mut notices = Vec::new();
-    for (domain, day, finding) in silence::detect(config, activity) {
+    for (domain, day, finding) in findings {
         notices.extend(notice::apply(store, config, now, (&domain, day), finding)?);
     }
     Ok(notices)

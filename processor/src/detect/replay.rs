@@ -6,11 +6,15 @@
 //! or dominates the domain's mail even before there is a baseline; a quiet finding
 //! otherwise. The alert names the key to rotate, the top sources and the reporters.
 //!
-//! Which DKIM-only mail counts: a replay re-sends mail the domain's real senders signed,
-//! so its key is one the day's known senders sign with (or an older one they used). Mail
-//! under a key no known sender uses is a new signer — an ESP signing for the domain with
-//! its own selector — and is the new-source detector's business, unless it arrives from
-//! as many networks as a flood does (`replay_min_networks`). A key receivers did not
+//! Which DKIM-only mail counts: a replay re-sends mail the domain's own senders signed, so
+//! its key is one that the day's configured, SPF-authorized or service senders sign with
+//! (or an older one they used): an established key. Mail under any other key is a
+//! signer's — an ESP signing for the domain with its own selector and bouncing with its
+//! own domain — and is the new-source detector's business, unless it arrives from as many
+//! networks as a flood does (`replay_min_networks`). That holds once the ESP's first
+//! addresses have become familiar too: familiarity shows that a key is in use, not that
+//! the signer's next addresses are the domain's, and the ESP's addresses come and go
+//! within its own few networks while a replay's span dozens. A key receivers did not
 //! report counts, to be safe.
 
 use ruaflow_schema::alert::{Alert, AlertKind, AlertSelector, AlertSource, Severity};
@@ -114,7 +118,7 @@ pub(super) fn detect(config: &DetectConfig, day: &Day, history: &History, out: &
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{day_with, known, unknown};
+    use super::super::testing::{day_with, familiar, known, unknown};
     use super::*;
     use crate::normalize::DAY;
 
@@ -180,6 +184,29 @@ mod tests {
         let day = day_with(&config, D, sources);
         let out = outcome(&config, &day, &flat_history(0.0));
         assert!(matches!(&out.findings[..], [Finding::Firing(..)]));
+    }
+
+    #[test]
+    fn a_familiar_esps_key_is_not_established_for_its_other_addresses() {
+        // The ESP's first addresses have become familiar; it sends a third of the domain's
+        // mail, most of it from addresses of its pool that are not familiar yet.
+        let config = DetectConfig::default();
+        let mut sources = vec![known("192.0.2.1", 20_000, 20_000, 0, "example.com/s1")];
+        sources.extend((0..2).map(|i| familiar(&format!("203.0.113.{i}"), 1_000, "example.com/esp", D)));
+        sources
+            .extend((2..6).map(|i| unknown(&format!("203.0.113.{i}"), 2_500, 0, 2_500, "example.com/esp")));
+        let day = day_with(&config, D, sources.clone());
+        assert!(!day.established_keys.contains("example.com/esp"));
+        let out = outcome(&config, &day, &flat_history(0.0));
+        assert!(matches!(out.findings[..], [Finding::Quiet(..)]), "the ESP's pool is not a replay");
+
+        // A replay of the ESP-signed mail from a botnet still is one.
+        sources
+            .extend((0..40).map(|i| unknown(&format!("100.{}.7.9", 64 + i), 300, 0, 300, "example.com/esp")));
+        let day = day_with(&config, D, sources);
+        let out = outcome(&config, &day, &flat_history(0.0));
+        let Some(Finding::Firing(alert, _)) = out.findings.first() else { panic!("no alert") };
+        assert_eq!(alert.selectors[0].selector, "esp");
     }
 
     #[test]

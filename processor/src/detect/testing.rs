@@ -54,6 +54,18 @@ pub fn known(ip: &str, messages: u64, spf: u64, dkim_only: u64, key: &str) -> Da
     source(ip, counts, row, 0)
 }
 
+/// A familiar source (first seen three weeks before `day`, seen on ten days since, never
+/// SPF-aligned) whose mail today is DKIM-only under `key`.
+pub fn familiar(ip: &str, dkim_only: u64, key: &str, day: i64) -> DaySource {
+    let counts = passing(dkim_only, 0, dkim_only);
+    let mut row = sender(ip, day - 21 * DAY, counts, key);
+    row.days = (0..=10).rev().map(|k| day - 2 * k * DAY).collect();
+    row.days_seen = 11;
+    row.last_day = day;
+    row.first_dkim_day = Some(row.first_day);
+    source(ip, counts, row, day - 21 * DAY)
+}
+
 /// A source first seen on the evaluated day (set later by [`day_with`]), in a new network.
 pub fn unknown(ip: &str, messages: u64, spf: u64, dkim_only: u64, key: &str) -> DaySource {
     let counts = passing(messages, spf, dkim_only);
