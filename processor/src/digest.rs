@@ -10,7 +10,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::net::IpAddr;
+
 use crate::aggregate::{Aggregates, SourceCounts};
+use crate::cidr::Cidr;
+
+/// Sources (and networks) per digest at most.
+pub const MAX_SOURCES: usize = 2_000;
+/// The longest DKIM key kept ("signing domain/selector"): a DNS name is at most 253
+/// bytes, so a longer one is no key anyone can publish.
+const MAX_KEY_BYTES: usize = 320;
+/// The last day a ClickHouse `Date` holds (2149-06-06), in days.
+const MAX_DATE_DAYS: i64 = u16::MAX as i64;
 
 /// What kind of report a digest is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +44,10 @@ pub struct Digest {
     pub report: String,
     /// The part of the report (a report with very many sources is written in parts).
     pub part: u32,
+    /// The piece of the part: a part's digest is cut into pieces of at most
+    /// [`MAX_SOURCES`] sources, so a message stays far below the queue's size limit.
+    #[serde(default)]
+    pub piece: u32,
     /// The reporting organization.
     pub reporter: String,
     /// DMARC or TLS.
@@ -77,7 +92,12 @@ impl DigestCounts {
             dkim_aligned_pass: c.dkim_aligned_pass,
             spf_aligned_pass: c.spf_aligned_pass,
             dkim_only_pass: c.dkim_only_pass,
-            dkim_keys: c.dkim_keys.clone(),
+            dkim_keys: c
+                .dkim_keys
+                .iter()
+                .filter(|(d, s)| d.len() + s.len() < MAX_KEY_BYTES)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -97,7 +117,8 @@ impl DigestCounts {
 }
 
 impl Digest {
-    /// The digest of one part of a DMARC report.
+    /// The digests of one part of a DMARC report: pieces of at most [`MAX_SOURCES`]
+    /// sources and networks each.
     pub fn dmarc(
         domain: &str,
         day: i64,
@@ -105,23 +126,59 @@ impl Digest {
         part: u32,
         reporter: &str,
         aggregates: &Aggregates,
-    ) -> Self {
+    ) -> Vec<Self> {
         let mut sources: Vec<DigestCounts> =
             aggregates.sources.iter().map(|(ip, c)| DigestCounts::of(ip.to_string(), c)).collect();
         sources.sort_by(|a, b| a.source.cmp(&b.source));
         let mut networks: Vec<DigestCounts> =
             aggregates.networks.iter().map(|(net, c)| DigestCounts::of(net.clone(), c)).collect();
         networks.sort_by(|a, b| a.source.cmp(&b.source));
-        Digest {
-            domain: domain.to_owned(),
-            day,
-            report: ruaflow_schema::envelope::hex(report),
-            part,
-            reporter: reporter.to_owned(),
-            kind: DigestKind::Dmarc,
-            sources,
-            networks,
+        let pieces = sources.len().max(networks.len()).div_ceil(MAX_SOURCES).max(1);
+        let (mut sources, mut networks) = (sources.into_iter(), networks.into_iter());
+        (0..pieces)
+            .map(|piece| Digest {
+                domain: domain.to_owned(),
+                day,
+                report: ruaflow_schema::envelope::hex(report),
+                part,
+                piece: piece as u32,
+                reporter: reporter.to_owned(),
+                kind: DigestKind::Dmarc,
+                sources: sources.by_ref().take(MAX_SOURCES).collect(),
+                networks: networks.by_ref().take(MAX_SOURCES).collect(),
+            })
+            .collect()
+    }
+
+    /// Why a digest read from the queue cannot be folded, if it cannot: its key must be
+    /// its domain, its day a date, its sources addresses and its networks networks,
+    /// within the caps a processor keeps. Digests come from processors, but a queue is
+    /// a boundary: anything else is skipped, never retried.
+    pub fn invalid(&self, key: &str) -> Option<String> {
+        if self.domain != key {
+            return Some(format!("its domain {:?} is not its key {key:?}", self.domain));
         }
+        let day = crate::normalize::DAY;
+        if !(0..=MAX_DATE_DAYS * day).contains(&self.day) || self.day % day != 0 {
+            return Some(format!("day {} is not a date", self.day));
+        }
+        if self.report.len() != 32 || !self.report.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some("its report identity is not a key".into());
+        }
+        if self.sources.len() > MAX_SOURCES || self.networks.len() > MAX_SOURCES {
+            return Some("more sources than a digest holds".into());
+        }
+        let keys_ok = |c: &DigestCounts| {
+            c.dkim_keys.len() <= crate::aggregate::MAX_SOURCE_KEYS
+                && c.dkim_keys.iter().all(|(d, s)| d.len() + s.len() < MAX_KEY_BYTES)
+        };
+        if let Some(bad) = self.sources.iter().find(|c| c.source.parse::<IpAddr>().is_err() || !keys_ok(c)) {
+            return Some(format!("source {:?} is not an address", bad.source));
+        }
+        if let Some(bad) = self.networks.iter().find(|c| c.source.parse::<Cidr>().is_err() || !keys_ok(c)) {
+            return Some(format!("network {:?} is not a network", bad.source));
+        }
+        None
     }
 
     /// The digest of a TLS report for one of its policy domains.
@@ -131,6 +188,7 @@ impl Digest {
             day,
             report: ruaflow_schema::envelope::hex(report),
             part: 0,
+            piece: 0,
             reporter: reporter.to_owned(),
             kind: DigestKind::Tls,
             sources: Vec::new(),
@@ -140,7 +198,7 @@ impl Digest {
 
     /// Which report and part: what the sender model remembers to stay idempotent.
     pub fn identity(&self) -> String {
-        format!("{}/{}", self.report, self.part)
+        format!("{}/{}/{}", self.report, self.part, self.piece)
     }
 }
 
@@ -163,13 +221,46 @@ mod tests {
         };
         aggregates.sources.insert("192.0.2.7".parse().expect("ip"), counts.clone());
         aggregates.networks.insert("192.0.2.0/24".into(), counts);
-        let digest = Digest::dmarc("example.com", 86_400, &[7; 16], 2, "google.com", &aggregates);
-        let text = serde_json::to_string(&digest).expect("json");
+        let digests = Digest::dmarc("example.com", 86_400, &[7; 16], 2, "google.com", &aggregates);
+        assert_eq!(digests.len(), 1);
+        let digest = &digests[0];
+        let text = serde_json::to_string(digest).expect("json");
         let back: Digest = serde_json::from_str(&text).expect("parses");
-        assert_eq!(back, digest);
-        assert_eq!(back.identity(), format!("{}/2", "07".repeat(16)));
+        assert_eq!(&back, digest);
+        assert_eq!(back.identity(), format!("{}/2/0", "07".repeat(16)));
+        assert_eq!(back.invalid("example.com"), None);
         let c = back.sources[0].counts();
         assert_eq!((c.messages, c.dkim_only_pass, c.dkim_keys.len()), (10, 7, 1));
         assert_eq!(back.networks[0].source, "192.0.2.0/24");
+    }
+
+    #[test]
+    fn a_big_part_is_cut_into_pieces_and_bad_digests_are_named() {
+        let mut aggregates = Aggregates::default();
+        for i in 0..(MAX_SOURCES as u32 * 2 + 5) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let counts = SourceCounts {
+                network: crate::normalize::network_of(ip),
+                dkim_keys: vec![("example.com".into(), "s".repeat(400))],
+                messages: 1,
+                ..SourceCounts::default()
+            };
+            aggregates.sources.insert(ip, counts);
+        }
+        let digests = Digest::dmarc("example.com", 86_400, &[7; 16], 0, "google.com", &aggregates);
+        assert_eq!(digests.len(), 3);
+        assert_eq!(digests.iter().map(|d| d.sources.len()).sum::<usize>(), MAX_SOURCES * 2 + 5);
+        assert!(digests.iter().all(|d| d.invalid("example.com").is_none()));
+        assert!(digests[0].sources[0].dkim_keys.is_empty(), "a key longer than any DNS name is dropped");
+        let ids: std::collections::BTreeSet<String> = digests.iter().map(Digest::identity).collect();
+        assert_eq!(ids.len(), 3);
+
+        let mut bad = digests[0].clone();
+        assert!(bad.invalid("other.example").is_some());
+        bad.sources[0].source = "10.0.0.1') OR ('".into();
+        assert!(bad.invalid("example.com").is_some_and(|why| why.contains("not an address")));
+        let mut bad = digests[0].clone();
+        bad.day = 86_400 * 70_000;
+        assert!(bad.invalid("example.com").is_some());
     }
 }

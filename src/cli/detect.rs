@@ -67,6 +67,9 @@ const BATCH: usize = 500;
 const POLL: Duration = Duration::from_millis(200);
 /// How long the sinks may take to deliver a batch's notices before its offsets commit.
 const DELIVERY: Duration = Duration::from_secs(30);
+/// How long a batch is retried before the member leaves the group (below Kafka's
+/// max.poll.interval, 300 s, after which the group would take its partitions anyway).
+const GIVE_UP: Duration = Duration::from_secs(240);
 /// How often reporter silence is checked.
 const SWEEP: Duration = Duration::from_secs(60);
 
@@ -87,7 +90,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let sources = if super::run::enrichment_configured(&config.enrich) {
         let enricher = Enricher::new(&config.enrich).context("cannot set up enrichment")?;
         let retry = Duration::from_secs(config.enrich.retry_after_secs);
-        Some(SourceEnricher::start(&args.clickhouse, enricher, retry, runtime.handle()))
+        Some(SourceEnricher::start(
+            &args.clickhouse,
+            enricher,
+            retry,
+            config.enrich.offline,
+            runtime.handle(),
+        ))
     } else {
         None
     };
@@ -104,6 +113,11 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
             // offsets stay uncommitted until it is done.
             let started = Instant::now();
             loop {
+                if started.elapsed() > GIVE_UP {
+                    // Without polling, the group takes this member's partitions away after
+                    // max.poll.interval; leaving now lets a restart read the batch again.
+                    anyhow::bail!("detection has failed for {} s; leaving the group (the batch is read again after a restart)", GIVE_UP.as_secs());
+                }
                 match member.handle(&batch) {
                     Ok(n) => {
                         raised += n;
@@ -116,10 +130,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
                         break;
                     }
                     Err(err) if shutdown.is_triggered() => {
+                        member.state.forget();
                         tracing::warn!(error = %err, "stopping with a batch not handled; it is read again");
                         return finish(&sinks, digests, raised);
                     }
                     Err(err) => {
+                        member.state.forget();
                         tracing::warn!(error = %err, "detection failed; retrying the batch");
                         shutdown.wait_timeout(Duration::from_secs(1));
                     }
@@ -133,7 +149,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         if last_sweep.elapsed() >= SWEEP && !member.owned.is_empty() {
             match member.sweep() {
                 Ok(n) => raised += n,
-                Err(err) => tracing::warn!(error = %err, "reporter silence check failed"),
+                Err(err) => {
+                    member.state.forget();
+                    tracing::warn!(error = %err, "reporter silence check failed");
+                }
             }
             last_sweep = Instant::now();
         }
@@ -167,9 +186,17 @@ impl Member<'_> {
         let mut digests: Vec<Positioned> = Vec::with_capacity(batch.len());
         for message in batch {
             match serde_json::from_slice::<Digest>(&message.payload) {
-                Ok(digest) => {
-                    digests.push(Positioned { digest, partition: message.partition, offset: message.offset })
-                }
+                Ok(digest) => match digest.invalid(&message.key) {
+                    None => digests.push(Positioned {
+                        digest,
+                        partition: message.partition,
+                        offset: message.offset,
+                    }),
+                    Some(why) => {
+                        tracing::warn!(partition = message.partition, offset = message.offset, reason = %why,
+                        "report digest skipped")
+                    }
+                },
                 Err(err) => {
                     tracing::warn!(partition = message.partition, offset = message.offset, error = %err,
                     "not a report digest; skipped")

@@ -411,6 +411,13 @@ impl ClickHouseDetect {
         Ok(alerts)
     }
 
+    /// Forgets what the last evaluation read and stored, after it failed part-way: its
+    /// notices were not handed to the sinks, so none is marked notified.
+    pub fn forget(&mut self) {
+        self.read.clear();
+        self.fresh.clear();
+    }
+
     /// Records that the sinks took every notice stored (or handed over) since the last
     /// call.
     pub fn mark_notified(&mut self) -> Result<(), StoreError> {
@@ -629,7 +636,8 @@ impl DetectStore for ClickHouseDetect {
 
     fn reporter_activity(&mut self, regular_window: i64) -> Result<Vec<ReporterActivity>, Self::Error> {
         let rows: Vec<ActivityRow> = self.fetch(
-            "SELECT domain, org_name, groupUniqArray(toUInt16(day)) FROM reports FINAL WHERE kind = 'dmarc'
+            "SELECT domain, org_name, groupUniqArray(toUInt16(day)) FROM reports FINAL
+             WHERE kind = 'dmarc' AND day > today() - 120
              GROUP BY domain, org_name",
             &[],
             "reading reporter activity",

@@ -6,8 +6,8 @@
 //! `sources` rows (PTR name and its registrable domain, AS number and name, country;
 //! the newest `updated_at` wins). Invariants: an address with a definitive answer
 //! younger than `retry_after_secs` is not looked up again, whichever member answered
-//! it (the table is asked first); a failed lookup writes the IP databases' fields with
-//! no `resolved_at` and is asked again after `retry_after_secs`; offline, only the IP
+//! it (the table is asked first); a failed lookup writes nothing (a row would replace
+//! an earlier answer) and is asked again after `retry_after_secs`; offline, only the IP
 //! databases are read.
 
 use std::collections::{HashMap, HashSet};
@@ -55,11 +55,17 @@ impl SourceEnricher {
         url: &ClickHouseUrl,
         enricher: Enricher,
         retry_after: Duration,
+        offline: bool,
         runtime: &tokio::runtime::Handle,
     ) -> Self {
         let (queue, received) = mpsc::channel(QUEUE);
-        let task =
-            Task { client: url.client(), enricher: Arc::new(enricher), retry_after, done: HashMap::new() };
+        let task = Task {
+            client: url.client(),
+            enricher: Arc::new(enricher),
+            retry_after,
+            offline,
+            done: HashMap::new(),
+        };
         runtime.spawn(task.run(received));
         SourceEnricher { queue }
     }
@@ -74,6 +80,8 @@ struct Task {
     client: Client,
     enricher: Arc<Enricher>,
     retry_after: Duration,
+    /// No reverse DNS: rows carry the IP databases' fields only.
+    offline: bool,
     /// Addresses this member wrote lately, with when (not asked again before `retry_after`).
     done: HashMap<IpAddr, Instant>,
 }
@@ -113,10 +121,13 @@ impl Task {
                     answered += 1;
                     (name, now)
                 }
+                // A failed (or deferred) lookup writes nothing: a row written now would
+                // replace an earlier answer; the address is asked again later.
                 PtrLookup::Failed => {
                     failed += 1;
-                    (None, 0)
+                    continue;
                 }
+                PtrLookup::Skipped if !self.offline => continue,
                 PtrLookup::Skipped => (None, 0),
             };
             if resolved_at == 0 && mmdb.is_empty() {

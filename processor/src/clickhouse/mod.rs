@@ -254,7 +254,7 @@ impl ClickHouseStore {
         if self.digests_enabled {
             let day = i64::from(r.day) * crate::normalize::DAY;
             let digest = Digest::dmarc(&r.domain, day, &r.report_key, report.part, &r.org_name, part);
-            self.batch.digests.push(digest);
+            self.batch.digests.extend(digest);
         }
         report.part += 1;
     }
