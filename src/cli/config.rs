@@ -65,6 +65,10 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         config.alerts.validate().with_context(|| format!("invalid [alerts] in {}", path.display()))?;
+        config
+            .detect
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid [detect] in {}: {e}", path.display()))?;
         for (i, sender) in config.senders.iter().enumerate() {
             sender
                 .validate()
@@ -239,6 +243,11 @@ mod tests {
         assert_eq!(all.limits, Limits::default());
         let defaults = DetectConfig::default();
         assert_eq!(all.detect, defaults);
+        defaults.validate().expect("the defaults are valid");
+        let huge = DetectConfig { baseline_days: 1 << 50, ..DetectConfig::default() };
+        assert!(huge.validate().is_err_and(|e| e.contains("baseline_days")));
+        let nan = DetectConfig { replay_ratio: f64::NAN, ..DetectConfig::default() };
+        assert!(nan.validate().is_err_and(|e| e.contains("replay_ratio")));
         let value: toml::Value = toml::from_str(&text).expect("parses");
         let mut keys = BTreeMap::new();
         keys_by_path(&value, "", &mut keys);

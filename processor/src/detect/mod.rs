@@ -176,7 +176,49 @@ impl DeclaredSender {
     }
 }
 
+/// The longest span in days any `[detect]` setting may name (a century).
+const MAX_DAYS_SETTING: i64 = 36_500;
+
 impl DetectConfig {
+    /// Checks that every span in days is between 0 and a century and every ratio and
+    /// share is a finite number ≥ 0, so no arithmetic on them can overflow.
+    pub fn validate(&self) -> Result<(), String> {
+        let days = [
+            ("baseline_days", self.baseline_days),
+            ("min_baseline_days", i64::try_from(self.min_baseline_days).unwrap_or(i64::MAX)),
+            ("familiar_after_days", self.familiar_after_days),
+            ("familiar_min_days", self.familiar_min_days),
+            ("cooldown_days", self.cooldown_days),
+            ("notify_max_age_days", self.notify_max_age_days),
+            ("silence_regular_days", self.silence_regular_days),
+            ("silence_days", self.silence_days),
+        ];
+        for (name, value) in days {
+            if !(0..=MAX_DAYS_SETTING).contains(&value) {
+                return Err(format!("{name} = {value}: must be between 0 and {MAX_DAYS_SETTING} days"));
+            }
+        }
+        let numbers = [
+            ("replay_ratio", self.replay_ratio),
+            ("replay_deviations", self.replay_deviations),
+            ("replay_min_share", self.replay_min_share),
+            ("replay_dominant_share", self.replay_dominant_share),
+            ("spoofing_ratio", self.spoofing_ratio),
+            ("spoofing_deviations", self.spoofing_deviations),
+            ("new_source_min_share", self.new_source_min_share),
+            ("regression_usual_rate", self.regression_usual_rate),
+            ("regression_drop", self.regression_drop),
+            ("tls_min_share", self.tls_min_share),
+            ("tls_ratio", self.tls_ratio),
+        ];
+        for (name, value) in numbers {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("{name} = {value}: must be a number ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+
     /// The note of the declaration for `domain` that covers the source — its address
     /// inside a declared network, or its identified service among the declared ones.
     pub fn declared(

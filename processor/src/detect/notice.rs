@@ -106,7 +106,8 @@ fn quiet<S: DetectStore + ?Sized>(
 
 /// True when a window that ended at `window_end` is too old to notify anyone of.
 fn is_historical(config: &DetectConfig, now: i64, window_end: i64) -> bool {
-    window_end < now - config.notify_max_age_days * DAY
+    // Saturating: any age a configuration can hold is a valid one.
+    window_end < now.saturating_sub(config.notify_max_age_days.saturating_mul(DAY))
 }
 
 /// The firing notice whose episode covers `day`: fired within the cooldown of it, or
