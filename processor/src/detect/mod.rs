@@ -176,11 +176,13 @@ impl DeclaredSender {
     }
 }
 
-/// The longest span in days any `[detect]` setting may name (a century).
-const MAX_DAYS_SETTING: i64 = 36_500;
+/// The longest span in days any `[detect]` setting may name: far beyond any real
+/// one (a backfill cut-off of "never" is written as a large number), far below where
+/// seconds overflow.
+const MAX_DAYS_SETTING: i64 = 1_000_000;
 
 impl DetectConfig {
-    /// Checks that every span in days is between 0 and a century and every ratio and
+    /// Checks that every span in days is between 0 and 1,000,000 and every ratio and
     /// share is a finite number ≥ 0, so no arithmetic on them can overflow.
     pub fn validate(&self) -> Result<(), String> {
         let days = [
