@@ -615,20 +615,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_store_runs_with_its_page_cache_and_savepoint_journal_settings() {
-        let store = SqliteStore::in_memory().unwrap();
-        let cache: i64 = store.conn.pragma_query_value(None, "cache_size", |r| r.get(0)).unwrap();
+    fn the_store_runs_with_its_page_cache_and_savepoint_journal_settings() -> Result<(), StoreError> {
+        let store = SqliteStore::in_memory()?;
+        let cache: i64 = store.conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
         assert_eq!(cache, -CACHE_KIB);
         // Set at build time (.cargo/config.toml): without it every report's savepoint
         // journal beyond 64 KiB goes through a temporary file.
         let options: Vec<String> = store
             .conn
-            .prepare("PRAGMA compile_options")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+            .prepare("PRAGMA compile_options")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         assert!(options.iter().any(|o| o == "STMTJRNL_SPILL=16777216"), "{options:?}");
+        Ok(())
     }
 }
