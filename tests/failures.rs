@@ -179,6 +179,37 @@ fn the_sender_status_comes_from_what_the_store_knows_and_privacy_is_configurable
     assert_eq!(body, None, "never by default");
 }
 
+/// A sender declared after its mail was stored takes effect at the next run, without the
+/// source reporting again: the sender model, `sources` and the failure listing all say
+/// `configured` with the note; taking the declaration out makes it `authorized` again.
+#[test]
+fn a_sender_declared_later_stands_as_configured_everywhere_at_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("store.db");
+    let aggregate = dir.path().join("aggregate.xml");
+    std::fs::write(&aggregate, aggregate_from_the_source()).expect("write aggregate");
+    let linkedin = corpus_failures().join("dmarc_ruf_report_linkedin.eml");
+    run(&db, &[s(&aggregate), s(&linkedin)]);
+    assert_eq!(failures(&db, &[])[0]["sender"], "authorized");
+
+    let config = dir.path().join("ruaflow.toml");
+    std::fs::write(
+        &config,
+        "[[senders]]\ndomain = \"example.com\"\nnetworks = [\"10.10.10.0/24\"]\nnote = \"the CRM\"\n",
+    )
+    .expect("write config");
+    // Nothing new to store: the aggregate is a duplicate.
+    run(&db, &["--config", s(&config), s(&aggregate)]);
+    assert_eq!(failures(&db, &[])[0]["sender"], "configured");
+    let listed = ok(ruaflow(&["sources", "--db", s(&db), "--json"]));
+    let row: Value = serde_json::from_str(listed.lines().next().expect("one source")).expect("json");
+    assert_eq!(row["sender_status"], "configured", "{row}");
+    assert!(row["sender_reason"].as_str().is_some_and(|r| r.contains("the CRM")), "{row}");
+
+    run(&db, &[s(&aggregate)]);
+    assert_eq!(failures(&db, &[])[0]["sender"], "authorized", "the declaration was taken out");
+}
+
 #[test]
 fn a_store_from_before_failure_reports_is_read_then_migrated() {
     let dir = tempfile::tempdir().expect("temp dir");

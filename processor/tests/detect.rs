@@ -226,6 +226,41 @@ fn only_an_esp_named_by_its_network_is_a_known_service() {
     assert_eq!(status(&store, "hosting", "asn"), Status::Unknown, "anyone can rent a cloud machine");
 }
 
+/// Enrichment names a service after the source was stored: the stored status follows once
+/// the enriched sources are evaluated again, and only for a name the rule trusts.
+#[test]
+fn a_source_named_as_an_esp_after_it_was_stored_is_stored_as_a_service() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    store_report(&mut store, "google.com", "example.com", 0, &[row("192.0.2.77", 300, true, false)]);
+    let stored = |store: &SqliteStore| -> (String, String) {
+        store
+            .conn()
+            .query_row("SELECT status, reason FROM senders WHERE source = '192.0.2.77'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("row")
+    };
+    assert_eq!(stored(&store).0, "unknown");
+    let name = |store: &SqliteStore, by: &str| {
+        store
+            .conn()
+            .execute(
+                "UPDATE sources SET service = 'SendGrid', service_kind = 'esp', service_by = ?1 WHERE ip = '192.0.2.77'",
+                [by],
+            )
+            .expect("update");
+    };
+    name(&store, "ptr");
+    assert_eq!(store.refresh_statuses(sqlite::Refresh::NamedServices).expect("refresh"), 0);
+    assert_eq!(stored(&store).0, "unknown", "a PTR name is not proof");
+    name(&store, "asn");
+    assert_eq!(store.refresh_statuses(sqlite::Refresh::NamedServices).expect("refresh"), 1);
+    let (status, reason) = stored(&store);
+    assert_eq!(status, "service");
+    assert!(reason.starts_with("SendGrid"), "{reason}");
+    assert_eq!(store.refresh_statuses(sqlite::Refresh::NamedServices).expect("refresh"), 0, "once");
+}
+
 /// The days of a replay flood and what happens after it, evaluated as they arrive.
 fn flood(
     store: &mut SqliteStore,

@@ -87,7 +87,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     let topic = kafka.digest_topic();
     let consumer = KeyedConsumer::join(&kafka, &topic, &args.group)?;
     let sinks = Sinks::start(&config.alerts)?;
-    let sources = if super::run::enrichment_configured(&config.enrich) {
+    let sources = if config.enrich.has_work() {
         let enricher = Enricher::new(&config.enrich).context("cannot set up enrichment")?;
         let retry = Duration::from_secs(config.enrich.retry_after_secs);
         Some(SourceEnricher::start(

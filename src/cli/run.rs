@@ -21,12 +21,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use ruaflow_processor::detect::{self, DetectHook};
-use ruaflow_processor::enrich::{EnrichConfig, Enricher};
+use ruaflow_processor::detect::{self, DetectConfig, DetectHook};
+use ruaflow_processor::enrich::Enricher;
 use ruaflow_processor::pipeline::{PipelineConfig, Progress, Summary};
 use ruaflow_processor::retention::Pruner;
 use ruaflow_processor::sink::Sinks;
-use ruaflow_processor::sqlite::SqliteStore;
+use ruaflow_processor::sqlite::{Refresh, SqliteStore};
 use ruaflow_schema::alert::Alert;
 use ruaflow_schema::{Health, Shutdown};
 
@@ -143,7 +143,8 @@ pub fn detecting(
 ) -> anyhow::Result<RunSummary> {
     let store = SqliteStore::open(db)
         .with_context(|| format!("cannot open database {}", db.display()))?
-        .with_rules(config.detect.clone());
+        .with_rules(config.detect.clone())
+        .context("cannot evaluate the sender model by the configured rules")?;
     let pruner = Pruner::start(db, &config.retention)?;
     let sinks = Arc::new(Sinks::start(&config.alerts)?);
     let alerts_raised = Arc::new(AtomicU64::new(0));
@@ -170,8 +171,7 @@ pub fn detecting(
         hook: Box::new(hook),
         progress: Arc::clone(&progress),
     };
-    let enriching =
-        if watching { enrich_while_watching(db, &config.enrich, runtime, shutdown) } else { None };
+    let enriching = if watching { enrich_while_watching(db, config, runtime, shutdown) } else { None };
     let stored = assemble(|queue| pipeline.start(queue), sources, shutdown, runtime.handle());
     if let Some(task) = enriching {
         task.abort();
@@ -186,7 +186,7 @@ pub fn detecting(
     if let Some(pruner) = pruner {
         pruner.finish();
     }
-    enrich(db, &config.enrich, runtime)?;
+    enrich(db, config, runtime)?;
     if !sinks.flush(Duration::from_secs(30)) {
         tracing::error!(
             "some alerts could not be delivered to their webhooks, Alertmanagers or mail servers within 30 s (they are in the store)"
@@ -197,52 +197,69 @@ pub fn detecting(
 
 /// Fills in what is known about new sources (reverse DNS unless offline, MaxMind
 /// databases when configured), with a bounded number of lookups per run.
-fn enrich(db: &Path, config: &EnrichConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+fn enrich(db: &Path, config: &Config, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     /// Sources enriched per run; the rest are picked up by the next run.
     const MAX_PER_RUN: usize = 20_000;
-    if !enrichment_configured(config) {
+    if !config.enrich.has_work() {
         return Ok(());
     }
-    let enricher = Enricher::new(config)?;
+    let enricher = Enricher::new(&config.enrich)?;
     let enriched = runtime.block_on(enricher.enrich_pending(db, MAX_PER_RUN))?;
     tracing::info!(sources = enriched, "sources enriched");
+    if enriched > 0 {
+        refresh_named_services(db, &config.detect)?;
+    }
     Ok(())
 }
 
-/// Whether enrichment has anything to do: reverse DNS, or an IP database.
-pub(super) fn enrichment_configured(config: &EnrichConfig) -> bool {
-    !config.offline || config.asn_db.is_some() || config.country_db.is_some() || config.ipinfo_db.is_some()
+/// After enrichment: an address enrichment has since named as a mail service stands as
+/// one in the sender model (its stored status was evaluated before it had a name).
+fn refresh_named_services(db: &Path, rules: &DetectConfig) -> anyhow::Result<()> {
+    let changed =
+        SqliteStore::open(db)?.with_rules(rules.clone())?.refresh_statuses(Refresh::NamedServices)?;
+    if changed > 0 {
+        tracing::info!(changed, "sources named as mail services since they were stored");
+    }
+    Ok(())
 }
 
 /// While `run` watches, new sources are enriched every [`ENRICH_EVERY`], a bounded
 /// number at a time, until the stop; the task is aborted when the pipeline returns.
 fn enrich_while_watching(
     db: &Path,
-    config: &EnrichConfig,
+    config: &Config,
     runtime: &tokio::runtime::Runtime,
     shutdown: &Shutdown,
 ) -> Option<tokio::task::JoinHandle<()>> {
     /// Sources enriched per round.
     const PER_ROUND: usize = 2_000;
-    if !enrichment_configured(config) {
+    if !config.enrich.has_work() {
         return None;
     }
-    let enricher = match Enricher::new(config) {
+    let enricher = match Enricher::new(&config.enrich) {
         Ok(enricher) => enricher,
         Err(err) => {
             tracing::warn!(error = %err, "sources will not be enriched while watching");
             return None;
         }
     };
-    let (db, shutdown) = (db.to_path_buf(), shutdown.clone());
+    let (db, shutdown, rules) = (db.to_path_buf(), shutdown.clone(), config.detect.clone());
     Some(runtime.spawn(async move {
         loop {
             tokio::select! {
                 () = shutdown.triggered() => return,
                 () = tokio::time::sleep(ENRICH_EVERY) => {}
             }
-            if let Err(err) = enricher.enrich_pending(&db, PER_ROUND).await {
-                tracing::warn!(error = %err, "enriching sources failed; trying again later");
+            match enricher.enrich_pending(&db, PER_ROUND).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    let (db, rules) = (db.clone(), rules.clone());
+                    let refreshed = tokio::task::spawn_blocking(move || refresh_named_services(&db, &rules)).await;
+                    if let Ok(Err(err)) = refreshed {
+                        tracing::warn!(error = %err, "re-evaluating enriched sources failed; trying again later");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "enriching sources failed; trying again later"),
             }
         }
     }))

@@ -14,9 +14,7 @@ use anyhow::Context;
 use ruaflow_processor::normalize::reporter_domain;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use ruaflow_processor::detect::DetectConfig;
 use ruaflow_processor::sender::Status as SenderStatus;
-use ruaflow_processor::sqlite::sender_status;
 
 use super::format::{date, pct, share};
 use super::model::*;
@@ -495,6 +493,13 @@ pub fn failure_entries(conn: &Connection, filter: &FailureFilter) -> anyhow::Res
     Ok(entries)
 }
 
+/// A failure report's source as the sender model stands it with the report's domain
+/// (`unknown` when the model has never seen it): the same status `sources` and `report`
+/// show, by the configured rules.
+const SENDER_JOIN: &str = "LEFT JOIN senders m ON m.domain = f.domain AND m.source = f.source_ip";
+/// The status column that goes with [`SENDER_JOIN`].
+const SENDER_STATUS: &str = "COALESCE(m.status, 'unknown')";
+
 /// Calls `each` with every stored failure report matching `filter`, each with the sender
 /// status of its source, one at a time: newest first, or in stored order (which SQLite
 /// reads without sorting, for exports of any size).
@@ -504,34 +509,28 @@ pub fn for_each_failure(
     newest_first: bool,
     mut each: impl FnMut(FailureEntry) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let config = DetectConfig::default();
     let mut stmt = conn.prepare(&format!(
-        "SELECT arrival, reporter, domain, source_ip, feedback_type, auth_failures, delivery_result,
-                dkim_domain, dkim_selector, spf_domain, identity_alignment, mail_from, rcpt_to,
-                authentication_results, header_from, header_to, subject, date, message_id,
-                original_authentication_results, redacted, day
-         FROM failure_reports
-         WHERE (?1 IS NULL OR lower(domain) = lower(?1)) AND (?2 IS NULL OR arrival >= ?2)
-           AND (?3 IS NULL OR arrival <= ?3)
+        "SELECT f.arrival, f.reporter, f.domain, f.source_ip, f.feedback_type, f.auth_failures, f.delivery_result,
+                f.dkim_domain, f.dkim_selector, f.spf_domain, f.identity_alignment, f.mail_from, f.rcpt_to,
+                f.authentication_results, f.header_from, f.header_to, f.subject, f.date, f.message_id,
+                f.original_authentication_results, f.redacted, {SENDER_STATUS}
+         FROM failure_reports f {SENDER_JOIN}
+         WHERE (?1 IS NULL OR lower(f.domain) = lower(?1)) AND (?2 IS NULL OR f.arrival >= ?2)
+           AND (?3 IS NULL OR f.arrival <= ?3)
          ORDER BY {} LIMIT ?4",
-        if newest_first { "arrival DESC, id DESC" } else { "id" }
+        if newest_first { "f.arrival DESC, f.id DESC" } else { "f.id" }
     ))?;
     let mut rows =
         stmt.query(params![filter.domain, filter.since, filter.until, filter.limit.unwrap_or(-1)])?;
     while let Some(r) = rows.next()? {
         let arrival = r.get(0)?;
-        let (domain, source_ip, day): (String, Option<String>, i64) = (r.get(2)?, r.get(3)?, r.get(21)?);
-        let status = match &source_ip {
-            Some(ip) => sender_status(conn, &config, &domain, ip, day)?.0,
-            None => SenderStatus::Unknown,
-        };
         each(FailureEntry {
             arrival,
             arrival_time: ruaflow_schema::time::format_datetime(arrival),
             reporter: r.get(1)?,
-            domain,
-            source_ip,
-            sender: status.as_str().to_owned(),
+            domain: r.get(2)?,
+            source_ip: r.get(3)?,
+            sender: r.get(21)?,
             feedback_type: r.get(4)?,
             auth_failures: r.get(5)?,
             delivery_result: r.get(6)?,
@@ -578,27 +577,22 @@ fn failure_summary(
     if count == 0 {
         return Ok(None);
     }
-    let config = DetectConfig::default();
-    let rows: Vec<(String, i64, i64, i64)> = conn
-        .prepare(
-            "SELECT COALESCE(source_ip, ''), COUNT(*), MAX(arrival), MAX(day) FROM failure_reports
-             WHERE domain = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1",
-        )?
+    let rows: Vec<(String, i64, i64, String)> = conn
+        .prepare(&format!(
+            "SELECT COALESCE(f.source_ip, ''), COUNT(*), MAX(f.arrival), {SENDER_STATUS}
+             FROM failure_reports f {SENDER_JOIN}
+             WHERE f.domain = ?1 AND f.day BETWEEN ?2 AND ?3 GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1"
+        ))?
         .query_map(params![domain, range.lo(), range.hi()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
     let mut summary = FailureReports { count: n(count), ..FailureReports::default() };
-    for (ip, reports, last_arrival, day) in rows {
-        let status = match ip.as_str() {
-            "" => SenderStatus::Unknown,
-            ip => sender_status(conn, &config, domain, ip, day)?.0,
-        };
-        if status == SenderStatus::Unknown {
+    for (ip, reports, last_arrival, sender) in rows {
+        if sender == SenderStatus::Unknown.as_str() {
             summary.from_unknown_sources += n(reports);
         }
         if (summary.sources.len() as i64) < TOP_SOURCES {
-            let sender = status.as_str().to_owned();
             summary.sources.push(FailureSource { ip, sender, reports: n(reports), last_arrival });
         }
     }

@@ -97,6 +97,11 @@ impl Default for EnrichConfig {
 }
 
 impl EnrichConfig {
+    /// Whether enrichment has anything to do: reverse DNS, or an IP database.
+    pub fn has_work(&self) -> bool {
+        !self.offline || self.asn_db.is_some() || self.country_db.is_some() || self.ipinfo_db.is_some()
+    }
+
     /// Checks the values before anything is opened.
     pub fn validate(&self) -> Result<(), EnrichError> {
         if self.max_concurrent_lookups == 0 {

@@ -26,8 +26,8 @@ mod detect;
 mod senders;
 
 pub use detect::SqliteDetect;
-pub use senders::sender_status;
 use senders::{learn_history, SenderTable};
+pub use senders::{sender_status, Refresh};
 
 /// Versioned migrations, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../schema/sql/sqlite/0005_senders.sql")),
     (6, include_str!("../../../schema/sql/sqlite/0006_service_trust.sql")),
     (7, include_str!("../../../schema/sql/sqlite/0007_alert_lifecycle.sql")),
+    (8, include_str!("../../../schema/sql/sqlite/0008_model_rules.sql")),
 ];
 
 use crate::barrier::Sealed;
@@ -93,10 +94,30 @@ impl SqliteStore {
     }
 
     /// Keeps the sender model's stored status by `rules` (declared networks, learning
-    /// window) instead of the defaults.
-    pub fn with_rules(mut self, rules: DetectConfig) -> Self {
+    /// window) instead of the defaults. When the stored statuses were evaluated by other
+    /// rules (a sender declared since, a longer window), every one is evaluated again,
+    /// so a declaration takes effect on the sources already seen.
+    pub fn with_rules(mut self, rules: DetectConfig) -> Result<Self, StoreError> {
         self.rules = rules;
-        self
+        let written = senders::status_rules(&self.rules);
+        let stored: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM store_state WHERE key = 'status_rules'", [], |r| r.get(0))
+            .optional()?;
+        if stored.as_deref() != Some(written.as_str()) {
+            let tx = self.conn.transaction()?;
+            let changed = senders::refresh_statuses(&tx, &self.rules, senders::Refresh::All)?;
+            tx.execute(
+                "INSERT INTO store_state (key, value) VALUES ('status_rules', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&written],
+            )?;
+            tx.commit()?;
+            if stored.is_some() {
+                tracing::info!(changed, "sender statuses evaluated again by the changed rules");
+            }
+        }
+        Ok(self)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -128,6 +149,16 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Evaluates the stored statuses `which` names again by the store's rules, in one
+    /// transaction; returns how many changed. After enrichment, with
+    /// [`Refresh::NamedServices`]: an address now known as a mail service stands as one.
+    pub fn refresh_statuses(&mut self, which: Refresh) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = senders::refresh_statuses(&tx, &self.rules, which)?;
+        tx.commit()?;
+        Ok(changed)
     }
 
     /// The underlying connection, for readers (`report`, detection).

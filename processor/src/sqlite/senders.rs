@@ -21,26 +21,108 @@ impl super::SqliteStore {
         let mut row = load_sender(&self.conn, table, domain, source)?
             .unwrap_or_else(|| Sender::new(domain, source, &counts.network));
         row.apply(Change { day, counts });
-        let context = self.context(table, &row)?;
+        let context = context(&self.conn, &self.rules, table, &row)?;
         let (status, reason) = row.status_as_of(&self.rules, context.borrowed(), row.last_day);
         store_sender(&self.conn, table, &row, status, &reason)
     }
+}
 
-    /// What the status rule needs besides the row: a declared network, and the service
-    /// enrichment named for an address.
-    fn context(&self, table: SenderTable, row: &Sender) -> Result<OwnedContext, StoreError> {
-        let service = match table {
-            SenderTable::Sources if row.first_dkim_day.is_some() => self
-                .conn
-                .prepare_cached(&format!("SELECT {TRUSTED_SERVICE} FROM sources WHERE ip = ?1"))?
-                .query_row([&row.source], |r| r.get::<_, Option<String>>(0))
-                .optional()?
-                .flatten(),
-            _ => None,
+/// What the status rule needs besides the row: a declared network, and the service
+/// enrichment named for an address.
+fn context(
+    conn: &Connection,
+    rules: &DetectConfig,
+    table: SenderTable,
+    row: &Sender,
+) -> Result<OwnedContext, StoreError> {
+    let service = match table {
+        SenderTable::Sources if row.first_dkim_day.is_some() => conn
+            .prepare_cached(&format!("SELECT {TRUSTED_SERVICE} FROM sources WHERE ip = ?1"))?
+            .query_row([&row.source], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten(),
+        _ => None,
+    };
+    let declared = rules.declared(&row.domain, row.source.parse().ok(), service.as_deref());
+    Ok(OwnedContext { declared, service })
+}
+
+/// The status rules as written, to tell whether stored statuses were evaluated by the
+/// rules in force.
+pub(super) fn status_rules(rules: &DetectConfig) -> String {
+    format!(
+        "baseline_days={} familiar_after_days={} familiar_min_days={} senders={:?}",
+        rules.baseline_days, rules.familiar_after_days, rules.familiar_min_days, rules.senders
+    )
+}
+
+/// Which stored statuses to evaluate again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Every row of both tables: the rules changed.
+    All,
+    /// The address rows whose source enrichment has since named a trusted service,
+    /// while their stored status ranks below `service`.
+    NamedServices,
+}
+
+/// Rows evaluated per read, so that a large model is never held whole.
+const REFRESH_CHUNK: i64 = 5_000;
+
+/// Evaluates stored statuses again by `rules` (as of each row's last day, as when it was
+/// stored) and writes those that changed; returns how many did. The caller holds the
+/// transaction.
+pub fn refresh_statuses(
+    conn: &Connection,
+    rules: &DetectConfig,
+    which: Refresh,
+) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for table in [SenderTable::Sources, SenderTable::Networks] {
+        let filter = match (which, table) {
+            (Refresh::All, _) => "1".to_owned(),
+            (Refresh::NamedServices, SenderTable::Sources) => format!(
+                "first_dkim_day IS NOT NULL AND status IN ('familiar', 'unknown')
+                 AND source IN (SELECT ip FROM sources WHERE ({TRUSTED_SERVICE}) IS NOT NULL)"
+            ),
+            (Refresh::NamedServices, SenderTable::Networks) => continue,
         };
-        let declared = self.rules.declared(&row.domain, row.source.parse().ok(), service.as_deref());
-        Ok(OwnedContext { declared, service })
+        let read = format!(
+            "SELECT {SENDER_COLUMNS}, status, reason FROM {} WHERE (domain, source) > (?1, ?2) AND {filter}
+             ORDER BY domain, source LIMIT ?3",
+            table.name()
+        );
+        let update = format!(
+            "UPDATE {} SET status_since = CASE WHEN status = ?3 THEN status_since ELSE last_day END,
+                status = ?3, reason = ?4 WHERE domain = ?1 AND source = ?2",
+            table.name()
+        );
+        let mut after = (String::new(), String::new());
+        loop {
+            let rows: Vec<(Sender, String, String)> = conn
+                .prepare_cached(&read)?
+                .query_map(params![after.0, after.1, REFRESH_CHUNK], |r| {
+                    Ok((sender_from_row(r, 0)?, r.get(15)?, r.get(16)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some((last, _, _)) = rows.last() else { break };
+            after = (last.domain.clone(), last.source.clone());
+            for (row, stored_status, stored_reason) in &rows {
+                let context = context(conn, rules, table, row)?;
+                let (status, reason) = row.status_as_of(rules, context.borrowed(), row.last_day);
+                if status.as_str() != stored_status || &reason != stored_reason {
+                    conn.prepare_cached(&update)?.execute(params![
+                        row.domain,
+                        row.source,
+                        status.as_str(),
+                        reason
+                    ])?;
+                    changed += 1;
+                }
+            }
+        }
     }
+    Ok(changed)
 }
 
 /// The service of a `sources` row that the status rule trusts: an ESP (it signs its
