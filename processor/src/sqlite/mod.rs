@@ -59,6 +59,9 @@ pub struct SqliteStore {
     rules: DetectConfig,
 }
 
+/// The page cache, in KiB.
+const CACHE_KIB: i64 = 16 * 1024;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -78,6 +81,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // SQLite's default page cache is 2 MB: a batch's B-tree pages no longer fit, so
+        // it spills dirty pages to the WAL mid-transaction and reads them back. 16 MiB
+        // holds a batch's working set (BENCHMARKS.md §4c) and keeps one huge report's
+        // peak far below its goal.
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut store = Self { conn, in_tx: false, rules: DetectConfig::default() };
         store.migrate()?;
@@ -600,4 +608,25 @@ pub struct Totals {
 /// vectors of them), so the empty-string fallback is never taken.
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_runs_with_its_page_cache_and_savepoint_journal_settings() -> Result<(), StoreError> {
+        let store = SqliteStore::in_memory()?;
+        let cache: i64 = store.conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+        assert_eq!(cache, -CACHE_KIB);
+        // Set at build time (.cargo/config.toml): without it every report's savepoint
+        // journal beyond 64 KiB goes through a temporary file.
+        let options: Vec<String> = store
+            .conn
+            .prepare("PRAGMA compile_options")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert!(options.iter().any(|o| o == "STMTJRNL_SPILL=16777216"), "{options:?}");
+        Ok(())
+    }
 }
