@@ -36,21 +36,26 @@ Prometheus) is a failure.
    by time stored). Each must
    succeed and return rows with data, on the test ClickHouse (18.16, over HTTP) and on
    current ClickHouse (chdb-core, in-process, same schema, the tables copied over).
-   Allowed to return nothing in this first pass: targets that read only `sources`, which
-   the distributed deployment does not fill yet (only the embedded pipeline enriches
-   sources). `alerts` and `detector_signals` are the detector group's: a `ruaflow detect`
-   runs beside the processor and must have read every report's digest.
+   Allowed to return nothing in this first pass: targets that read only `sources` and
+   `source_services`, which the detector group's enrichment fills and this run of it
+   (offline, no IP databases) leaves empty. `senders`, `alerts` and `detector_signals` are
+   the detector group's: a `ruaflow detect` runs beside the processor and must have read
+   every report's digest.
 4. Cross-checks on both engines: the Overview volume equals the messages of the reports
    at a daily and a weekly interval (nothing counted twice, no cross product); the replay
    signal panel (the detector group's detector_signals) equals, day by day and domain by
-   domain, the value the embedded pipeline's replay detector stored; the source status split and the
+   domain, the value the embedded pipeline's replay detector stored; the Sources table shows
+   the status the detector group wrote into `senders` for every source, `unknown` for the
+   replay flood's addresses and a known status for some of the domain's own senders; the
+   source status split and the
    TLS totals add up; no TLS by MX row shows a zero share for failed sessions; the
    failure reports and those from unknown sources are as many as the embedded store and
    its sender status (`ruaflow failures`) say, and no local part shows.
 5. Second pass: the embedded pipeline's sources with synthetic enrichment (documentation
-   ASNs 64496-64511, a PTR name, a country) are copied into both engines; every target
-   that reads them or the alerts runs again and must return data, the sources join must
-   carry the enrichment, the replay alert (the detector group's) must show.
+   ASNs 64496-64511, a PTR name, a country, an ESP in `source_services`) are copied into
+   both engines; every target that reads them or the alerts runs again and must return
+   data, the sources joins must carry the enrichment and the service, the replay alert
+   (the detector group's) must show.
 6. Prometheus panels (Pipeline dashboard): every metric name exists in the /metrics of the
    running processes or is registered in the source (a typo fails), and every PromQL
    expression runs on a real Prometheus (Debian's, installed with apt when missing) that
@@ -64,6 +69,7 @@ ${RUAFLOW_CACHE:-~/.cache/ruaflow}/venv-dashboards, created when missing.
 import argparse
 import datetime
 import email.utils
+import ipaddress
 import json
 import os
 import re
@@ -92,11 +98,12 @@ CHDB_PACKAGE = "chdb-core==26.9.0"
 
 CH_TYPE = "grafana-clickhouse-datasource"
 PROM_TYPE = "prometheus"
-# The table only the embedded pipeline fills today (enrichment): a target reading
-# nothing else may be empty in the first pass.
-ENRICHMENT_ONLY = {"sources"}
+# The tables the detector group's enrichment fills, which this run of it (offline, no IP
+# databases) leaves empty: a target reading nothing else may be empty in the first pass.
+ENRICHMENT_ONLY = {"sources", "source_services"}
 TABLES = ["envelopes", "reports", "dmarc_records", "tlsrpt_policies", "tlsrpt_failures", "agg_source_day",
-          "agg_selector_day", "sources", "dead_letters", "alerts", "detector_signals", "failure_reports"]
+          "agg_selector_day", "sources", "source_services", "dead_letters", "alerts", "detector_signals",
+          "failure_reports", "senders", "sender_networks"]
 WEEK = 7 * 86400
 
 
@@ -951,6 +958,10 @@ def copy_embedded_enrichment(db, ch):
         lines.append("\t".join([tsv(ip), tsv(network), f"host-{i}.mail.example", "example", str(asn), f"Example AS {asn}",
                                 countries[i % len(countries)], str(first_seen), str(first_seen)]))
     ch.run("INSERT INTO sources FORMAT TSV", data=("\n".join(lines) + "\n").encode())
+    # Every source a mail service, as enrichment names one (an ESP by its AS number).
+    services = ["\t".join([tsv(ip), f"Example ESP {i % 4}", "esp", "asn", str(first_seen)])
+                for i, (ip, _, first_seen) in enumerate(con.execute("SELECT ip, network, first_seen FROM sources ORDER BY ip"))]
+    ch.run("INSERT INTO source_services FORMAT TSV", data=("\n".join(services) + "\n").encode())
     con.close()
     return len(lines)
 
@@ -1036,11 +1047,44 @@ def cross_checks(engine, queries, results, ref, detector, fail):
         fail.check(peak > 100000, f"{engine}: the replay flood does not show in the replay signal panel (peak {peak})")
 
 
+def sender_model(ch):
+    """(domain, source) -> status, as the detector group wrote the sender model."""
+    rows = ch.json("SELECT domain, source, status FROM senders FINAL")["data"]
+    return {(r["domain"], r["source"]): r["status"] for r in rows}
+
+
+def in_networks(ip, networks):
+    return any(ipaddress.ip_address(ip) in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def status_checks(engine, queries, results, model, replay, fail):
+    """The Sources panel shows the status the detector group wrote (over the whole data
+    set, the status as of each source's last day is the model's): `unknown` for the
+    replay flood's addresses, a known status for the domain's own senders."""
+    q, r = find(queries, results, "ruaflow-sources", "panel 'Top sources' A")
+    if not fail.check(q is not None and r and r.get("ok"), f"{engine}: no result for Top sources"):
+        return
+    rows = r["data"]
+    differ = [(row["Domain"], row["Source"], row["Status"], model.get((row["Domain"], row["Source"])))
+              for row in rows if row["Status"] != model.get((row["Domain"], row["Source"]))]
+    fail.check(not differ, f"{engine}: Top sources shows another status than the sender model for {len(differ)} "
+                           f"of {len(rows)} sources: {differ[:5]}")
+    flood = [row for row in rows if row["Domain"] == replay["domain"] and in_networks(row["Source"], replay["networks"])]
+    fail.check(bool(flood), f"{engine}: no address of the replay flood ({replay['networks'][:3]}…) among the Top sources")
+    known = [row for row in flood if row["Status"] != "unknown"]
+    fail.check(not known, f"{engine}: Top sources shows replay addresses as known senders: {known[:3]}")
+    own = [row for row in rows if row["Domain"] == replay["domain"] and row["Status"] in ("authorized", "familiar")]
+    fail.check(bool(own), f"{engine}: Top sources shows none of {replay['domain']}'s own senders as known")
+    log(f"{engine}: Top sources: {len(rows)} statuses checked against the sender model; {len(flood)} replay "
+        f"addresses, {len(own)} of {replay['domain']}'s own senders shown as known")
+
+
 def enrichment_checks(engine, queries, results, fail):
     """The sources join carries the enrichment through, and the alerts show."""
     q, r = find(queries, results, "ruaflow-sources", "panel 'Top sources' A")
     if fail.check(q is not None and r and r.get("ok"), f"{engine}: no result for Top sources"):
-        named = sum(1 for row in r["data"] if row["rDNS"].endswith(".mail.example") and row["ASN"].startswith("AS6"))
+        named = sum(1 for row in r["data"] if row["rDNS"].endswith(".mail.example") and row["ASN"].startswith("AS6")
+                    and row["Service"].startswith("Example ESP ") and row["Service"].endswith(" (esp)"))
         fail.check(named == len(r["data"]), f"{engine}: Top sources: {named} of {len(r['data'])} rows carry the enrichment")
     q, r = find(queries, results, "ruaflow-alerts", "panel 'Alerts' A")
     if fail.check(q is not None and r and r.get("ok"), f"{engine}: no result for Alerts"):
@@ -1104,6 +1148,8 @@ def main():
     with open(os.path.join(inputs, "zz-not-a-report.xml"), "w") as f:
         f.write("<feedback><report_metadata>cut short, no report here\n")
     written = write_failure_reports(binary, data, inputs)
+    with open(os.path.join(data, "labels.json")) as f:
+        replay = next(e for e in json.load(f)["events"] if e["kind"] == "dkim_replay")
     log(f"failure reports written into the data set: {written}")
     embedded_db = os.path.join(workdir, "embedded.db")
     if os.path.exists(embedded_db):
@@ -1217,11 +1263,13 @@ def main():
         return bool(q.tables) and q.tables <= ENRICHMENT_ONLY
 
     allowed = sorted({f"{q.dash} / {q.what} ({', '.join(sorted(q.tables))})" for q in queries if first_pass_may_be_empty(q)})
-    log("first pass: allowed to be empty (tables the distributed processor does not fill yet):\n  " + "\n  ".join(allowed))
+    log("first pass: allowed to be empty (tables only enrichment fills, which this run leaves empty):\n  " + "\n  ".join(allowed))
     detector = replay_signal_reference(embedded_db)
     t0 = time.time()
     results = run_on_clickhouse(ch, queries, first_pass_may_be_empty, fail)
     cross_checks("ClickHouse 18.16", queries, results, ref, detector, fail)
+    model = sender_model(ch)
+    status_checks("ClickHouse 18.16", queries, results, model, replay, fail)
     log(f"first pass on ClickHouse 18.16: {len(queries)} queries in {time.time() - t0:.1f}s")
     chdb = None
     if chdb_python:
@@ -1230,6 +1278,7 @@ def main():
         results = run_on_chdb(chdb, queries, first_pass_may_be_empty, fail,
                               schema=schema_statements(), tables=export_tables(ch, workdir, TABLES, "a"))
         cross_checks(f"ClickHouse {chdb.version} (chdb)", queries, results, ref, detector, fail)
+        status_checks(f"ClickHouse {chdb.version} (chdb)", queries, results, model, replay, fail)
         log(f"first pass on ClickHouse {chdb.version} (chdb): {len(queries)} queries in {time.time() - t0:.1f}s")
 
     # 4. Second pass: the embedded pipeline's (enriched) sources; the queries that read
@@ -1244,7 +1293,7 @@ def main():
     if chdb:
         t0 = time.time()
         results = run_on_chdb(chdb, again, lambda q: False, fail,
-                              tables=export_tables(ch, workdir, ["sources"], "b"))
+                              tables=export_tables(ch, workdir, ["sources", "source_services"], "b"))
         enrichment_checks(f"ClickHouse {chdb.version} (chdb)", again, results, fail)
         log(f"second pass on ClickHouse {chdb.version} (chdb): {len(again)} queries in {time.time() - t0:.1f}s")
         ttl_checks(chdb, fail)

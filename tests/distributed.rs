@@ -777,32 +777,52 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
 
 /// The detector group enriches the sources of the digests it reads: reverse DNS from a
 /// real nameserver (dnsmasq) and the shared test ASN database land in ClickHouse's
-/// `sources`, where the dashboards read them.
+/// `sources`, where the dashboards read them; the service map names the mail service
+/// behind an address into `source_services` as the embedded store names it (by PTR name
+/// or AS), and the sender model's status counts a trusted one (an ESP named by the IP
+/// databases) as `service` for DKIM-aligned mail, and a PTR-named one not.
 #[test]
 fn the_detector_group_enriches_sources_into_clickhouse() {
     let Some(svc) = services() else { return };
     let (name, url) = svc.database("enrich");
     migrate(&url);
-    let dns = common::dnsmasq::Dnsmasq::start(&[("192.0.2.25", "mail-1.outbound.example.co.uk")], "");
+    let dns = common::dnsmasq::Dnsmasq::start(
+        &[("192.0.2.25", "mail-1.outbound.example.co.uk"), ("192.0.2.26", "o1.ptr2410.sendgrid.net")],
+        "",
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let inputs = tmp.path().join("in");
     std::fs::create_dir(&inputs).expect("mkdir");
-    let record = |ip: &str, count: u32| {
+    // `spf`: pass (SPF-aligned: authorized), or fail (DKIM-only mail).
+    let record = |ip: &str, count: u32, spf: &str| {
         format!(
             "<record><row><source_ip>{ip}</source_ip><count>{count}</count><policy_evaluated><disposition>none</disposition>\
-             <dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from>\
-             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result></dkim><spf>\
-             <domain>example.com</domain><result>pass</result></spf></auth_results></record>"
+             <dkim>pass</dkim><spf>{spf}</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+             </identifiers><auth_results><dkim><domain>example.com</domain><selector>s1</selector><result>pass</result></dkim><spf>\
+             <domain>example.com</domain><result>{spf}</result></spf></auth_results></record>"
         )
     };
     let report = format!(
         "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>example.net</org_name><email>d@example.net</email>\
          <report_id>enrich-1</report_id><date_range><begin>1788220800</begin><end>1788307199</end></date_range>\
-         </report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published>{}{}</feedback>",
-        record("192.0.2.25", 5),
-        record("1.0.0.1", 3)
+         </report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published>{}{}{}{}</feedback>",
+        record("192.0.2.25", 5, "pass"),
+        record("1.0.0.1", 3, "pass"),
+        record("192.0.2.26", 4, "fail"),
+        record("192.0.2.99", 2, "fail"),
     );
     std::fs::write(inputs.join("report.xml"), report).expect("report");
+    // The shared test databases name no ESP's AS (only ISPs, Google, Akamai), so the
+    // trusted service of 192.0.2.99 is written as enrichment writes an ESP named by its
+    // AS number; the status rule must read it.
+    clickhouse_query(
+        &svc.clickhouse,
+        &format!(
+            "INSERT INTO {name}.source_services (ip, service, service_kind, service_by, updated_at) \
+             VALUES ('192.0.2.99', 'SendGrid', 'esp', 'asn', now())"
+        ),
+    )
+    .expect("insert a service");
     let config = tmp.path().join("detect.toml");
     let mmdb = corpus().join("../mmdb/GeoLite2-ASN-Test.mmdb");
     std::fs::write(
@@ -814,32 +834,62 @@ fn the_detector_group_enriches_sources_into_clickhouse() {
     let logs: Vec<PathBuf> = ["p", "d"].iter().map(|n| tmp.path().join(format!("{n}.log"))).collect();
     let processor = process(&svc.kafka, &name, &url, &name, &logs[0]);
     let detect = detector(&svc.kafka, &name, &url, &format!("{name}_detect"), &config, &logs[1]);
-    let rows = || -> Vec<String> {
-        clickhouse_query(
-            &svc.clickhouse,
-            &format!(
-                "SELECT ip, ptr, ptr_base, asn, as_org, resolved_at > 0 FROM {name}.sources FINAL ORDER BY ip FORMAT TSV"
-            ),
-        )
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let rows = |sql: &str| -> Vec<String> {
+        clickhouse_query(&svc.clickhouse, &format!("{sql} FORMAT TSV"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     };
+    let sources = || {
+        rows(&format!(
+            "SELECT ip, ptr, ptr_base, asn, as_org, resolved_at > 0 FROM {name}.sources FINAL ORDER BY ip"
+        ))
+    };
+    let services = || {
+        rows(&format!(
+            "SELECT ip, service, service_kind, service_by FROM {name}.source_services FINAL ORDER BY ip"
+        ))
+    };
+    let senders =
+        || rows(&format!("SELECT source, status, reason FROM {name}.senders FINAL ORDER BY source"));
     let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline && rows().len() < 2 {
+    while Instant::now() < deadline && (sources().len() < 4 || services().len() < 3 || senders().len() < 4) {
         std::thread::sleep(Duration::from_millis(300));
     }
-    let got = rows();
+    let (got_sources, got_services, got_senders) = (sources(), services(), senders());
     let clean = [common::terminate(processor), common::terminate(detect)];
     let logs_text = logs.iter().map(|l| log_text(l)).collect::<Vec<_>>().join("\n---\n");
     assert_eq!(
-        got,
+        got_sources,
         [
             "1.0.0.1\t\t\t15169\tGoogle Inc.\t1",
-            "192.0.2.25\tmail-1.outbound.example.co.uk\texample.co.uk\t0\t\t1"
+            "192.0.2.25\tmail-1.outbound.example.co.uk\texample.co.uk\t0\t\t1",
+            "192.0.2.26\to1.ptr2410.sendgrid.net\tsendgrid.net\t0\t\t1",
+            "192.0.2.99\t\t\t0\t\t1",
         ],
         "{logs_text}"
     );
+    // Named by the AS number (the built-in map's Google AS) and by the PTR name.
+    assert_eq!(
+        got_services,
+        ["1.0.0.1\tGoogle\thosting\tasn", "192.0.2.26\tSendGrid\tesp\tptr", "192.0.2.99\tSendGrid\tesp\tasn"],
+        "{logs_text}"
+    );
+    let statuses: Vec<(&str, &str)> = got_senders
+        .iter()
+        .filter_map(|l| l.split('\t').collect::<Vec<_>>().get(..2).map(|f| (f[0], f[1])))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("1.0.0.1", "authorized"),
+            ("192.0.2.25", "authorized"),
+            ("192.0.2.26", "unknown"),
+            ("192.0.2.99", "service")
+        ],
+        "{got_senders:?}\n{logs_text}"
+    );
+    assert!(got_senders[3].ends_with("\tSendGrid, DKIM-aligned pass since 2026-09-01"), "{got_senders:?}");
     assert_eq!(clean, [true; 2], "{logs_text}");
 }

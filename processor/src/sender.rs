@@ -131,6 +131,15 @@ pub struct Sender {
     pub dkim_keys: Vec<String>,
 }
 
+/// The service the status rule trusts, as SQL over a row with `service`, `service_kind`
+/// and `service_by` (SQLite's `sources`, ClickHouse's `source_services`; the same text
+/// runs on both): an ESP (it signs its customers' mail with their keys) named by the IP
+/// databases, else NULL. A PTR name is chosen by whoever runs the address, and a mailbox
+/// provider's or a cloud's customers include whoever replays a signed message through
+/// them: those names are shown, never trusted.
+pub(crate) const TRUSTED_SERVICE: &str =
+    "CASE WHEN service_kind = 'esp' AND service_by IN ('as_domain', 'asn', 'as_name') THEN service END";
+
 /// What a status rule needs besides the row: the declared networks of the domain and
 /// the mail service enrichment named for the source, if any.
 #[derive(Debug, Clone, Copy, Default)]

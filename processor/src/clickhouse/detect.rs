@@ -29,7 +29,7 @@ use crate::detect::store::{
 use crate::detect::{DetectConfig, DetectStore};
 use crate::digest::{Digest, DigestCounts, DigestKind};
 use crate::normalize::DAY;
-use crate::sender::{Change, Context, Sender};
+use crate::sender::{Change, Context, Sender, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
 /// Report parts remembered per sender row against double folding.
@@ -246,8 +246,27 @@ fn quoted(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// `values` as the contents of `IN (…)` lists, [`IN_CHUNK`] values each.
+fn in_lists<'a>(values: &'a [&str]) -> impl Iterator<Item = String> + 'a {
+    values.chunks(IN_CHUNK).map(|chunk| chunk.iter().map(|v| quoted(v)).collect::<Vec<_>>().join(","))
+}
+
 fn failed(what: &'static str) -> impl Fn(clickhouse::error::Error) -> StoreError {
     move |e| StoreError::ClickHouse(format!("{what}: {e}"))
+}
+
+/// The mail service enrichment named for an address (`source_services`).
+#[derive(Debug, Clone)]
+struct NamedService {
+    name: String,
+    /// The status rule trusts it ([`TRUSTED_SERVICE`]).
+    trusted: bool,
+}
+
+impl NamedService {
+    fn trusted(&self) -> Option<&str> {
+        self.trusted.then_some(self.name.as_str())
+    }
 }
 
 /// The detection state of the distributed deployment.
@@ -314,6 +333,8 @@ impl ClickHouseDetect {
         }
         let mut rows: HashMap<String, SenderRow> =
             self.sender_rows(table, domain, &sources)?.into_iter().map(|r| (r.source.clone(), r)).collect();
+        // A service names an address, never a network.
+        let services = if table == "senders" { self.services(&sources)? } else { HashMap::new() };
         let now = datetime(ruaflow_schema::clock::now());
         let mut changed: HashSet<String> = HashSet::new();
         for positioned in digests {
@@ -328,8 +349,9 @@ impl ClickHouseDetect {
                 let mut sender =
                     if row.version == 0 { Sender::new(domain, &c.source, &c.network) } else { row.sender() };
                 sender.apply(Change { day: digest.day, counts: &c.counts() });
-                let declared = self.rules.declared(domain, c.source.parse().ok(), None);
-                let context = Context { declared: declared.as_deref(), service: None };
+                let service = services.get(&c.source).and_then(NamedService::trusted);
+                let declared = self.rules.declared(domain, c.source.parse().ok(), service);
+                let context = Context { declared: declared.as_deref(), service };
                 let (status, reason) = sender.status_as_of(&self.rules, context, sender.last_day);
                 row.set(&sender);
                 if row.status != status.as_str() {
@@ -353,12 +375,9 @@ impl ClickHouseDetect {
 
     fn sender_rows(&self, table: &str, domain: &str, sources: &[&str]) -> Result<Vec<SenderRow>, StoreError> {
         let mut out = Vec::new();
-        for chunk in sources.chunks(IN_CHUNK) {
-            let list: Vec<String> = chunk.iter().map(|s| quoted(s)).collect();
-            let sql = format!(
-                "SELECT {SENDER_FIELDS} FROM {table} FINAL WHERE domain = ? AND source IN ({})",
-                list.join(",")
-            );
+        for list in in_lists(sources) {
+            let sql =
+                format!("SELECT {SENDER_FIELDS} FROM {table} FINAL WHERE domain = ? AND source IN ({list})");
             let rows: Vec<SenderRow> = self
                 .runtime
                 .block_on(self.client.query(&sql).bind(domain).fetch_all())
@@ -368,23 +387,28 @@ impl ClickHouseDetect {
         Ok(out)
     }
 
+    /// The mail service enrichment named for each of `ips` that has one.
+    fn services(&self, ips: &[&str]) -> Result<HashMap<String, NamedService>, StoreError> {
+        let mut out = HashMap::new();
+        for list in in_lists(ips) {
+            let sql = format!(
+                "SELECT ip, service, toUInt8(isNotNull({TRUSTED_SERVICE})) FROM source_services FINAL WHERE ip IN ({list})"
+            );
+            let rows: Vec<(String, String, u8)> = self.fetch(&sql, &[], "reading source services")?;
+            out.extend(
+                rows.into_iter()
+                    .map(|(ip, name, trusted)| (ip, NamedService { name, trusted: trusted == 1 })),
+            );
+        }
+        Ok(out)
+    }
+
     fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
         &self,
         table: &'static str,
         rows: &[T],
     ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let failed =
-            |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into {table}: {e}"));
-        self.runtime.block_on(async {
-            let mut insert = self.client.insert::<T>(table).await.map_err(failed)?;
-            for row in rows {
-                insert.write(row).await.map_err(failed)?;
-            }
-            insert.end().await.map_err(failed)
-        })
+        self.runtime.block_on(super::insert_rows(&self.client, table, rows))
     }
 
     /// Notices of `domain` stored but not handed to the sinks (their owner died in
@@ -521,8 +545,13 @@ impl DetectStore for ClickHouseDetect {
             .into_iter()
             .map(|r| (r.source.clone(), secs(r.first_day)))
             .collect();
+        let services = self.services(&ips)?;
         for ((network, ip), mut source) in sources {
             source.sender = senders.get(&ip).cloned();
+            if let Some(service) = services.get(&ip) {
+                source.service = Some(service.name.clone());
+                source.service_trusted = service.trusted;
+            }
             source.network_first_day = first_days.get(&network).copied();
             visit(source);
         }
@@ -622,8 +651,13 @@ impl DetectStore for ClickHouseDetect {
         let known: Vec<(String, String, u32, String, String)> = self.fetch(&sql, &[], "reading sources")?;
         let known: HashMap<String, (String, u32, String, String)> =
             known.into_iter().map(|(ip, p, a, o, c)| (ip, (p, a, o, c))).collect();
+        let ips: Vec<&str> = sources.iter().map(|s| s.ip.as_str()).collect();
+        let services = self.services(&ips)?;
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        for source in sources {
+        for source in sources.iter_mut() {
+            if let Some(service) = services.get(&source.ip) {
+                source.service = Some(service.name.clone());
+            }
             if let Some((ptr, asn, as_org, country)) = known.get(&source.ip) {
                 source.ptr = some(ptr);
                 source.asn = (*asn > 0).then_some(*asn);

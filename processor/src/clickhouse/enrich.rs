@@ -1,10 +1,13 @@
 //! Enrichment in the distributed deployment: what the detector group learns about the
-//! source addresses of the digests it reads, written to ClickHouse's `sources`.
+//! source addresses of the digests it reads, written to ClickHouse's `sources` and
+//! `source_services`.
 //!
 //! Input: addresses, handed over as digests are folded (never blocking detection: a
 //! full hand-over queue drops addresses, which come again with later reports). Output:
 //! `sources` rows (PTR name and its registrable domain, AS number and name, country;
-//! the newest `updated_at` wins). Invariants: an address with a definitive answer
+//! the newest `updated_at` wins) and, when the service map names one, the mail service
+//! behind the address in `source_services` (named by [`Enricher::identify_service`], as
+//! the embedded store names it). Invariants: an address with a definitive answer
 //! younger than `retry_after_secs` is not looked up again, whichever member answered
 //! it (the table is asked first); a failed lookup writes nothing (a row would replace
 //! an earlier answer) and is asked again after `retry_after_secs`; offline, only the IP
@@ -19,7 +22,7 @@ use clickhouse::{Client, Row};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{datetime, ClickHouseUrl};
+use super::{datetime, insert_rows, ClickHouseUrl};
 use crate::enrich::{ptr_base, Enricher, PtrLookup};
 use crate::normalize::network_of;
 use crate::store::StoreError;
@@ -40,6 +43,16 @@ struct SourceRow {
     as_org: String,
     country: String,
     resolved_at: u32,
+    updated_at: u32,
+}
+
+/// A row of `source_services`.
+#[derive(Debug, Row, Serialize)]
+struct ServiceRow {
+    ip: String,
+    service: String,
+    service_kind: &'static str,
+    service_by: &'static str,
     updated_at: u32,
 }
 
@@ -113,7 +126,7 @@ impl Task {
         }
         let now = datetime(ruaflow_schema::clock::now());
         let started = Instant::now();
-        let (mut rows, mut answered, mut failed) = (Vec::new(), 0usize, 0usize);
+        let (mut rows, mut services, mut answered, mut failed) = (Vec::new(), Vec::new(), 0usize, 0usize);
         while let Some(joined) = lookups.join_next().await {
             let Ok((ip, ptr, mmdb)) = joined else { continue };
             let (name, resolved_at) = match ptr {
@@ -132,6 +145,15 @@ impl Task {
             };
             if resolved_at == 0 && mmdb.is_empty() {
                 continue;
+            }
+            if let Some(found) = self.enricher.identify_service(name.as_deref(), &mmdb) {
+                services.push(ServiceRow {
+                    ip: ip.to_string(),
+                    service: found.service.name.clone(),
+                    service_kind: found.service.kind.as_str(),
+                    service_by: found.by.as_str(),
+                    updated_at: now,
+                });
             }
             rows.push(SourceRow {
                 ip: ip.to_string(),
@@ -153,17 +175,10 @@ impl Task {
                 self.retry_after.as_secs()
             );
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let failed =
-            |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into sources: {e}"));
-        let mut insert = self.client.insert::<SourceRow>("sources").await.map_err(failed)?;
-        for row in &rows {
-            insert.write(row).await.map_err(failed)?;
-        }
-        insert.end().await.map_err(failed)?;
-        tracing::debug!(sources = rows.len(), "sources enriched");
+        // Services first: an address is asked again until its `sources` row is written.
+        insert_rows(&self.client, "source_services", &services).await?;
+        insert_rows(&self.client, "sources", &rows).await?;
+        tracing::debug!(sources = rows.len(), services = services.len(), "sources enriched");
         Ok(())
     }
 

@@ -290,16 +290,9 @@ async fn insert<T: RowOwned + RowWrite>(
     done: &mut u16,
     step: u16,
 ) -> Result<(), StoreError> {
-    if *done & step != 0 || rows.is_empty() {
-        *done |= step;
-        return Ok(());
+    if *done & step == 0 {
+        super::insert_rows(client, table, rows).await?;
     }
-    let failed = |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into {table}: {e}"));
-    let mut insert = client.insert::<T>(table).await.map_err(failed)?;
-    for row in rows {
-        insert.write(row).await.map_err(failed)?;
-    }
-    insert.end().await.map_err(failed)?;
     *done |= step;
     Ok(())
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../../../schema/sql/clickhouse/0002_dead_letter_inputs.sql")),
     (3, include_str!("../../../schema/sql/clickhouse/0003_failure_reports.sql")),
     (5, include_str!("../../../schema/sql/clickhouse/0005_detect_state.sql")),
+    (6, include_str!("../../../schema/sql/clickhouse/0006_source_services.sql")),
 ];
 
 /// The schema version this build reads and writes.

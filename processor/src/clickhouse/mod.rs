@@ -270,6 +270,23 @@ fn date(day: i64) -> u16 {
     (day.max(0) / crate::normalize::DAY).min(i64::from(u16::MAX)) as u16
 }
 
+/// Inserts `rows` into `table` in one INSERT (nothing when there are none).
+async fn insert_rows<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let failed = |e: clickhouse::error::Error| StoreError::ClickHouse(format!("insert into {table}: {e}"));
+    let mut insert = client.insert::<T>(table).await.map_err(failed)?;
+    for row in rows {
+        insert.write(row).await.map_err(failed)?;
+    }
+    insert.end().await.map_err(failed)
+}
+
 fn text(value: Option<&str>) -> String {
     value.unwrap_or_default().to_owned()
 }

@@ -213,6 +213,13 @@ impl Enricher {
         self.mmdb.lookup(ip)
     }
 
+    /// The mail service behind an address, from its PTR name (the full name, when it has
+    /// one) and what the IP databases say about it ([`ServiceMap::identify`] over the
+    /// built-in map and the `services` files). Both stores name services through this.
+    pub fn identify_service(&self, ptr: Option<&str>, mmdb: &MmdbInfo) -> Option<Identified<'_>> {
+        self.services.identify(ptr, mmdb.as_domain.as_deref(), mmdb.asn, mmdb.as_org.as_deref())
+    }
+
     /// The PTR name of `ip`, from the in-memory cache or the nameservers. A failure
     /// defers the address for `retry_after_secs`.
     pub async fn lookup_ptr(&self, ip: IpAddr) -> PtrLookup {
@@ -338,8 +345,7 @@ impl Enricher {
         let mmdb = self.mmdb.lookup(ip);
         let name = ptr.as_ref().and_then(Option::as_deref);
         let service = self
-            .services
-            .identify(name, mmdb.as_domain.as_deref(), mmdb.asn, mmdb.as_org.as_deref())
+            .identify_service(name, &mmdb)
             .map(|found| (found.service.name.clone(), found.service.kind.as_str(), found.by.as_str()));
         Update {
             ip: ip.to_string(),

@@ -5,11 +5,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use ruaflow_schema::alert::{Alert, AlertKind, AlertSource, AlertState};
 use ruaflow_schema::clock::now;
 
-use super::senders::{sender_from_row, SENDER_COLUMNS, TRUSTED_SERVICE};
+use super::senders::{sender_from_row, SENDER_COLUMNS};
 use crate::detect::store::{
     DayCounts, DaySource, DetectStore, ReporterActivity, Signal, StoredNotice, StoredSignal, TlsDay,
     TlsFailure,
 };
+use crate::sender::TRUSTED_SERVICE;
 
 /// The detection state of one SQLite file, borrowed from its store for one evaluation.
 pub struct SqliteDetect<'a> {

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::json;
 use crate::aggregate::SourceCounts;
 use crate::detect::DetectConfig;
-use crate::sender::{Change, Context, Sender, Status};
+use crate::sender::{Change, Context, Sender, Status, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
 impl super::SqliteStore {
@@ -124,13 +124,6 @@ pub fn refresh_statuses(
     }
     Ok(changed)
 }
-
-/// The service of a `sources` row that the status rule trusts: an ESP (it signs its
-/// customers' mail with their keys) named by the IP databases. A PTR name is chosen by
-/// whoever runs the address, and a mailbox provider's or a cloud's customers include
-/// whoever replays a signed message through them: those names are shown, never trusted.
-pub(crate) const TRUSTED_SERVICE: &str =
-    "CASE WHEN service_kind = 'esp' AND service_by IN ('as_domain', 'asn', 'as_name') THEN service END";
 
 /// Which table of the sender model: per address, or per network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
