@@ -893,3 +893,57 @@ fn the_detector_group_enriches_sources_into_clickhouse() {
     assert!(got_senders[3].ends_with("\tSendGrid, DKIM-aligned pass since 2026-09-01"), "{got_senders:?}");
     assert_eq!(clean, [true; 2], "{logs_text}");
 }
+
+/// The silence sweep of a detector reads only the reporters of the domains it owns (every
+/// member sweeps once a minute; the others' domains are theirs to judge), and all of them
+/// when it owns no partition list.
+#[test]
+fn a_detector_reads_the_reporter_activity_of_its_own_domains_only() {
+    use ruaflow_processor::clickhouse::{ClickHouseDetect, ClickHouseUrl};
+    use ruaflow_processor::detect::{DetectConfig, DetectStore};
+
+    let Some(svc) = services() else { return };
+    let (name, url) = svc.database("activity");
+    migrate(&url);
+    let insert = |domain: &str, reporter: &str, days_ago: u32| {
+        clickhouse_query(
+            &svc.clickhouse,
+            &format!(
+                "INSERT INTO {name}.reports (report_key, kind, org_name, report_id, domain, begin_ts, end_ts, day, \
+                 stored_at) SELECT MD5('{domain}{reporter}{days_ago}'), 'dmarc', '{reporter}', '{reporter}-{days_ago}', \
+                 '{domain}', now(), now(), today() - {days_ago}, now()"
+            ),
+        )
+        .expect("insert a report");
+    };
+    for days_ago in 1..=3 {
+        insert("own.example", "google.com", days_ago);
+        insert("own.example", "yahoo.com", days_ago + 1);
+        insert("other.example", "google.com", days_ago);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let url: ClickHouseUrl = url.parse().expect("url");
+    let mut detect =
+        ClickHouseDetect::connect(&url, runtime.handle().clone(), DetectConfig::default()).expect("connect");
+    let activity = |detect: &mut ClickHouseDetect| {
+        let mut rows: Vec<(String, String, i64)> = detect
+            .reporter_activity(14 * 86_400)
+            .expect("activity")
+            .into_iter()
+            .map(|a| (a.domain, a.reporter, a.recent_days))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(activity(&mut detect).len(), 3, "all domains' reporters when nothing is owned");
+    detect.own(["own.example".to_owned()].into_iter().collect());
+    assert_eq!(
+        activity(&mut detect),
+        vec![
+            ("own.example".to_owned(), "google.com".to_owned(), 3),
+            ("own.example".to_owned(), "yahoo.com".to_owned(), 3)
+        ]
+    );
+    detect.own(std::collections::HashSet::new());
+    assert_eq!(activity(&mut detect), vec![], "owning no domain reads none");
+}
