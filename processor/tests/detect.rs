@@ -26,6 +26,20 @@ fn row(ip: &'static str, count: u64, dkim: bool, spf: bool) -> Row {
 }
 
 fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows: &[Row]) {
+    store.begin().expect("begin");
+    write_report(store, org, domain, day, rows, &[]).expect("finish");
+    store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
+}
+
+/// Writes one report inside the open batch, finished with `warnings`.
+fn write_report(
+    store: &mut SqliteStore,
+    org: &str,
+    domain: &str,
+    day: i64,
+    rows: &[Row],
+    warnings: &[String],
+) -> Result<(), ruaflow_processor::store::StoreError> {
     let begin = START + day * DAY;
     let header = ReportHeader {
         schema: SchemaVersion::Rfc7489,
@@ -48,7 +62,6 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         received_at: begin + DAY,
         size: 0,
     };
-    store.begin().expect("begin");
     let key = ruaflow_schema::ReportKey {
         kind: ruaflow_schema::ReportKind::Dmarc,
         reporter: org.into(),
@@ -86,8 +99,7 @@ fn store_report(store: &mut SqliteStore, org: &str, domain: &str, day: i64, rows
         };
         report.record(store, &record).expect("record");
     }
-    report.finish(store, &[]).expect("finish");
-    store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
+    report.finish(store, warnings).map(|_| ())
 }
 
 fn day(n: i64) -> (String, i64) {
@@ -224,6 +236,43 @@ fn only_an_esp_named_by_its_network_is_a_known_service() {
     assert_eq!(status(&store, "esp", "ptr"), Status::Unknown, "a PTR name is not proof");
     assert_eq!(status(&store, "mailbox_provider", "asn"), Status::Unknown, "anyone can send through Gmail");
     assert_eq!(status(&store, "hosting", "asn"), Status::Unknown, "anyone can rent a cloud machine");
+}
+
+/// The sender model's rows a batch changes are written once, at its commit; a report the
+/// store refuses inside the batch (after its counts were folded in) leaves them as the
+/// reports before it made them, and the rows it alone brought are gone.
+#[test]
+fn a_report_refused_inside_a_batch_leaves_the_sender_model_as_before_it() {
+    let mut store = SqliteStore::in_memory().expect("store");
+    // Longer values are refused ("string or blob too big"): the refused report's warning.
+    store.conn().set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 5_000).expect("limit");
+    store.begin().expect("begin");
+    write_report(&mut store, "google.com", "example.com", 0, &[row("192.0.2.1", 10, true, true)], &[])
+        .expect("kept");
+    let refused = write_report(
+        &mut store,
+        "yahoo.com",
+        "example.com",
+        0,
+        &[row("192.0.2.1", 1_000, true, true), row("198.51.100.2", 5, true, false)],
+        &["x".repeat(6_000)],
+    );
+    assert!(refused.is_err(), "the store refuses the report at its end");
+    write_report(&mut store, "outlook.com", "example.com", 1, &[row("192.0.2.1", 7, true, true)], &[])
+        .expect("kept");
+    store.commit(ruaflow_processor::barrier::Sealed::empty()).expect("commit");
+    let model = |table: &str| -> Vec<(String, i64, i64)> {
+        store
+            .conn()
+            .prepare(&format!("SELECT source, messages, days_seen FROM {table} ORDER BY source"))
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(model("senders"), [("192.0.2.1".to_owned(), 17, 2)]);
+    assert_eq!(model("sender_networks"), [("192.0.2.0/24".to_owned(), 17, 2)]);
 }
 
 /// Enrichment names a service after the source was stored: the stored status follows once

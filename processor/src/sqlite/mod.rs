@@ -58,6 +58,8 @@ pub struct SqliteStore {
     in_tx: bool,
     /// The rules the sender model's stored status follows.
     rules: DetectConfig,
+    /// The sender model's rows the open batch changed, written at its commit.
+    staged: senders::Staged,
 }
 
 /// The page cache, in KiB.
@@ -88,7 +90,7 @@ impl SqliteStore {
         // peak far below its goal.
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Self { conn, in_tx: false, rules: DetectConfig::default() };
+        let mut store = Self { conn, in_tx: false, rules: DetectConfig::default(), staged: senders::Staged::default() };
         store.migrate()?;
         Ok(store)
     }
@@ -168,6 +170,7 @@ impl SqliteStore {
 
     /// Abandons the open batch, if any.
     pub fn rollback(&mut self) -> Result<(), StoreError> {
+        self.staged.clear();
         if self.in_tx {
             self.in_tx = false;
             self.conn.execute_batch("ROLLBACK")?;
@@ -329,11 +332,36 @@ impl SqliteStore {
 
     /// Rolls the open savepoint `report` back when `result` is an error, so that nothing
     /// of a refused report stays; passes the result on.
-    fn roll_back_on_error<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn roll_back_on_error<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if result.is_err() {
-            self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
+            self.roll_back_report()?;
         }
         result
+    }
+
+    /// Opens the savepoint of one report. Between two reports, a full stage is written
+    /// out first, outside any report's savepoint.
+    fn begin_report(&mut self) -> Result<(), StoreError> {
+        if self.staged.len() >= senders::STAGED_MAX {
+            self.flush_staged()?;
+        }
+        self.conn.execute_batch("SAVEPOINT report")?;
+        self.staged.begin_report();
+        Ok(())
+    }
+
+    /// Keeps the open report.
+    fn release_report(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("RELEASE report")?;
+        self.staged.release_report();
+        Ok(())
+    }
+
+    /// Rolls the open report back, in the database and in the staged rows.
+    fn roll_back_report(&mut self) -> Result<(), StoreError> {
+        self.staged.roll_back_report();
+        self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
+        Ok(())
     }
 }
 
@@ -353,6 +381,7 @@ impl Store for SqliteStore {
     /// everything written since [`Self::begin`] survives a crash.
     fn commit(&mut self, sealed: Sealed) -> Result<(), StoreError> {
         if self.in_tx {
+            self.flush_staged()?;
             self.conn.execute_batch("COMMIT")?;
             self.in_tx = false;
         }
@@ -388,7 +417,7 @@ impl Store for SqliteStore {
         header: &ReportHeader,
     ) -> Result<Option<OpenReport>, StoreError> {
         let (k, m, p) = (&facts.key, &header.metadata, &header.policy);
-        self.conn.execute_batch("SAVEPOINT report")?;
+        self.begin_report()?;
         let insert = || -> Result<usize, StoreError> {
             Ok(self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO reports (kind, org_name, report_id, domain, begin_ts, end_ts, day, email,
@@ -421,8 +450,9 @@ impl Store for SqliteStore {
                 ruaflow_schema::clock::now(),
             ])?)
         };
-        if self.roll_back_on_error(insert())? == 0 {
-            self.conn.execute_batch("RELEASE report")?;
+        let inserted = insert();
+        if self.roll_back_on_error(inserted)? == 0 {
+            self.release_report()?;
             return Ok(None);
         }
         Ok(Some(OpenReport {
@@ -497,26 +527,25 @@ impl Store for SqliteStore {
             })
             .map_err(StoreError::from);
         self.roll_back_on_error(finished)?;
-        self.conn.execute_batch("RELEASE report")?;
+        self.release_report()?;
         Ok(())
     }
 
     /// Abandons an open report (its parse failed part-way): nothing of it is kept.
     fn abort_report(&mut self, report: OpenReport) -> Result<(), StoreError> {
         let _ = report;
-        self.conn.execute_batch("ROLLBACK TO report; RELEASE report")?;
-        Ok(())
+        self.roll_back_report()
     }
 
     /// Stores a TLS report whole. Returns false when it was already stored.
     fn tlsrpt(&mut self, facts: &ReportFacts<'_>, report: &TlsReport) -> Result<bool, StoreError> {
-        self.conn.execute_batch("SAVEPOINT report")?;
+        self.begin_report()?;
         let written = self.write_tlsrpt(report, facts.origin, facts.location, &facts.key.domain, facts.day);
         if !self.roll_back_on_error(written)? {
-            self.conn.execute_batch("RELEASE report")?;
+            self.release_report()?;
             return Ok(false);
         }
-        self.conn.execute_batch("RELEASE report")?;
+        self.release_report()?;
         Ok(true)
     }
 

@@ -9,22 +9,118 @@ use crate::sender::{Change, Context, Sender, Status, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
 impl super::SqliteStore {
-    /// Folds one report's counts for one source (or network) into the sender model.
+    /// Folds one report's counts for one source (or network) into the sender model: into
+    /// the batch's staged row (read once per batch, written once at its commit), or, when
+    /// as many rows are staged as [`STAGED_MAX`], straight into the table.
     pub(super) fn learn(
-        &self,
+        &mut self,
         table: SenderTable,
         domain: &str,
         source: &str,
         day: i64,
         counts: &SourceCounts,
     ) -> Result<(), StoreError> {
+        let key = (table, domain.to_owned(), source.to_owned());
+        let staged = &mut self.staged;
+        if let Some(row) = staged.rows.get_mut(&key) {
+            if row.changed != staged.report && row.born != staged.report {
+                staged.undo.push((key, row.row.clone()));
+            }
+            row.changed = staged.report;
+            row.row.apply(Change { day, counts });
+            return Ok(());
+        }
         let mut row = load_sender(&self.conn, table, domain, source)?
             .unwrap_or_else(|| Sender::new(domain, source, &counts.network));
         row.apply(Change { day, counts });
-        let context = context(&self.conn, &self.rules, table, &row)?;
-        let (status, reason) = row.status_as_of(&self.rules, context.borrowed(), row.last_day);
-        store_sender(&self.conn, table, &row, status, &reason)
+        if staged.rows.len() >= STAGED_MAX {
+            return write_row(&self.conn, &self.rules, table, &row);
+        }
+        let report = staged.report;
+        staged.rows.insert(key, StagedRow { row, born: report, changed: report });
+        Ok(())
     }
+
+    /// Writes the staged rows, in key order, with their status as of their last day.
+    pub(super) fn flush_staged(&mut self) -> Result<(), StoreError> {
+        let mut rows: Vec<_> = self.staged.rows.drain().collect();
+        self.staged.undo.clear();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((table, _, _), staged) in rows {
+            write_row(&self.conn, &self.rules, table, &staged.row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows staged at most; beyond, a batch's (or one huge report's) further rows are written
+/// through, so memory stays bounded.
+pub(super) const STAGED_MAX: usize = 10_000;
+
+/// The key of a model row: table, policy domain, source.
+type RowKey = (SenderTable, String, String);
+
+/// The sender model's rows changed in the open batch, each read once and written once at
+/// the commit however many of the batch's reports change it; with what undoes the open
+/// report's changes when it is rolled back alone.
+#[derive(Default)]
+pub(super) struct Staged {
+    rows: std::collections::HashMap<RowKey, StagedRow>,
+    /// Rows staged before the open report, as they were before it changed them.
+    undo: Vec<(RowKey, Sender)>,
+    /// The open report's number.
+    report: u64,
+}
+
+/// A staged row, with the reports that staged it and last changed it.
+struct StagedRow {
+    row: Sender,
+    born: u64,
+    changed: u64,
+}
+
+impl Staged {
+    /// A report begins: its changes can be undone until it is released.
+    pub(super) fn begin_report(&mut self) {
+        self.report += 1;
+        self.undo.clear();
+    }
+
+    /// The open report is kept.
+    pub(super) fn release_report(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The open report is rolled back: the rows it staged go, the rows it changed are as
+    /// before it.
+    pub(super) fn roll_back_report(&mut self) {
+        let report = self.report;
+        self.rows.retain(|_, r| r.born != report);
+        for (key, before) in self.undo.drain(..) {
+            if let Some(row) = self.rows.get_mut(&key) {
+                row.row = before;
+                row.changed = 0;
+            }
+        }
+    }
+
+    /// The batch is abandoned.
+    pub(super) fn clear(&mut self) {
+        self.rows.clear();
+        self.undo.clear();
+    }
+
+    /// Rows staged.
+    pub(super) fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// Writes a model row with its status as of its last day.
+fn write_row(conn: &Connection, rules: &DetectConfig, table: SenderTable, row: &Sender) -> Result<(), StoreError> {
+    let context = context(conn, rules, table, row)?;
+    let (status, reason) = row.status_as_of(rules, context.borrowed(), row.last_day);
+    store_sender(conn, table, row, status, &reason)
 }
 
 /// What the status rule needs besides the row: a declared network, and the service
@@ -126,7 +222,7 @@ pub fn refresh_statuses(
 }
 
 /// Which table of the sender model: per address, or per network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum SenderTable {
     /// `senders`: per policy domain × address.
     Sources,
