@@ -90,7 +90,8 @@ impl SqliteStore {
         // peak far below its goal.
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = Self { conn, in_tx: false, rules: DetectConfig::default(), staged: senders::Staged::default() };
+        let mut store =
+            Self { conn, in_tx: false, rules: DetectConfig::default(), staged: senders::Staged::default() };
         store.migrate()?;
         Ok(store)
     }

@@ -117,7 +117,12 @@ impl Staged {
 }
 
 /// Writes a model row with its status as of its last day.
-fn write_row(conn: &Connection, rules: &DetectConfig, table: SenderTable, row: &Sender) -> Result<(), StoreError> {
+fn write_row(
+    conn: &Connection,
+    rules: &DetectConfig,
+    table: SenderTable,
+    row: &Sender,
+) -> Result<(), StoreError> {
     let context = context(conn, rules, table, row)?;
     let (status, reason) = row.status_as_of(rules, context.borrowed(), row.last_day);
     store_sender(conn, table, row, status, &reason)
