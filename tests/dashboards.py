@@ -37,8 +37,9 @@ Prometheus) is a failure.
    succeed and return rows with data, on the test ClickHouse (18.16, over HTTP) and on
    current ClickHouse (chdb-core, in-process, same schema, the tables copied over).
    Allowed to return nothing in this first pass: targets that read only `sources` and
-   `source_services`, which the detector group's enrichment fills and this run of it
-   (offline, no IP databases) leaves empty. `senders`, `alerts` and `detector_signals` are
+   `source_services`, which the detector group's enrichment fills beside detection
+   (from dnsmasq answering a PTR name per address, and an IP database in IPinfo Lite's
+   layout written for the data set's networks). `senders`, `alerts` and `detector_signals` are
    the detector group's: a `ruaflow detect` runs beside the processor and must have read
    every report's digest.
 4. Cross-checks on both engines: the Overview volume equals the messages of the reports
@@ -51,11 +52,11 @@ Prometheus) is a failure.
    TLS totals add up; no TLS by MX row shows a zero share for failed sessions; the
    failure reports and those from unknown sources are as many as the embedded store and
    its sender status (`ruaflow failures`) say, and no local part shows.
-5. Second pass: the embedded pipeline's sources with synthetic enrichment (documentation
-   ASNs 64496-64511, a PTR name, a country, an ESP in `source_services`) are copied into
-   both engines; every target that reads them or the alerts runs again and must return
-   data, the sources joins must carry the enrichment and the service, the replay alert
-   (the detector group's) must show.
+5. Second pass, once the detector group has enriched every source (PTR names of ESPs,
+   which are shown and never trusted; documentation ASNs 64496-64511; a country) and an
+   operator acknowledged the replay alert (`ruaflow alerts ack`): every target that reads
+   the enrichment or the alerts runs again and must return data, the sources joins must
+   carry the PTR, AS and service, the Alerts table the acknowledgement.
 6. Prometheus panels (Pipeline dashboard): every metric name exists in the /metrics of the
    running processes or is registered in the source (a typo fails), and every PromQL
    expression runs on a real Prometheus (Debian's, installed with apt when missing) that
@@ -95,11 +96,13 @@ RETENTION_TTL = os.path.join(SCHEMA_DIR, "0004_retention_ttl.sql")
 CI = os.environ.get("CI") == "true"
 VENV = os.path.join(os.environ.get("RUAFLOW_CACHE") or os.path.expanduser("~/.cache/ruaflow"), "venv-dashboards")
 CHDB_PACKAGE = "chdb-core==26.9.0"
+# Writes the IP database (IPinfo Lite layout) the detector group's enrichment reads.
+MMDB_PACKAGE = "mmdb-writer==0.2.7"
 
 CH_TYPE = "grafana-clickhouse-datasource"
 PROM_TYPE = "prometheus"
-# The tables the detector group's enrichment fills, which this run of it (offline, no IP
-# databases) leaves empty: a target reading nothing else may be empty in the first pass.
+# The tables the detector group's enrichment fills beside detection: a target reading
+# nothing else may be empty in the first pass.
 ENRICHMENT_ONLY = {"sources", "source_services"}
 TABLES = ["envelopes", "reports", "dmarc_records", "tlsrpt_policies", "tlsrpt_failures", "agg_source_day",
           "agg_selector_day", "sources", "source_services", "dead_letters", "alerts", "detector_signals",
@@ -480,15 +483,16 @@ def stop(proc, name, timeout=60):
 # ---------------------------------------------------------------- chdb (current ClickHouse)
 
 def ensure_venv():
-    """The venv with chdb-core, created when missing; None when it cannot be made."""
+    """The venv with chdb-core and mmdb-writer, created when missing; None when it cannot
+    be made."""
     python = os.path.join(VENV, "bin", "python")
-    probe = [python, "-c", "from chdb import session"]
+    probe = [python, "-c", "from chdb import session; import mmdb_writer"]
     if os.path.exists(python) and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
-    log(f"creating {VENV} with {CHDB_PACKAGE} (current ClickHouse, in-process)")
+    log(f"creating {VENV} with {CHDB_PACKAGE} (current ClickHouse, in-process) and {MMDB_PACKAGE}")
     os.makedirs(os.path.dirname(VENV), exist_ok=True)
     steps = [[sys.executable, "-m", "venv", "--clear", VENV],
-             [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", CHDB_PACKAGE]]
+             [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", CHDB_PACKAGE, MMDB_PACKAGE]]
     for step in steps:
         out = subprocess.run(step, capture_output=True, text=True)
         if out.returncode != 0:
@@ -949,23 +953,70 @@ def clickhouse_totals(ch):
     return {k: int(v) for k, v in row.items()}
 
 
-def copy_embedded_enrichment(db, ch):
-    """The sources of the embedded store into ClickHouse, with synthetic enrichment
-    (documentation ASNs 64496-64511, a PTR, a country)."""
+# The mail services the test's PTR names point at (in the built-in service map). A name
+# by PTR is shown, never trusted: the sender statuses stay what detection alone says.
+PTR_BASES = ["sendgrid.net", "mailgun.org", "amazonses.com"]
+COUNTRIES = [("DE", "Germany"), ("FR", "France"), ("US", "United States"), ("NL", "Netherlands"),
+             ("BR", "Brazil"), ("JP", "Japan"), ("IN", "India"), ("PL", "Poland")]
+
+MMDB_WORKER = r'''
+import json, sys
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+networks = json.load(open(sys.argv[1]))
+writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="ipinfo_lite")
+for n in networks:
+    writer.insert_network(IPSet([n["network"]]), n["record"])
+writer.to_db_file(sys.argv[2])
+'''
+
+
+def enrichment_world(db, workdir, python):
+    """What the detector group's enrichment will find for the data set's sources: an
+    IP database (IPinfo Lite layout: documentation ASNs 64496-64511, an AS name and
+    domain, a country per network) and a nameserver (dnsmasq) answering a PTR name for
+    every address. Returns (dnsmasq process, its address, the database's path, the
+    number of sources)."""
     con = sqlite3.connect(db)
-    lines = []
-    countries = ["DE", "FR", "US", "NL", "BR", "JP", "IN", "PL"]
-    for i, (ip, network, first_seen) in enumerate(con.execute("SELECT ip, network, first_seen FROM sources ORDER BY ip")):
-        asn = 64496 + i % 16
-        lines.append("\t".join([tsv(ip), tsv(network), f"host-{i}.mail.example", "example", str(asn), f"Example AS {asn}",
-                                countries[i % len(countries)], str(first_seen), str(first_seen)]))
-    ch.run("INSERT INTO sources FORMAT TSV", data=("\n".join(lines) + "\n").encode())
-    # Every source a mail service, as enrichment names one (an ESP by its AS number).
-    services = ["\t".join([tsv(ip), f"Example ESP {i % 4}", "esp", "asn", str(first_seen)])
-                for i, (ip, _, first_seen) in enumerate(con.execute("SELECT ip, network, first_seen FROM sources ORDER BY ip"))]
-    ch.run("INSERT INTO source_services FORMAT TSV", data=("\n".join(services) + "\n").encode())
+    sources = con.execute("SELECT ip, network FROM sources ORDER BY ip").fetchall()
     con.close()
-    return len(lines)
+    networks = sorted({network for _, network in sources})
+    records = []
+    for i, network in enumerate(networks):
+        asn = 64496 + i % 16
+        code, country = COUNTRIES[i % len(COUNTRIES)]
+        records.append({"network": network, "record": {"asn": f"AS{asn}", "as_name": f"Example AS {asn}",
+                                                       "as_domain": f"as{asn}.example", "country_code": code,
+                                                       "country": country}})
+    spec, mmdb, script = (os.path.join(workdir, n) for n in ("ipinfo.json", "ipinfo_lite.mmdb", "write_mmdb.py"))
+    with open(spec, "w") as f:
+        json.dump(records, f)
+    with open(script, "w") as f:
+        f.write(MMDB_WORKER)
+    run([python, script, spec, mmdb])
+    conf = os.path.join(workdir, "dnsmasq.conf")
+    with open(conf, "w") as f:
+        for i, (ip, _) in enumerate(sources):
+            name = f"o{i}.{PTR_BASES[i % len(PTR_BASES)]}"
+            f.write(f"ptr-record={ipaddress.ip_address(ip).reverse_pointer},{name}\n")
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    for _ in range(5):
+        (port,) = free_ports(1)
+        proc = subprocess.Popen([dnsmasq, "--no-daemon", f"--conf-file={conf}", f"--port={port}",
+                                 "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                                 "--local=/in-addr.arpa/", "--local=/ip6.arpa/", "--pid-file="],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(workdir, "dnsmasq.log"), "w"))
+        deadline = time.time() + 10
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return proc, f"127.0.0.1:{port}", mmdb, len(sources)
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    need("dnsmasq did not start (tests/run installs it)")
 
 
 def replay_signal_reference(db):
@@ -1108,9 +1159,11 @@ def enrichment_checks(engine, queries, results, acked, fail):
     operator's acknowledgement of the replay alert."""
     q, r = find(queries, results, "ruaflow-sources", "panel 'Top sources' A")
     if fail.check(q is not None and r and r.get("ok"), f"{engine}: no result for Top sources"):
-        named = sum(1 for row in r["data"] if row["rDNS"].endswith(".mail.example") and row["ASN"].startswith("AS6")
-                    and row["Service"].startswith("Example ESP ") and row["Service"].endswith(" (esp)"))
-        fail.check(named == len(r["data"]), f"{engine}: Top sources: {named} of {len(r['data'])} rows carry the enrichment")
+        named = [row for row in r["data"] if any(row["rDNS"].endswith("." + base) for base in PTR_BASES)
+                 and row["ASN"].startswith("AS6") and row["Service"].endswith(" (esp)")]
+        fail.check(r["data"] and len(named) == len(r["data"]),
+                   f"{engine}: Top sources: {len(named)} of {len(r['data'])} rows carry the detector group's enrichment "
+                   f"(PTR, AS, service): {[row for row in r['data'] if row not in named][:2]}")
     q, r = find(queries, results, "ruaflow-alerts", "panel 'Alerts' A")
     if fail.check(q is not None and r and r.get("ok"), f"{engine}: no result for Alerts"):
         kinds = {row["Kind"] for row in r["data"]}
@@ -1151,17 +1204,17 @@ def main():
         need("RUAFLOW_TEST_KAFKA / RUAFLOW_TEST_CLICKHOUSE are not set (tests/services/up DIR; . DIR/env)")
     if not os.access(binary, os.X_OK):
         need(f"{binary} is not built")
-    chdb_python = None
+    venv_python = ensure_venv()
+    if not venv_python:
+        if CI:
+            sys.exit(f"tests/dashboards.py: cannot install {CHDB_PACKAGE} and {MMDB_PACKAGE} into {VENV} (CI=true)")
+        need(f"{CHDB_PACKAGE} and {MMDB_PACKAGE} in {VENV} (the IP database for enrichment is written with the latter)")
+    chdb_python = venv_python
     if args.no_chdb:
         if CI:
             sys.exit("tests/dashboards.py: --no-chdb is not allowed with CI=true")
         log("WARNING: --no-chdb: the panels are checked on ClickHouse 18.16 only, not on current ClickHouse")
-    else:
-        chdb_python = ensure_venv()
-        if not chdb_python:
-            if CI:
-                sys.exit(f"tests/dashboards.py: cannot install {CHDB_PACKAGE} into {VENV} (CI=true: current ClickHouse must be checked)")
-            log("WARNING: no chdb-core: the panels are checked on ClickHouse 18.16 only")
+        chdb_python = None
     if not ensure_prometheus():
         if CI:
             sys.exit("tests/dashboards.py: Debian's prometheus is missing and cannot be installed (CI=true: the PromQL panels must run)")
@@ -1192,6 +1245,10 @@ def main():
     fail.check(ref["failure_reports"] == written["stored"] and 0 < ref["failures_from_unknown"] < ref["failure_reports"],
                f"the reference run should hold the failure reports, known and unknown sources among them: {ref}, {written}")
 
+    # What the detector group's enrichment finds: a nameserver and an IP database.
+    dns, nameserver, ip_database, source_count = enrichment_world(embedded_db, workdir, venv_python)
+    log(f"enrichment: {source_count} sources answered by dnsmasq at {nameserver} and an IP database")
+
     server = ClickHouse(clickhouse)
     ch = ClickHouse(clickhouse, unique)
     run([binary, "migrate", "--clickhouse", f"{clickhouse}/{unique}"])
@@ -1215,7 +1272,10 @@ def main():
                                     "--partitions", "4"], stdout=http_log, stderr=http_log, stdin=subprocess.DEVNULL, env=env)
     detect_log_path = os.path.join(workdir, "detect.log")
     detect_log = open(detect_log_path, "w")
-    detector = subprocess.Popen([binary, "detect", "--offline", "--config", config_path, "--kafka", kafka, "--topic", unique,
+    detect_config = os.path.join(workdir, "detect.toml")
+    with open(detect_config, "w") as f:
+        f.write(config + f'\n[enrich]\nnameservers = ["{nameserver}"]\nipinfo_db = "{ip_database}"\n')
+    detector = subprocess.Popen([binary, "detect", "--config", detect_config, "--kafka", kafka, "--topic", unique,
                                  "--partitions", "4", "--clickhouse", f"{clickhouse}/{unique}", "--group", unique + "_detect"],
                                 stdout=detect_log, stderr=detect_log, stdin=subprocess.DEVNULL, env=env)
     prometheus, prom_url = None, None
@@ -1243,6 +1303,8 @@ def main():
             return handled >= want["reports"] and time.time() - digests["since"] >= 2
 
         wait_for("the detector to read every report's digest", detector_done, 300)
+        enriched = lambda: int(ch.scalar("SELECT count() FROM sources FINAL WHERE ptr != '' AND asn != 0"))
+        wait_for(f"the detector group to enrich the {source_count} sources", lambda: enriched() >= source_count, 180)
 
         before = scrapes(prom_url) if prom_url else 0
         # A report already stored, again over HTTP (a duplicate), and a request without the token.
@@ -1277,6 +1339,8 @@ def main():
         if prometheus:
             prometheus.terminate()
             prometheus.wait(timeout=30)
+        dns.terminate()
+        dns.wait(timeout=30)
 
     # 3. Every ClickHouse query, first pass: the tables the pipeline fills.
     days = ch.json("SELECT toString(min(day)) AS lo, toString(max(day)) AS hi FROM reports FINAL")["data"][0]
@@ -1295,7 +1359,7 @@ def main():
         return bool(q.tables) and q.tables <= ENRICHMENT_ONLY
 
     allowed = sorted({f"{q.dash} / {q.what} ({', '.join(sorted(q.tables))})" for q in queries if first_pass_may_be_empty(q)})
-    log("first pass: allowed to be empty (tables only enrichment fills, which this run leaves empty):\n  " + "\n  ".join(allowed))
+    log("first pass: allowed to be empty (tables only enrichment fills):\n  " + "\n  ".join(allowed))
     detector = replay_signal_reference(embedded_db)
     t0 = time.time()
     results = run_on_clickhouse(ch, queries, first_pass_may_be_empty, fail)
@@ -1317,8 +1381,6 @@ def main():
     # them, and the alerts the detector group raised, run again and must all return data.
     # An operator acknowledges the replay alert first (the Alerts table shows it).
     acked = acknowledge_replay(binary, f"{clickhouse}/{unique}", fail)
-    enriched = copy_embedded_enrichment(embedded_db, ch)
-    log(f"second pass: copied {enriched} sources from the embedded store")
     again = [q for q in queries if q.tables & (ENRICHMENT_ONLY | {"alerts"})]
     t0 = time.time()
     results = run_on_clickhouse(ch, again, lambda q: False, fail)

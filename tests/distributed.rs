@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -27,7 +27,7 @@ use common::cluster::{
     clickhouse_query, clickhouse_totals, embedded_totals, migrate, process_command, services, unique,
     wait_for, OwnService,
 };
-use common::{corpus, ruaflow, Totals};
+use common::{corpus, ruaflow, Guarded, Totals};
 
 /// (reports, records, messages) from `ruaflow parse --json`, each report counted once by
 /// identity (the corpus holds some reports in several encodings).
@@ -105,15 +105,17 @@ fn ingest(kafka: &str, topic: &str, partitions: u32, inputs: &[&Path]) {
 
 /// A `ruaflow process` with small batches (many inserts and offset commits per run),
 /// its log in `log`.
-fn process(kafka: &str, topic: &str, clickhouse: &str, group: &str, log: &Path) -> Child {
+fn process(kafka: &str, topic: &str, clickhouse: &str, group: &str, log: &Path) -> Guarded {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    process_command(kafka, topic, clickhouse, group, Some(300))
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start process")
+    Guarded::new(
+        process_command(kafka, topic, clickhouse, group, Some(300))
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start process"),
+    )
 }
 
 /// The totals stay at `want` for a while (nothing arrives late and doubles a count).
@@ -549,19 +551,42 @@ fn clickhouse_model(url: &str, db: &str, table: &str) -> Vec<ModelRow> {
     rows
 }
 
+/// The partition lists a consumer logged as assigned to it, in order
+/// (`partitions assigned … partitions=[0, 3]`).
+fn assignments(log: &Path) -> Vec<Vec<String>> {
+    log_text(log)
+        .lines()
+        .filter(|l| l.contains("partitions assigned"))
+        .filter_map(|l| l.split_once("partitions=["))
+        .map(|(_, list)| list.trim_end_matches(']').split(", ").map(str::to_owned).collect())
+        .collect()
+}
+
 /// `ruaflow detect` on the digest topic, delivering to `webhook`, its log in `log`.
-fn detector(kafka: &str, topic: &str, clickhouse: &str, group: &str, config: &Path, log: &Path) -> Child {
+fn detector(kafka: &str, topic: &str, clickhouse: &str, group: &str, config: &Path, log: &Path) -> Guarded {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    ruaflow()
-        .args(["detect", "--kafka", kafka, "--topic", topic, "--group", group, "--clickhouse", clickhouse])
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start detect")
+    Guarded::new(
+        ruaflow()
+            .args([
+                "detect",
+                "--kafka",
+                kafka,
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--clickhouse",
+                clickhouse,
+            ])
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start detect"),
+    )
 }
 
 /// The detector group: three `ruaflow detect` on a digest topic of four partitions, fed by
@@ -624,7 +649,7 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
     let a = process(&svc.kafka, &name, &url, &name, &logs[0]);
     let b = process(&svc.kafka, &name, &url, &name, &logs[1]);
     let group = format!("{name}_detect");
-    let mut detectors: Vec<Child> =
+    let mut detectors: Vec<Guarded> =
         (0..3).map(|i| detector(&svc.kafka, &name, &url, &group, &config, &logs[2 + i])).collect();
     let reports = |want: usize| {
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -651,13 +676,7 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
         .unwrap_or_else(|| panic!("no digest of example.com: {digests:?}"));
     std::thread::sleep(Duration::from_secs(2));
     let owner = (0..3)
-        .find(|i| {
-            log_text(&logs[2 + i])
-                .lines()
-                .rfind(|l| l.contains("partitions assigned"))
-                .and_then(|l| l.split_once("partitions=["))
-                .is_some_and(|(_, list)| list.trim_end_matches(']').split(", ").any(|p| p == partition))
-        })
+        .find(|i| assignments(&logs[2 + i]).last().is_some_and(|list| list.contains(&partition)))
         .unwrap_or_else(|| panic!("no detector owns partition {partition}\n{}", all_logs()));
     // The flood arrives; its owner dies while its digests are being read.
     ingest(&svc.kafka, &name, 4, &[&flood]);
@@ -687,12 +706,9 @@ fn three_detectors_share_the_domains_and_one_killed_mid_flood_changes_nothing() 
     let logs_text = all_logs();
     assert!(clean.iter().all(|c| *c), "{logs_text}");
     // The partition moved to a survivor.
-    let taken_over = (0..3).filter(|i| *i != owner).any(|i| {
-        log_text(&logs[2 + i]).lines().filter(|l| l.contains("partitions assigned")).any(|l| {
-            l.split_once("partitions=[")
-                .is_some_and(|(_, list)| list.trim_end_matches(']').split(", ").any(|p| p == partition))
-        })
-    });
+    let taken_over = (0..3)
+        .filter(|i| *i != owner)
+        .any(|i| assignments(&logs[2 + i]).iter().any(|list| list.contains(&partition)));
     assert!(taken_over, "partition {partition} was not taken over\n{logs_text}");
 
     // At the webhook: each replay notice once, and no notice of any kind twice.

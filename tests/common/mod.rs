@@ -43,7 +43,8 @@ pub fn corpus() -> std::path::PathBuf {
 
 /// Sends SIGTERM and returns whether the process exited 0 within 30 s (it is killed
 /// otherwise).
-pub fn terminate(mut child: Child) -> bool {
+pub fn terminate(child: impl Into<Child>) -> bool {
+    let mut child = child.into();
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -56,6 +57,41 @@ pub fn terminate(mut child: Child) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process that is killed and reaped when dropped: a test that fails part-way
+/// leaves nothing running. Used as the `Child` it holds.
+pub struct Guarded(Option<Child>);
+
+impl Guarded {
+    pub fn new(child: Child) -> Self {
+        Guarded(Some(child))
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a guarded child is held until dropped or taken")
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a guarded child is held until dropped or taken")
+    }
+}
+
+impl From<Guarded> for Child {
+    fn from(mut guarded: Guarded) -> Child {
+        guarded.0.take().expect("a guarded child is held until dropped or taken")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        reap(self.0.take());
     }
 }
 
