@@ -146,7 +146,14 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
                 tracing::warn!(error = %err, "offset commit failed; the batch will be read again (harmless)");
             }
         }
+        if member.sources.as_ref().is_some_and(SourceEnricher::named_since) {
+            member.refresh_named_services();
+        }
         if last_sweep.elapsed() >= SWEEP && !member.owned.is_empty() {
+            if member.sources.is_some() {
+                // Services another member's enrichment named for these domains' sources.
+                member.refresh_named_services();
+            }
             match member.sweep() {
                 Ok(n) => raised += n,
                 Err(err) => {
@@ -233,6 +240,17 @@ impl Member<'_> {
             ruaflow_schema::clock::now(),
         )?);
         self.notify(&notices)
+    }
+
+    /// The stored statuses of addresses enrichment has since named as a mail service,
+    /// evaluated again (over the domains this member has seen).
+    fn refresh_named_services(&mut self) {
+        self.state.own(self.owned.clone());
+        match self.state.refresh_named_services() {
+            Ok(0) => {}
+            Ok(changed) => tracing::info!(changed, "sources named as mail services since they were folded"),
+            Err(err) => tracing::warn!(error = %err, "re-evaluating sources named as mail services failed"),
+        }
     }
 
     /// Reporter silence over the domains this member has seen.

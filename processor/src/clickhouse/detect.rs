@@ -373,6 +373,50 @@ impl ClickHouseDetect {
         self.insert(table, &changed)
     }
 
+    /// Evaluates again the stored status of the address rows, of the domains this member
+    /// owns, whose source enrichment has since named a trusted mail service while their
+    /// status ranks below `service` (they were folded before the name was known); writes
+    /// those that changed and returns how many. The embedded store does the same after
+    /// its enrichment.
+    pub fn refresh_named_services(&mut self) -> Result<usize, StoreError> {
+        let Some(owned) = &self.owned else { return Ok(0) };
+        let mut domains: Vec<&str> = owned.iter().map(String::as_str).collect();
+        domains.sort_unstable();
+        let mut rows: Vec<SenderRow> = Vec::new();
+        for list in in_lists(&domains) {
+            let sql = format!(
+                "SELECT {SENDER_FIELDS} FROM senders FINAL
+                 WHERE domain IN ({list}) AND status IN ('familiar', 'unknown') AND isNotNull(first_dkim_day)
+                   AND source IN (SELECT ip FROM source_services FINAL WHERE isNotNull({TRUSTED_SERVICE}))"
+            );
+            rows.extend(self.fetch::<SenderRow>(&sql, &[], "reading the sender model")?);
+        }
+        let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        let services = self.services(&sources)?;
+        let now = datetime(ruaflow_schema::clock::now());
+        let mut changed = Vec::new();
+        for mut row in rows {
+            let sender = row.sender();
+            let service = services.get(&row.source).and_then(NamedService::trusted);
+            let declared = self.rules.declared(&row.domain, row.source.parse().ok(), service);
+            let context = Context { declared: declared.as_deref(), service };
+            let (status, reason) = sender.status_as_of(&self.rules, context, sender.last_day);
+            if row.status == status.as_str() && row.reason == reason {
+                continue;
+            }
+            if row.status != status.as_str() {
+                row.status_since = row.last_day;
+                row.status = status.as_str().to_owned();
+            }
+            row.reason = reason;
+            row.version += 1;
+            row.updated_at = now;
+            changed.push(row);
+        }
+        self.insert("senders", &changed)?;
+        Ok(changed.len())
+    }
+
     fn sender_rows(&self, table: &str, domain: &str, sources: &[&str]) -> Result<Vec<SenderRow>, StoreError> {
         let mut out = Vec::new();
         for list in in_lists(sources) {

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,8 @@ struct ServiceRow {
 #[derive(Clone)]
 pub struct SourceEnricher {
     queue: mpsc::Sender<IpAddr>,
+    /// Set when the task has named a mail service since [`SourceEnricher::named_since`].
+    named: Arc<AtomicBool>,
 }
 
 impl SourceEnricher {
@@ -72,20 +75,28 @@ impl SourceEnricher {
         runtime: &tokio::runtime::Handle,
     ) -> Self {
         let (queue, received) = mpsc::channel(QUEUE);
+        let named = Arc::new(AtomicBool::new(false));
         let task = Task {
             client: url.client(),
             enricher: Arc::new(enricher),
             retry_after,
             offline,
             done: HashMap::new(),
+            named: Arc::clone(&named),
         };
         runtime.spawn(task.run(received));
-        SourceEnricher { queue }
+        SourceEnricher { queue, named }
     }
 
     /// Asks for `ip` to be enriched (dropped when the queue is full).
     pub fn enrich(&self, ip: IpAddr) {
         let _ = self.queue.try_send(ip);
+    }
+
+    /// Whether the task named a mail service since the last call: the sender model's
+    /// stored statuses of those addresses may stand otherwise now.
+    pub fn named_since(&self) -> bool {
+        self.named.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -97,6 +108,8 @@ struct Task {
     offline: bool,
     /// Addresses this member wrote lately, with when (not asked again before `retry_after`).
     done: HashMap<IpAddr, Instant>,
+    /// Set once services are written.
+    named: Arc<AtomicBool>,
 }
 
 impl Task {
@@ -177,6 +190,9 @@ impl Task {
         }
         // Services first: an address is asked again until its `sources` row is written.
         insert_rows(&self.client, "source_services", &services).await?;
+        if !services.is_empty() {
+            self.named.store(true, Ordering::Release);
+        }
         insert_rows(&self.client, "sources", &rows).await?;
         tracing::debug!(sources = rows.len(), services = services.len(), "sources enriched");
         Ok(())
