@@ -24,6 +24,7 @@ use crate::redact::FailureRow;
 
 mod detect;
 mod senders;
+mod staged;
 
 pub use detect::SqliteDetect;
 use senders::{learn_history, SenderTable};
@@ -59,7 +60,7 @@ pub struct SqliteStore {
     /// The rules the sender model's stored status follows.
     rules: DetectConfig,
     /// The sender model's rows the open batch changed, written at its commit.
-    staged: senders::Staged,
+    staged: staged::Staged,
 }
 
 /// The page cache, in KiB.
@@ -91,7 +92,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut store =
-            Self { conn, in_tx: false, rules: DetectConfig::default(), staged: senders::Staged::default() };
+            Self { conn, in_tx: false, rules: DetectConfig::default(), staged: staged::Staged::default() };
         store.migrate()?;
         Ok(store)
     }
@@ -343,7 +344,7 @@ impl SqliteStore {
     /// Opens the savepoint of one report. Between two reports, a full stage is written
     /// out first, outside any report's savepoint.
     fn begin_report(&mut self) -> Result<(), StoreError> {
-        if self.staged.len() >= senders::STAGED_MAX {
+        if self.staged.len() >= staged::STAGED_MAX {
             self.flush_staged()?;
         }
         self.conn.execute_batch("SAVEPOINT report")?;

@@ -8,6 +8,8 @@ use crate::detect::DetectConfig;
 use crate::sender::{Change, Context, Sender, Status, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
+use super::staged::{StagedRow, STAGED_MAX};
+
 impl super::SqliteStore {
     /// Folds one report's counts for one source (or network) into the sender model: into
     /// the batch's staged row (read once per batch, written once at its commit), or, when
@@ -50,69 +52,6 @@ impl super::SqliteStore {
             write_row(&self.conn, &self.rules, table, &staged.row)?;
         }
         Ok(())
-    }
-}
-
-/// Rows staged at most; beyond, a batch's (or one huge report's) further rows are written
-/// through, so memory stays bounded.
-pub(super) const STAGED_MAX: usize = 10_000;
-
-/// The key of a model row: table, policy domain, source.
-type RowKey = (SenderTable, String, String);
-
-/// The sender model's rows changed in the open batch, each read once and written once at
-/// the commit however many of the batch's reports change it; with what undoes the open
-/// report's changes when it is rolled back alone.
-#[derive(Default)]
-pub(super) struct Staged {
-    rows: std::collections::HashMap<RowKey, StagedRow>,
-    /// Rows staged before the open report, as they were before it changed them.
-    undo: Vec<(RowKey, Sender)>,
-    /// The open report's number.
-    report: u64,
-}
-
-/// A staged row, with the reports that staged it and last changed it.
-struct StagedRow {
-    row: Sender,
-    born: u64,
-    changed: u64,
-}
-
-impl Staged {
-    /// A report begins: its changes can be undone until it is released.
-    pub(super) fn begin_report(&mut self) {
-        self.report += 1;
-        self.undo.clear();
-    }
-
-    /// The open report is kept.
-    pub(super) fn release_report(&mut self) {
-        self.undo.clear();
-    }
-
-    /// The open report is rolled back: the rows it staged go, the rows it changed are as
-    /// before it.
-    pub(super) fn roll_back_report(&mut self) {
-        let report = self.report;
-        self.rows.retain(|_, r| r.born != report);
-        for (key, before) in self.undo.drain(..) {
-            if let Some(row) = self.rows.get_mut(&key) {
-                row.row = before;
-                row.changed = 0;
-            }
-        }
-    }
-
-    /// The batch is abandoned.
-    pub(super) fn clear(&mut self) {
-        self.rows.clear();
-        self.undo.clear();
-    }
-
-    /// Rows staged.
-    pub(super) fn len(&self) -> usize {
-        self.rows.len()
     }
 }
 
