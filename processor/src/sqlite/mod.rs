@@ -5,9 +5,9 @@
 //! dashboards read, and the sender model ([`crate::sender`]), kept here in the same
 //! transaction as the reports it learns from. Invariants: every write of a report (its
 //! row, its records, its aggregates) happens inside one savepoint, and its changes to the
-//! sender model are staged (`staged.rs`) and undone with that savepoint, then written
-//! before the batch's commit, so a report is stored whole or not at all; the report identity is a UNIQUE
-//! key, so a redelivered report changes no total (nor the model); transactions are
+//! sender model are staged (`staged.rs`), undone with that savepoint and written before
+//! the batch's commit, so a report is stored whole or not at all; the report identity is
+//! a UNIQUE key, so a redelivered report changes no total (nor the model); transactions are
 //! committed by the caller in batches, and only a committed batch may be acknowledged
 //! upstream.
 
