@@ -108,15 +108,20 @@ fn ingest(kafka: &str, topic: &str, partitions: u32, inputs: &[&Path]) {
 /// A `ruaflow process` with small batches (many inserts and offset commits per run),
 /// its log in `log`.
 fn process(kafka: &str, topic: &str, clickhouse: &str, group: &str, log: &Path) -> Guarded {
+    spawn_logged(process_command(kafka, topic, clickhouse, group, Some(300)), log)
+}
+
+/// Starts `command` with RUST_LOG=info, its output appended to `log`.
+fn spawn_logged(mut command: std::process::Command, log: &Path) -> Guarded {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
     Guarded::new(
-        process_command(kafka, topic, clickhouse, group, Some(300))
+        command
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
-            .expect("start process"),
+            .expect("start ruaflow"),
     )
 }
 
@@ -566,29 +571,12 @@ fn assignments(log: &Path) -> Vec<Vec<String>> {
 
 /// `ruaflow detect` on the digest topic, delivering to `webhook`, its log in `log`.
 fn detector(kafka: &str, topic: &str, clickhouse: &str, group: &str, config: &Path, log: &Path) -> Guarded {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    Guarded::new(
-        ruaflow()
-            .args([
-                "detect",
-                "--kafka",
-                kafka,
-                "--topic",
-                topic,
-                "--group",
-                group,
-                "--clickhouse",
-                clickhouse,
-            ])
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start detect"),
-    )
+    let mut command = ruaflow();
+    command
+        .args(["detect", "--kafka", kafka, "--topic", topic, "--group", group, "--clickhouse", clickhouse])
+        .arg("--config")
+        .arg(config);
+    spawn_logged(command, log)
 }
 
 /// The detector group: three `ruaflow detect` on a digest topic of four partitions, fed by

@@ -102,8 +102,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
     };
     tracing::info!(group = %args.group, topic = %topic, clickhouse = %args.clickhouse, "detecting");
 
-    let mut member =
-        Member { state: &mut state, config: &config.detect, sinks: &sinks, sources, owned: HashSet::new() };
+    let mut member = Member { state: &mut state, config: &config.detect, sinks: &sinks, sources };
     let (mut digests, mut raised) = (0u64, 0u64);
     let mut last_sweep = Instant::now();
     while !shutdown.is_triggered() {
@@ -149,7 +148,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<()> {
         if member.sources.as_ref().is_some_and(SourceEnricher::named_since) {
             member.refresh_named_services();
         }
-        if last_sweep.elapsed() >= SWEEP && !member.owned.is_empty() {
+        if last_sweep.elapsed() >= SWEEP && member.state.owns_any() {
             if member.sources.is_some() {
                 // Services another member's enrichment named for these domains' sources.
                 member.refresh_named_services();
@@ -182,8 +181,6 @@ struct Member<'a> {
     sinks: &'a Sinks,
     /// Where the digests' source addresses go to be enriched, when enrichment is on.
     sources: Option<SourceEnricher>,
-    /// The domains whose digests this member has read (for the silence sweep).
-    owned: HashSet<String>,
 }
 
 impl Member<'_> {
@@ -231,7 +228,8 @@ impl Member<'_> {
         let domains: HashSet<&String> = touched.iter().map(|(d, _)| d).collect();
         for domain in domains {
             notices.extend(self.state.unnotified(domain)?);
-            self.owned.insert(domain.clone());
+            // The silence sweep and the re-evaluation of named services cover it now.
+            self.state.own_domain(domain);
         }
         notices.extend(detect::evaluate(
             &mut *self.state,
@@ -245,7 +243,6 @@ impl Member<'_> {
     /// The stored statuses of addresses enrichment has since named as a mail service,
     /// evaluated again (over the domains this member has seen).
     fn refresh_named_services(&mut self) {
-        self.state.own(self.owned.clone());
         match self.state.refresh_named_services() {
             Ok(0) => {}
             Ok(changed) => tracing::info!(changed, "sources named as mail services since they were folded"),
@@ -255,7 +252,6 @@ impl Member<'_> {
 
     /// Reporter silence over the domains this member has seen.
     fn sweep(&mut self) -> anyhow::Result<u64> {
-        self.state.own(self.owned.clone());
         let notices = detect::sweep(&mut *self.state, self.config, ruaflow_schema::clock::now())?;
         self.notify(&notices)
     }

@@ -29,7 +29,7 @@ use crate::detect::store::{
 use crate::detect::{DetectConfig, DetectStore};
 use crate::digest::{Digest, DigestCounts, DigestKind};
 use crate::normalize::DAY;
-use crate::sender::{Change, Context, Sender, TRUSTED_SERVICE};
+use crate::sender::{Change, Context, Sender, Status, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
 /// Report parts remembered per sender row against double folding.
@@ -107,6 +107,18 @@ impl SenderRow {
         self.first_spf_day = s.first_spf_day.map(date);
         self.first_dkim_day = s.first_dkim_day.map(date);
         self.dkim_keys.clone_from(&s.dkim_keys);
+    }
+
+    /// A new version of the row with `status` and its reason; `status_since` moves to
+    /// the row's last day when the status changed.
+    fn restatus(&mut self, status: Status, reason: String, now: u32) {
+        if self.status != status.as_str() {
+            self.status_since = self.last_day;
+            self.status = status.as_str().to_owned();
+        }
+        self.reason = reason;
+        self.version += 1;
+        self.updated_at = now;
     }
 
     fn new(domain: &str, c: &DigestCounts) -> Self {
@@ -297,9 +309,23 @@ impl ClickHouseDetect {
         Ok(Self { client, runtime, rules, read: HashMap::new(), fresh: Vec::new(), owned: None })
     }
 
-    /// Restricts the silence sweep to these domains.
+    /// Restricts the silence sweep (and the re-evaluation of named services) to these
+    /// domains.
     pub fn own(&mut self, domains: HashSet<String>) {
         self.owned = Some(domains);
+    }
+
+    /// Adds a domain this member has read a digest of to those it owns.
+    pub fn own_domain(&mut self, domain: &str) {
+        let owned = self.owned.get_or_insert_with(HashSet::new);
+        if !owned.contains(domain) {
+            owned.insert(domain.to_owned());
+        }
+    }
+
+    /// Whether this member owns a domain yet.
+    pub fn owns_any(&self) -> bool {
+        self.owned.as_ref().is_some_and(|owned| !owned.is_empty())
     }
 
     /// Folds digests into the sender model, in order, each with its position in the
@@ -349,23 +375,14 @@ impl ClickHouseDetect {
                 let mut sender =
                     if row.version == 0 { Sender::new(domain, &c.source, &c.network) } else { row.sender() };
                 sender.apply(Change { day: digest.day, counts: &c.counts() });
-                let service = services.get(&c.source).and_then(NamedService::trusted);
-                let declared = self.rules.declared(domain, c.source.parse().ok(), service);
-                let context = Context { declared: declared.as_deref(), service };
-                let (status, reason) = sender.status_as_of(&self.rules, context, sender.last_day);
+                let (status, reason) = self.status_of(&sender, &services);
                 row.set(&sender);
-                if row.status != status.as_str() {
-                    row.status_since = row.last_day;
-                    row.status = status.as_str().to_owned();
-                }
-                row.reason = reason;
+                row.restatus(status, reason, now);
                 row.applied.push(identity.clone());
                 if row.applied.len() > APPLIED_KEPT {
                     row.applied.remove(0);
                 }
                 (row.digest_partition, row.digest_offset) = (*partition, *offset);
-                row.version += 1;
-                row.updated_at = now;
                 changed.insert(c.source.clone());
             }
         }
@@ -379,15 +396,12 @@ impl ClickHouseDetect {
     /// those that changed and returns how many. The embedded store does the same after
     /// its enrichment.
     pub fn refresh_named_services(&mut self) -> Result<usize, StoreError> {
-        let Some(owned) = &self.owned else { return Ok(0) };
-        let mut domains: Vec<&str> = owned.iter().map(String::as_str).collect();
-        domains.sort_unstable();
         let mut rows: Vec<SenderRow> = Vec::new();
-        for list in in_lists(&domains) {
+        for filter in self.owned_filters().into_iter().filter(|f| !f.is_empty()) {
             let sql = format!(
                 "SELECT {SENDER_FIELDS} FROM senders FINAL
-                 WHERE domain IN ({list}) AND status IN ('familiar', 'unknown') AND isNotNull(first_dkim_day)
-                   AND source IN (SELECT ip FROM source_services FINAL WHERE isNotNull({TRUSTED_SERVICE}))"
+                 WHERE status IN ('familiar', 'unknown') AND isNotNull(first_dkim_day)
+                   AND source IN (SELECT ip FROM source_services FINAL WHERE isNotNull({TRUSTED_SERVICE})) {filter}"
             );
             rows.extend(self.fetch::<SenderRow>(&sql, &[], "reading the sender model")?);
         }
@@ -396,25 +410,37 @@ impl ClickHouseDetect {
         let now = datetime(ruaflow_schema::clock::now());
         let mut changed = Vec::new();
         for mut row in rows {
-            let sender = row.sender();
-            let service = services.get(&row.source).and_then(NamedService::trusted);
-            let declared = self.rules.declared(&row.domain, row.source.parse().ok(), service);
-            let context = Context { declared: declared.as_deref(), service };
-            let (status, reason) = sender.status_as_of(&self.rules, context, sender.last_day);
-            if row.status == status.as_str() && row.reason == reason {
-                continue;
+            let (status, reason) = self.status_of(&row.sender(), &services);
+            if row.status != status.as_str() || row.reason != reason {
+                row.restatus(status, reason, now);
+                changed.push(row);
             }
-            if row.status != status.as_str() {
-                row.status_since = row.last_day;
-                row.status = status.as_str().to_owned();
-            }
-            row.reason = reason;
-            row.version += 1;
-            row.updated_at = now;
-            changed.push(row);
         }
         self.insert("senders", &changed)?;
         Ok(changed.len())
+    }
+
+    /// The status of `sender` as of its last day, with the service enrichment named for
+    /// its address and the declared senders.
+    fn status_of(&self, sender: &Sender, services: &HashMap<String, NamedService>) -> (Status, String) {
+        let service = services.get(&sender.source).and_then(NamedService::trusted);
+        let declared = self.rules.declared(&sender.domain, sender.source.parse().ok(), service);
+        let context = Context { declared: declared.as_deref(), service };
+        sender.status_as_of(&self.rules, context, sender.last_day)
+    }
+
+    /// `AND domain IN (…)` filters covering the domains this member owns, one per
+    /// [`IN_CHUNK`] domains (none when it owns none); one empty filter when it judges
+    /// every domain.
+    fn owned_filters(&self) -> Vec<String> {
+        match &self.owned {
+            None => vec![String::new()],
+            Some(owned) => {
+                let mut domains: Vec<&str> = owned.iter().map(String::as_str).collect();
+                domains.sort_unstable();
+                in_lists(&domains).map(|list| format!("AND domain IN ({list})")).collect()
+            }
+        }
     }
 
     fn sender_rows(&self, table: &str, domain: &str, sources: &[&str]) -> Result<Vec<SenderRow>, StoreError> {
@@ -715,16 +741,8 @@ impl DetectStore for ClickHouseDetect {
     fn reporter_activity(&mut self, regular_window: i64) -> Result<Vec<ReporterActivity>, Self::Error> {
         // Only the owned domains are read: every member sweeps once a minute, and the
         // reports of 120 days of every domain are not each member's business.
-        let filters: Vec<String> = match &self.owned {
-            None => vec![String::new()],
-            Some(owned) => {
-                let mut domains: Vec<&str> = owned.iter().map(String::as_str).collect();
-                domains.sort_unstable();
-                in_lists(&domains).map(|list| format!("AND domain IN ({list})")).collect()
-            }
-        };
         let mut rows: Vec<ActivityRow> = Vec::new();
-        for filter in filters {
+        for filter in self.owned_filters() {
             let sql = format!(
                 "SELECT domain, org_name, groupUniqArray(toUInt16(day)) FROM reports FINAL
                  WHERE kind = 'dmarc' AND day > today() - 120 {filter}

@@ -8,7 +8,7 @@ use crate::detect::DetectConfig;
 use crate::sender::{Change, Context, Sender, Status, TRUSTED_SERVICE};
 use crate::store::StoreError;
 
-use super::staged::{StagedRow, STAGED_MAX};
+use super::staged::STAGED_MAX;
 
 impl super::SqliteStore {
     /// Folds one report's counts for one source (or network) into the sender model: into
@@ -23,33 +23,24 @@ impl super::SqliteStore {
         counts: &SourceCounts,
     ) -> Result<(), StoreError> {
         let key = (table, domain.to_owned(), source.to_owned());
-        let staged = &mut self.staged;
-        if let Some(row) = staged.rows.get_mut(&key) {
-            if row.changed != staged.report && row.born != staged.report {
-                staged.undo.push((key, row.row.clone()));
-            }
-            row.changed = staged.report;
-            row.row.apply(Change { day, counts });
+        if let Some(row) = self.staged.change(&key) {
+            row.apply(Change { day, counts });
             return Ok(());
         }
         let mut row = load_sender(&self.conn, table, domain, source)?
             .unwrap_or_else(|| Sender::new(domain, source, &counts.network));
         row.apply(Change { day, counts });
-        if staged.rows.len() >= STAGED_MAX {
+        if self.staged.len() >= STAGED_MAX {
             return write_row(&self.conn, &self.rules, table, &row);
         }
-        let report = staged.report;
-        staged.rows.insert(key, StagedRow { row, born: report, changed: report });
+        self.staged.stage(key, row);
         Ok(())
     }
 
     /// Writes the staged rows, in key order, with their status as of their last day.
     pub(super) fn flush_staged(&mut self) -> Result<(), StoreError> {
-        let mut rows: Vec<_> = self.staged.rows.drain().collect();
-        self.staged.undo.clear();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for ((table, _, _), staged) in rows {
-            write_row(&self.conn, &self.rules, table, &staged.row)?;
+        for ((table, _, _), row) in self.staged.drain_sorted() {
+            write_row(&self.conn, &self.rules, table, &row)?;
         }
         Ok(())
     }

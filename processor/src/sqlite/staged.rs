@@ -18,21 +18,48 @@ pub(super) type RowKey = (SenderTable, String, String);
 /// report's changes when it is rolled back alone.
 #[derive(Default)]
 pub(super) struct Staged {
-    pub(super) rows: std::collections::HashMap<RowKey, StagedRow>,
+    rows: std::collections::HashMap<RowKey, StagedRow>,
     /// Rows staged before the open report, as they were before it changed them.
-    pub(super) undo: Vec<(RowKey, Sender)>,
+    undo: Vec<(RowKey, Sender)>,
     /// The open report's number.
-    pub(super) report: u64,
+    report: u64,
 }
 
 /// A staged row, with the reports that staged it and last changed it.
-pub(super) struct StagedRow {
-    pub(super) row: Sender,
-    pub(super) born: u64,
-    pub(super) changed: u64,
+struct StagedRow {
+    row: Sender,
+    born: u64,
+    changed: u64,
 }
 
 impl Staged {
+    /// The staged row of `key`, for the open report to change (its state before the
+    /// report is kept, to be restored if the report is rolled back); `None` when the row
+    /// is not staged.
+    pub(super) fn change(&mut self, key: &RowKey) -> Option<&mut Sender> {
+        let staged = self.rows.get_mut(key)?;
+        if staged.changed != self.report && staged.born != self.report {
+            self.undo.push((key.clone(), staged.row.clone()));
+        }
+        staged.changed = self.report;
+        Some(&mut staged.row)
+    }
+
+    /// Stages a row the open report brought in (read from the table, or new).
+    pub(super) fn stage(&mut self, key: RowKey, row: Sender) {
+        let report = self.report;
+        self.rows.insert(key, StagedRow { row, born: report, changed: report });
+    }
+
+    /// Every staged row, in key order, leaving none staged.
+    pub(super) fn drain_sorted(&mut self) -> Vec<(RowKey, Sender)> {
+        self.undo.clear();
+        let mut rows: Vec<(RowKey, Sender)> =
+            self.rows.drain().map(|(key, staged)| (key, staged.row)).collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
     /// A report begins: its changes can be undone until it is released.
     pub(super) fn begin_report(&mut self) {
         self.report += 1;
