@@ -297,9 +297,16 @@ fn a_processor_killed_ten_times_mid_load_leaves_exact_totals() {
     // Kills that landed between two commits: some of the load in ClickHouse, not all.
     let mut between_commits = 0;
     let mut seen = Vec::new();
+    let assignments = || log_text(&log).matches("partitions assigned").count();
     for _ in 0..10 {
+        let joined_before = assignments();
         let mut child = process(&svc.kafka, &name, &url, &name, &log);
-        // A pseudo-random moment between 0.5 and 3.5 s into the run.
+        // A pseudo-random moment between 0.5 and 3.5 s into its work, counted from its
+        // partitions' assignment (joining the group takes longer on a loaded machine).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while assignments() == joined_before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         seed ^= seed << 13;
         seed ^= seed >> 17;
         seed ^= seed << 5;
